@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmarks: result rows, the table, and the raw websocket-client baselines.
+
+Every `benchmarks/bench_<vendor>.py` exposes `run(quick: bool) -> list[Row]`;
+`python benchmarks/run.py` runs them all in one process and prints one table
+whose ratios compare rtsync with a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Sequence
+
+import websocket
+
+
+@dataclass
+class Row:
+    suite: str  # e.g. "dashly websocket"
+    case: str  # e.g. "rtsync on() callback"
+    value: float
+    unit: str  # "events/s", "ms", "calls/s"
+    baseline: Optional[str] = None  # the case this row is compared with
+    baseline_value: Optional[float] = None
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> Optional[float]:
+        if not self.baseline_value:
+            return None
+        if self.higher_is_better:
+            return self.value / self.baseline_value
+        return self.baseline_value / self.value if self.value else None
+
+
+def print_table(rows: Sequence[Row], out=None) -> None:
+    import sys
+
+    out = out or sys.stdout
+    header = f"{'suite':<28} {'case':<44} {'value':>12} {'unit':<9} {'vs':<26} {'ratio':>7}"
+    out.write(header + "\n" + "-" * len(header) + "\n")
+    for r in rows:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        out.write(
+            f"{r.suite:<28} {r.case:<44} {r.value:>12,.1f} {r.unit:<9} {(r.baseline or ''):<26} {ratio:>7}\n"
+        )
+    out.write("ratio > 1.00x means rtsync is better than the baseline measured in the same run\n")
+
+
+def raw_loop_rate(
+    url: str,
+    count: int,
+    *,
+    skip_utf8_validation: bool = False,
+    subprotocols: Optional[List[str]] = None,
+    header: Optional[dict] = None,
+    origin: Optional[str] = None,
+    after_open: Optional[Callable[[websocket.WebSocket], None]] = None,
+    is_event: Callable[[object], bool] = lambda msg: True,
+    start: Optional[Callable[[], None]] = None,
+) -> float:
+    """Events/s of a plain websocket-client loop (`recv()` + `json.loads`) reading `count` events.
+
+    `start()` tells the server to begin sending (after the socket is open);
+    `is_event` filters protocol chatter (pings, confirmations) out of the count.
+    """
+    ws = websocket.WebSocket(skip_utf8_validation=skip_utf8_validation)
+    kwargs = {"subprotocols": subprotocols, "header": header or {}}
+    if origin:
+        kwargs["origin"] = origin
+    ws.connect(url, **kwargs)
+    try:
+        if after_open:
+            after_open(ws)
+        if start:
+            threading.Thread(target=start, daemon=True).start()
+        got = 0
+        first = None
+        while got < count:
+            msg = json.loads(ws.recv())
+            if is_event(msg):
+                if first is None:
+                    first = time.perf_counter()
+                got += 1
+        elapsed = time.perf_counter() - (first or time.perf_counter())
+        return (count - 1) / elapsed if elapsed > 0 else float("inf")
+    finally:
+        ws.close()
+
+
+def percentiles(samples: Iterable[float]) -> tuple:
+    """(p50, p99) of `samples`, in the samples' unit."""
+    data = sorted(samples)
+    if not data:
+        return (float("nan"), float("nan"))
+    p99 = data[min(len(data) - 1, int(len(data) * 0.99))]
+    return (statistics.median(data), p99)

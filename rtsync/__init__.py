@@ -1,0 +1,69 @@
+"""rtsync: blocking, thread-backed clients for real-time APIs; you write callbacks, rtsync owns the sockets."""
+
+from .errors import (
+    AuthenticationError,
+    CallError,
+    CallTimeout,
+    ConfigurationError,
+    ConnectionLost,
+    FrameTooLarge,
+    ProtocolError,
+    RateLimited,
+    RequestRejected,
+    RtsyncError,
+    StaleConnection,
+    SubscriptionError,
+)
+from .events import Event
+from .policy import Backoff, RetryBudget
+from .runtime import Client
+
+__version__ = "0.1.0"
+
+# Vendor clients load on first use, so `import rtsync` stays cheap.
+_CLIENTS = {
+    "DashlyClient": "rtsync.vendors.dashly.client",
+    "DialpadClient": "rtsync.vendors.dialpad.client",
+    "DoshiiClient": "rtsync.vendors.doshii.client",
+    "FileCheckpoint": "rtsync.checkpoint",
+    "QuickMeetClient": "rtsync.vendors.quickmeet.client",
+    "VoxsigClient": "rtsync.vendors.voxsig.client",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _CLIENTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rtsync' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list:
+    return sorted(__all__)
+
+__all__ = [
+    "AuthenticationError",
+    "Backoff",
+    "CallError",
+    "CallTimeout",
+    "Client",
+    "ConfigurationError",
+    "ConnectionLost",
+    "DashlyClient",
+    "DialpadClient",
+    "DoshiiClient",
+    "Event",
+    "FileCheckpoint",
+    "FrameTooLarge",
+    "ProtocolError",
+    "QuickMeetClient",
+    "RateLimited",
+    "RequestRejected",
+    "RetryBudget",
+    "RtsyncError",
+    "StaleConnection",
+    "SubscriptionError",
+    "VoxsigClient",
+]

@@ -1,0 +1,299 @@
+"""Events, the pattern registry behind on/off/once, and the dispatcher thread that runs callbacks.
+
+Threading contract: reader threads only ever call `Dispatcher.put`; user
+callbacks run on the one dispatcher thread, one at a time, in arrival order.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from datetime import datetime, timezone
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, Type, Union
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+__all__ = [
+    "CONNECTED",
+    "DISCONNECTED",
+    "ERROR",
+    "GAP",
+    "RECONNECTING",
+    "Dispatcher",
+    "Event",
+    "Handlers",
+    "register_view",
+]
+
+log = logging.getLogger("rtsync.events")
+
+# Lifecycle names: the "rtsync." prefix is one no vendor can produce.
+CONNECTED = "rtsync.connected"
+DISCONNECTED = "rtsync.disconnected"
+RECONNECTING = "rtsync.reconnecting"
+ERROR = "rtsync.error"
+GAP = "rtsync.gap"
+
+Callback = Callable[["Event"], Any]
+
+# (provider, name glob) -> pydantic model giving a typed view of `Event.data`.
+_VIEWS: List[Tuple[str, str, Type[BaseModel]]] = []
+
+
+def register_view(provider: str, pattern: str, model: Type[BaseModel]) -> None:
+    """Declare that `data` of `provider` events whose name matches `pattern` parses as `model`."""
+    _VIEWS.append((provider, pattern, model))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Event(BaseModel):
+    """One decoded event, vendor or lifecycle.
+
+    `name` is what `on()` matches first; `channel` is the vendor's channel or
+    stream (None where the vendor has none); `data` is the decoded payload;
+    `raw` is the frame as received. `typed` parses `data` with the vendor's
+    pydantic model where one is registered, else returns None.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    channel: Optional[str] = None
+    data: Any = None
+    id: Optional[Union[int, str]] = None
+    provider: str = "rtsync"
+    received_at: datetime
+    raw: Optional[str] = None
+
+    _typed: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def make(
+        cls,
+        name: str,
+        *,
+        provider: str,
+        data: Any = None,
+        channel: Optional[str] = None,
+        id: Optional[Union[int, str]] = None,
+        raw: Optional[str] = None,
+    ) -> "Event":
+        """Build an event from already-decoded parts, skipping validation (the hot path)."""
+        return cls.model_construct(
+            name=name,
+            channel=channel,
+            data=data,
+            id=id,
+            provider=provider,
+            received_at=_now(),
+            raw=raw,
+        )
+
+    @property
+    def typed(self) -> Optional[BaseModel]:
+        """`data` parsed with the vendor's model (unknown fields kept), or None if none applies."""
+        if self._typed is None:
+            for provider, pattern, model in _VIEWS:
+                if provider == self.provider and fnmatchcase(self.name, pattern):
+                    self._typed = model.model_validate(self.data)
+                    break
+        return self._typed
+
+
+def _matches(pattern: str, value: Optional[str]) -> bool:
+    return value is not None and fnmatchcase(value, pattern)
+
+
+class Handlers:
+    """The callback registry: glob patterns matched against an event's name or channel."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: List[Tuple[str, Callback, bool]] = []
+        # (name, channel) -> callbacks; cleared whenever the registry changes.
+        self._cache: Dict[Tuple[str, Optional[str]], List[Tuple[str, Callback, bool]]] = {}
+
+    def add(self, pattern: str, fn: Callback, once: bool = False) -> None:
+        if not isinstance(pattern, str) or not pattern:
+            raise TypeError("pattern must be a non-empty string such as 'message.created' or '*'")
+        if not callable(fn):
+            raise TypeError(f"callback for {pattern!r} must be callable, got {type(fn).__name__}")
+        with self._lock:
+            self._entries.append((pattern, fn, once))
+            self._cache = {}
+
+    def remove(self, pattern: str, fn: Optional[Callback] = None) -> int:
+        """Remove `fn` (or every callback) registered under `pattern`; return how many went."""
+        with self._lock:
+            keep = [e for e in self._entries if not (e[0] == pattern and (fn is None or e[1] == fn))]
+            removed = len(self._entries) - len(keep)
+            self._entries = keep
+            self._cache = {}
+        return removed
+
+    def _discard(self, entry: Tuple[str, Callback, bool]) -> bool:
+        with self._lock:
+            try:
+                self._entries.remove(entry)
+            except ValueError:
+                return False
+            self._cache = {}
+            return True
+
+    def matching(self, event: Event) -> List[Tuple[str, Callback, bool]]:
+        key = (event.name, event.channel)
+        found = self._cache.get(key)
+        if found is None:
+            with self._lock:
+                found = [
+                    e
+                    for e in self._entries
+                    if _matches(e[0], event.name) or _matches(e[0], event.channel)
+                ]
+                self._cache[key] = found
+        return found
+
+    def run(self, event: Event) -> List[Tuple[Callback, BaseException]]:
+        """Call every matching callback in registration order; return the failures."""
+        failures = []
+        for entry in self.matching(event):
+            if entry[2] and not self._discard(entry):
+                continue  # a `once` callback another event already consumed
+            try:
+                entry[1](event)
+            except Exception as exc:
+                failures.append((entry[1], exc))
+        return failures
+
+
+_STOP = object()
+
+
+class Dispatcher:
+    """A bounded FIFO of events and the one thread that runs callbacks for them.
+
+    When the queue holds `maxsize` events, `put` blocks the reader (nothing is
+    dropped) until the callbacks catch up or `abort` is set; the reader keeps
+    its timers running meanwhile (see `Client`), and the socket's own flow
+    control makes the server wait. `after` runs on the dispatcher thread after
+    each event's callbacks (the Dashly checkpoint uses it).
+    """
+
+    def __init__(
+        self,
+        handlers: Handlers,
+        *,
+        maxsize: int = 10_000,
+        name: str = "rtsync-dispatch",
+        after: Optional[Callable[[Event], None]] = None,
+    ) -> None:
+        if maxsize < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.handlers = handlers
+        self.maxsize = maxsize
+        self._after = after
+        self._queue: Deque[Any] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: Optional[threading.Thread] = None
+        self._name = name
+        self._warned_full = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, event: Event, wait: Optional[Callable[[], bool]] = None) -> bool:
+        """Queue one event. While full, call `wait()` (which returns False to give up) between checks."""
+        with self._cond:
+            while len(self._queue) >= self.maxsize:
+                if not self._warned_full:
+                    self._warned_full = True
+                    log.warning(
+                        "event queue full (%d events): reading paused until callbacks catch up",
+                        self.maxsize,
+                    )
+                if wait is None:
+                    self._cond.wait(0.1)
+                    continue
+                self._cond.release()
+                try:
+                    if not wait():
+                        return False
+                finally:
+                    self._cond.acquire()
+            self._queue.append(event)
+            self._cond.notify_all()
+        return True
+
+    def put_many(self, events: Iterable[Event], wait: Optional[Callable[[], bool]] = None) -> bool:
+        for event in events:
+            if not self.put(event, wait):
+                return False
+        return True
+
+    def stop(self, timeout: Optional[float] = None) -> bool:
+        """Let the thread finish what is queued, then end it. Return True if it ended in time."""
+        thread = self._thread
+        if thread is None:
+            return True
+        with self._cond:
+            self._queue.append(_STOP)
+            self._cond.notify_all()
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
+
+    def has_room(self) -> bool:
+        return len(self._queue) < self.maxsize
+
+    def _run(self) -> None:
+        queue, cond, handlers, after = self._queue, self._cond, self.handlers, self._after
+        while True:
+            with cond:
+                while not queue:
+                    cond.wait()
+                item = queue.popleft()
+                if len(queue) < self.maxsize:
+                    self._warned_full = False
+                cond.notify_all()
+            if item is _STOP:
+                return
+            self.dispatch(item)
+            if after is not None:
+                try:
+                    after(item)
+                except Exception:
+                    log.exception("post-dispatch hook failed for %s", item.name)
+
+    def dispatch(self, event: Event) -> None:
+        """Run callbacks for one event on the calling thread, reporting failures as `rtsync.error`."""
+        for fn, exc in self.handlers.run(event):
+            log.error("callback %r failed on %s", _describe(fn), event.name, exc_info=exc)
+            if event.name == ERROR:
+                continue  # never report an error about reporting an error
+            report = Event.make(
+                ERROR,
+                provider=event.provider,
+                data={
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "callback": _describe(fn),
+                    "event": event.name,
+                    "exception": exc,
+                },
+            )
+            self.dispatch(report)
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)

@@ -1,0 +1,68 @@
+"""Reconnect policy: how long to wait after a failure, and whether to try again at all.
+
+Waits come from the `backoff` package's wait generators (`backoff.expo`)
+with full jitter; the sleeping itself is the runtime's, on an Event that
+`stop()` can interrupt. Clock and jitter are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Iterator, Optional
+
+import backoff
+
+from .errors import RateLimited, RtsyncError
+
+__all__ = ["Backoff", "RetryBudget"]
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: wait `floor + jitter(min(cap, base * 2**n))`.
+
+    `floor` is a minimum pause every failure costs (Dashly asks for 20-30 s:
+    `Backoff(floor=20, base=10, cap=10)`). A `RateLimited` error with a
+    `retry_after` waits exactly what the server said instead.
+    """
+
+    base: float = 1.0
+    cap: float = 30.0
+    floor: float = 0.0
+    jitter: Callable[[float], float] = backoff.full_jitter
+    _waits: Optional[Iterator[float]] = field(default=None, init=False, repr=False)
+
+    def reset(self) -> None:
+        """Forget past failures (called once a link has been healthy)."""
+        self._waits = None
+
+    def next_delay(self, error: Optional[RtsyncError] = None) -> float:
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            return max(0.0, float(error.retry_after))
+        if self._waits is None:
+            # backoff.expo yields None first (its "prime" step) before the series starts.
+            self._waits = backoff.expo(base=2, factor=self.base, max_value=self.cap)
+            next(self._waits)
+        return self.floor + self.jitter(next(self._waits))
+
+
+@dataclass
+class RetryBudget:
+    """At most `attempts` reconnects within any `window` seconds; beyond that the client gives up."""
+
+    attempts: int
+    window: float
+    clock: Callable[[], float] = time.monotonic
+    _times: Deque[float] = field(default_factory=collections.deque, init=False, repr=False)
+
+    def spend(self) -> bool:
+        """Record one reconnect; return False when the budget for the window is exhausted."""
+        now = self.clock()
+        while self._times and now - self._times[0] > self.window:
+            self._times.popleft()
+        if len(self._times) >= self.attempts:
+            return False
+        self._times.append(now)
+        return True

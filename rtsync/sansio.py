@@ -1,0 +1,164 @@
+"""The contract between a vendor's sans-I/O protocol and the runtime that drives it.
+
+A protocol never touches sockets, threads or clocks. The runtime hands it
+what arrived (text frames, HTTP responses) and the current monotonic time
+`now`, and the protocol answers with a list of outputs:
+
+- an `Event` to deliver to callbacks (vendor events, or `rtsync.gap`),
+- `Send(text)` / `Ping()` to write on the current link,
+- `Connected(resumed=...)` once the link is fully usable (subscribed, logged in),
+- `Reply(key, result, error)` to complete a blocking call made through
+  `Client._request`,
+- `Report(error)` for a problem worth telling callbacks about (`rtsync.error`)
+  that does not end the link (a malformed frame),
+- `Fail(error)` to end the link; the runtime reconnects if `error.retryable`,
+  otherwise stops the client with it,
+- `Rotate()` to replace the link make-before-break (new link first, then the
+  old one is drained and closed).
+
+Timers are deadlines: after every call the runtime asks `deadline()` and calls
+`tick(now)` when it passes, so heartbeats and stale checks need no thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Mapping, Optional, Sequence, Union
+
+from .errors import RtsyncError
+from .events import Event
+
+__all__ = [
+    "Connected",
+    "Fail",
+    "Handshake",
+    "HttpRequest",
+    "HttpResponse",
+    "Output",
+    "Ping",
+    "PollingProtocol",
+    "Reply",
+    "Report",
+    "Rotate",
+    "Send",
+    "WebSocketProtocol",
+]
+
+
+@dataclass(frozen=True)
+class Send:
+    text: str
+
+
+@dataclass(frozen=True)
+class Ping:
+    """An RFC 6455 ping with an empty payload (the only kind every server tolerates)."""
+
+
+@dataclass(frozen=True)
+class Connected:
+    resumed: bool = False
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    key: str
+    result: Any = None
+    error: Optional[RtsyncError] = None
+
+
+@dataclass(frozen=True)
+class Report:
+    error: RtsyncError
+
+
+@dataclass(frozen=True)
+class Fail:
+    error: RtsyncError
+
+
+@dataclass(frozen=True)
+class Rotate:
+    reason: str = "refresh"
+
+
+Output = Union[Event, Send, Ping, Connected, Reply, Report, Fail, Rotate]
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What to open: the URL (secrets included; the runtime redacts it in logs) and extras."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    subprotocols: Sequence[str] = ()
+    origin: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 40.0
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class WebSocketProtocol:
+    """Base for a vendor's WebSocket protocol; every hook has a harmless default.
+
+    One instance lives as long as the client, across links, so it can keep
+    cursors, subscriptions and dedupe state; `opened` marks a new link.
+    """
+
+    def handshake(self) -> Handshake:
+        raise NotImplementedError
+
+    def opened(self, now: float) -> List[Output]:
+        """A new link is open (handshake done)."""
+        return []
+
+    def received(self, text: str, now: float) -> List[Output]:
+        """One complete text frame arrived."""
+        return []
+
+    def heard(self, now: float) -> None:
+        """A control frame (ping/pong) arrived: the server is alive."""
+
+    def closed(self, code: Optional[int], reason: str) -> RtsyncError:
+        """The server closed the link; say what that means (retryable or not)."""
+        from .errors import ConnectionLost
+
+        return ConnectionLost(f"server closed the connection (code {code})")
+
+    def lost(self) -> List[Output]:
+        """The link is gone for any reason: reset per-link state, fail calls in flight."""
+        return []
+
+    def deadline(self) -> Optional[float]:
+        """Monotonic time at which `tick` must run next, or None."""
+        return None
+
+    def tick(self, now: float) -> List[Output]:
+        return []
+
+
+class PollingProtocol:
+    """Base for a vendor's HTTP polling protocol."""
+
+    def request(self) -> HttpRequest:
+        raise NotImplementedError
+
+    def response(self, response: HttpResponse, now: float) -> List[Output]:
+        raise NotImplementedError
+
+    def delay(self) -> float:
+        """Seconds to wait before the next request after a successful one."""
+        return 0.0
+

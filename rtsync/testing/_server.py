@@ -1,0 +1,166 @@
+"""A local HTTP + WebSocket server on 127.0.0.1, run by aiohttp on a background thread, with fault controls.
+
+Every vendor's test server subclasses `LocalServer` and builds its routes in
+`routes()`. The base gives them what chaos tests need: `drop()` (TCP reset,
+no close frame), `restart()` (same port, every connection cut), `silence()`
+(keep sockets open but send nothing), and thread-safe `call()` into the loop.
+aiohttp is used rather than `websockets` because several vendors serve REST
+or long polling and WebSocket on one port, which needs a full HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from typing import Any, Awaitable, Callable, Optional, Set, TypeVar
+
+from aiohttp import web
+
+__all__ = ["LocalServer"]
+
+log = logging.getLogger("rtsync.testing")
+
+T = TypeVar("T")
+
+
+class LocalServer:
+    """Base local server: start()/stop(), a context manager, and fault controls."""
+
+    #: Name of the server thread; tests use it to tell our threads from the server's.
+    thread_name = "rtsync-testserver"
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.silent = False
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._site: Optional[web.TCPSite] = None
+        self.websockets: Set[web.WebSocketResponse] = set()
+        self.connections_total = 0
+
+    # -- to override -----------------------------------------------------
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def on_restart(self) -> None:
+        """Forget per-process state the way a real server restart would (override as needed)."""
+
+    # -- lifecycle -------------------------------------------------------
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def start(self) -> "LocalServer":
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        ready.wait()
+        self.call(self._listen)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        try:
+            self.call(self._shutdown, timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+            self._loop = None
+            self._thread = None
+
+    def __enter__(self) -> "LocalServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = 30) -> T:
+        """Run coroutine function `fn(*args)` on the server loop and return its result."""
+        assert self._loop is not None, "server not started"
+        return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(timeout)
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._loop is not None, "server not started"
+        self._loop.call_soon_threadsafe(fn, *args)
+
+    async def _listen(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.routes(app)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._site = web.SockSite(self._runner, sock, shutdown_timeout=0.1)
+        await self._site.start()
+
+    async def _shutdown(self) -> None:
+        self._abort_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self._site = None
+
+    # -- fault controls --------------------------------------------------
+    def _abort_all(self) -> int:
+        count = 0
+        for ws in list(self.websockets):
+            transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001
+            if transport is not None:
+                transport.abort()
+                count += 1
+        self.websockets.clear()
+        return count
+
+    def drop(self) -> int:
+        """Cut every open WebSocket at the TCP level, no close frame. Returns how many."""
+
+        async def go() -> int:
+            return self._abort_all()
+
+        return self.call(go)
+
+    def restart(self, downtime: float = 0.0) -> None:
+        """Stop listening, cut every connection, forget state, listen again on the same port."""
+
+        async def go() -> None:
+            await self._shutdown()
+            await self.on_restart()
+            if downtime:
+                await asyncio.sleep(downtime)
+            await self._listen()
+
+        self.call(go)
+
+    def silence(self, on: bool = True) -> None:
+        """Keep every socket open but send nothing (no data, no pings) while on."""
+        self.silent = on
+
+    # -- helpers for subclasses -----------------------------------------
+    def track(self, ws: web.WebSocketResponse) -> None:
+        self.websockets.add(ws)
+        self.connections_total += 1
+
+    def untrack(self, ws: web.WebSocketResponse) -> None:
+        self.websockets.discard(ws)

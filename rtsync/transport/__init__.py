@@ -1,0 +1,1 @@
+"""Vendor-agnostic I/O: a WebSocket link and a cancellable HTTP client."""

@@ -1,0 +1,124 @@
+"""HTTP requests through `requests`, cancellable from another thread (for 25 s long polls and REST calls).
+
+`cancel()` shuts down every socket a request of this client has open, so a
+blocked `get()` returns at once with ConnectionLost; this is how `stop()`
+keeps its one-second promise in the middle of a long poll.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, Mapping, Optional, Set, Union
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ..errors import ConnectionLost
+from ..sansio import HttpResponse
+from .websocket import status_error
+
+__all__ = ["HttpClient"]
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.socks: Set[socket.socket] = set()
+        self.cancelled = False
+
+
+def _tracking(pool_cls: Any, registry: _Registry) -> Any:
+    """A connection pool class whose connections record their sockets in `registry`."""
+
+    class Conn(pool_cls.ConnectionCls):  # type: ignore[misc, name-defined]
+        def connect(self) -> None:
+            super().connect()
+            with registry.lock:
+                if registry.cancelled:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                registry.socks.add(self.sock)
+
+        def close(self) -> None:
+            sock = getattr(self, "sock", None)
+            if sock is not None:
+                with registry.lock:
+                    registry.socks.discard(sock)
+            super().close()
+
+    return type(pool_cls.__name__, (pool_cls,), {"ConnectionCls": Conn})
+
+
+class _Adapter(HTTPAdapter):
+    def __init__(self, registry: _Registry) -> None:
+        self._registry = registry
+        super().__init__(pool_maxsize=4)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _tracking(HTTPConnectionPool, self._registry),
+            "https": _tracking(HTTPSConnectionPool, self._registry),
+        }
+
+
+class HttpClient:
+    """A requests Session whose in-flight requests `cancel()` can interrupt from any thread."""
+
+    def __init__(self, *, verify: Union[bool, str] = True, user_agent: str = "rtsync") -> None:
+        self._registry = _Registry()
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.headers["User-Agent"] = user_agent
+        adapter = _Adapter(self._registry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: float = 30.0,
+        what: str = "request",
+        json: Any = None,
+        check: bool = True,
+    ) -> HttpResponse:
+        """Send one request. Network failures become ConnectionLost; with `check`, statuses
+        >= 400 become the matching rtsync error (401/403 auth, 429 rate limit, 4xx rejected)."""
+        if self._registry.cancelled:
+            raise ConnectionLost("the client is stopping")
+        try:
+            resp = self.session.request(
+                method, url, headers=dict(headers or {}), timeout=(min(timeout, 15.0), timeout),
+                json=json, allow_redirects=False,
+            )
+            body = resp.content
+        except requests.RequestException as exc:
+            raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
+        result = HttpResponse(resp.status_code, dict(resp.headers), body)
+        if check and resp.status_code >= 400:
+            retry = resp.headers.get("Retry-After")
+            raise status_error(resp.status_code, what, float(retry) if retry and retry.isdigit() else None)
+        return result
+
+    def cancel(self) -> None:
+        """Interrupt every request in flight and refuse new ones until `reset()`."""
+        with self._registry.lock:
+            self._registry.cancelled = True
+            socks = list(self._registry.socks)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def reset(self) -> None:
+        with self._registry.lock:
+            self._registry.cancelled = False
+
+    def close(self) -> None:
+        self.cancel()
+        self.session.close()

@@ -1,0 +1,264 @@
+"""A WebSocket link: websocket-client for the handshake and writes, a buffered frame reader for reads.
+
+websocket-client's own `recv()` makes two or three `recv` system calls per
+frame; reading 256 KiB at a time and cutting frames out of the buffer is what
+lets rtsync keep up with (and beat) a raw websocket-client loop. Frames larger
+than `max_message_size` are skipped without being buffered and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import struct
+import threading
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import websocket
+
+from ..errors import (
+    AuthenticationError,
+    ConnectionLost,
+    FrameTooLarge,
+    ProtocolError,
+    RateLimited,
+    RequestRejected,
+)
+from ..sansio import Handshake
+
+__all__ = ["CLOSE", "PING", "PONG", "TEXT", "BINARY", "WebSocketLink", "status_error"]
+
+log = logging.getLogger("rtsync.transport.websocket")
+
+CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+Frame = Tuple[int, Union[str, bytes]]
+
+_READ_SIZE = 256 * 1024
+
+
+def status_error(status: int, what: str, retry_after: Optional[float] = None) -> Exception:
+    """Map an HTTP status on a handshake or request to the rtsync error the policy understands."""
+    if status in (401, 403):
+        return AuthenticationError(
+            f"{what} was refused with HTTP {status}: the credentials were not accepted. "
+            "Check the token or key; rtsync will not retry."
+        )
+    if status == 429:
+        return RateLimited(f"{what} was rate limited (HTTP 429)", retry_after=retry_after)
+    if 400 <= status < 500 and status != 408:
+        return RequestRejected(f"{what} was rejected with HTTP {status}", status=status)
+    return ConnectionLost(f"{what} failed with HTTP {status}")
+
+
+class WebSocketLink:
+    """One open WebSocket. `recv` is for the reader thread; `send_text`, `ping`, `abort` are thread-safe."""
+
+    def __init__(
+        self,
+        handshake: Handshake,
+        *,
+        timeout: float = 10.0,
+        max_message_size: int = 16 * 1024 * 1024,
+        verify: Union[bool, str] = True,
+        display_url: str = "",
+    ) -> None:
+        self.max_message_size = max_message_size
+        self._buf = bytearray()
+        self._fragments: List[bytes] = []
+        self._fragment_op = 0
+        self._skip = 0  # bytes of an oversized frame still to discard
+        self._closed = False
+        self._lock = threading.Lock()
+        what = f"WebSocket handshake with {display_url or 'the server'}"
+        sslopt: Dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+        if verify is False:
+            sslopt = {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+        elif isinstance(verify, str):
+            sslopt["ca_certs"] = verify
+        self._ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True, enable_multithread=True)
+        options: Dict[str, Any] = {"timeout": timeout, "header": dict(handshake.headers)}
+        if handshake.subprotocols:
+            options["subprotocols"] = list(handshake.subprotocols)
+        if handshake.origin:
+            options["origin"] = handshake.origin
+        try:
+            self._ws.connect(handshake.url, suppress_origin=not handshake.origin, **options)
+        except websocket.WebSocketBadStatusException as exc:
+            retry = (exc.resp_headers or {}).get("retry-after")
+            raise status_error(exc.status_code, what, _seconds(retry)) from None
+        except (OSError, websocket.WebSocketException) as exc:
+            self._ws.shutdown()
+            raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
+        self.subprotocol: Optional[str] = self._ws.getsubprotocol()
+        sock = self._ws.sock
+        assert sock is not None
+        self._sock: socket.socket = sock
+
+    # -- writes (any thread) -------------------------------------------
+    def send_text(self, text: str) -> None:
+        self._write(lambda: self._ws.send(text))
+
+    def ping(self, payload: bytes = b"") -> None:
+        self._write(lambda: self._ws.ping(payload))
+
+    def _write(self, op: Any) -> None:
+        if self._closed:
+            raise ConnectionLost("the connection is closed")
+        try:
+            op()
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionLost(f"send failed: {type(exc).__name__}") from None
+
+    def begin_close(self, code: int = 1000) -> None:
+        """Send a close frame (best effort); frames may still be read until the server's close."""
+        if not self._closed:
+            try:
+                self._ws.send_close(struct.pack("!H", code))
+            except Exception:
+                pass
+
+    def close(self, code: int = 1000) -> None:
+        """Send a close frame (best effort) and shut the socket."""
+        self.begin_close(code)
+        self.abort()
+
+    def abort(self) -> None:
+        """Shut the socket at once; a `recv` blocked in another thread returns with ConnectionLost."""
+        self._closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    # -- reads (reader thread only) ------------------------------------
+    def recv(self, timeout: Optional[float]) -> List[Frame]:
+        """Return the complete frames available, waiting up to `timeout` for the first bytes.
+
+        An empty list means the timeout passed. PINGs are answered here.
+        """
+        frames = self._parse()
+        if frames:
+            return frames
+        if self._closed:
+            raise ConnectionLost("the connection is closed")
+        try:
+            self._sock.settimeout(timeout)
+            chunk = self._sock.recv(_READ_SIZE)
+        except (socket.timeout, ssl.SSLWantReadError):
+            return []
+        except OSError as exc:
+            raise ConnectionLost(f"connection lost: {type(exc).__name__}") from None
+        if not chunk:
+            raise ConnectionLost("connection closed by the server without a close frame")
+        self._buf += chunk
+        # Drain what the kernel (or the TLS layer) already holds without blocking again.
+        pending = getattr(self._sock, "pending", None)
+        while pending is not None and pending():
+            self._buf += self._sock.recv(_READ_SIZE)
+        return self._parse()
+
+    def _parse(self) -> List[Frame]:
+        out: List[Frame] = []
+        buf = self._buf
+        pos = 0
+        end = len(buf)
+        while True:
+            if self._skip:
+                take = min(self._skip, end - pos)
+                pos += take
+                self._skip -= take
+                if self._skip:
+                    break
+            if end - pos < 2:
+                break
+            b0, b1 = buf[pos], buf[pos + 1]
+            length = b1 & 0x7F
+            head = 2
+            if length == 126:
+                if end - pos < 4:
+                    break
+                length = (buf[pos + 2] << 8) | buf[pos + 3]
+                head = 4
+            elif length == 127:
+                if end - pos < 10:
+                    break
+                (length,) = struct.unpack_from("!Q", buf, pos + 2)
+                head = 10
+            masked = b1 & 0x80
+            if masked:
+                head += 4
+            opcode = b0 & 0x0F
+            if length > self.max_message_size and opcode < 0x8:
+                self._skip = length - min(length, end - pos - head)
+                pos = min(end, pos + head + length)
+                self._fragments = []
+                out.append((-1, f"{length}"))
+                continue
+            if end - pos < head + length:
+                break
+            payload = bytes(buf[pos + head : pos + head + length])
+            if masked:
+                key = buf[pos + head - 4 : pos + head]
+                payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            pos += head + length
+            fin = b0 & 0x80
+            if opcode >= 0x8:
+                if opcode == PING:
+                    try:
+                        self._ws.pong(payload)
+                    except Exception:
+                        pass
+                out.append((opcode, payload))
+                continue
+            if opcode != CONT:
+                self._fragment_op = opcode
+                self._fragments = []
+            self._fragments.append(payload)
+            if not fin:
+                if sum(map(len, self._fragments)) > self.max_message_size:
+                    out.append((-1, str(sum(map(len, self._fragments)))))
+                    self._fragments = []
+                continue
+            data = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
+            self._fragments = []
+            if self._fragment_op == TEXT:
+                try:
+                    out.append((TEXT, data.decode("utf-8")))
+                except UnicodeDecodeError:
+                    out.append((-2, "text frame is not valid UTF-8"))
+            else:
+                out.append((BINARY, data))
+        if pos:
+            del buf[:pos]
+        return out
+
+    @staticmethod
+    def frame_error(opcode: int, detail: Union[str, bytes], limit: int) -> ProtocolError:
+        """Turn the reader's pseudo-frames (-1 oversized, -2 bad UTF-8) into errors."""
+        if opcode == -1:
+            return FrameTooLarge(
+                f"skipped a {detail}-byte frame, larger than max_message_size={limit}; "
+                "raise max_message_size if such frames are expected"
+            )
+        return ProtocolError(str(detail))
+
+
+def close_details(payload: bytes) -> Tuple[Optional[int], str]:
+    """Split a close frame's payload into (code, reason)."""
+    if len(payload) >= 2:
+        code = struct.unpack("!H", payload[:2])[0]
+        return code, payload[2:].decode("utf-8", "replace")
+    return None, ""
+
+
+def _seconds(value: Optional[str]) -> Optional[float]:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

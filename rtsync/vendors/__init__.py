@@ -1,0 +1,1 @@
+"""One package per vendor: protocol.py (sans-I/O), models.py (payloads), client.py (the public client)."""
