@@ -162,3 +162,7 @@ class PollingProtocol:
         """Seconds to wait before the next request after a successful one."""
         return 0.0
 
+    def lost(self) -> List[Output]:
+        """A request failed or the client is stopping: reset per-link state."""
+        return []
+

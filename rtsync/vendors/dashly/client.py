@@ -1,0 +1,217 @@
+"""`DashlyClient`: Dashly Realtime Services over WebSocket, long polling or short polling, resumed without loss."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any, Deque, Dict, List, Optional, Sequence, Union
+
+from ...checkpoint import FileCheckpoint
+from ...errors import ConfigurationError, RtsyncError
+from ...events import Dispatcher, Event
+from ...policy import Backoff
+from ...runtime import Client
+from ...sansio import Fail
+from .protocol import (
+    Cursor,
+    DashlyEvent,
+    DashlyState,
+    LongPollProtocol,
+    ShortPollProtocol,
+    WebSocketStream,
+    validate_channels,
+)
+
+__all__ = ["DashlyClient"]
+
+DEFAULT_URL = "https://realtime-services.dashly.app"
+TRANSPORTS = ("websocket", "longpoll", "shortpoll")
+
+
+def _scheme_for(url: str, transport: str) -> str:
+    """Dashly serves all three transports on one host; map the scheme to the transport."""
+    url = url.rstrip("/")
+    for secure, plain in (("https://", "http://"), ("wss://", "ws://")):
+        if url.startswith(secure):
+            rest, tls = url[len(secure):], True
+            break
+        if url.startswith(plain):
+            rest, tls = url[len(plain):], False
+            break
+    else:
+        raise ConfigurationError(f"url must start with https://, wss://, http:// or ws://, got {url!r}")
+    if transport == "websocket":
+        return ("wss://" if tls else "ws://") + rest
+    return ("https://" if tls else "http://") + rest
+
+
+class DashlyClient(Client):
+    """Listen to Dashly channels; events are named by their channel.
+
+        client = rtsync.DashlyClient(token, ["conversation_reply.100", "conversation.100"])
+        client.on("conversation_reply.*", lambda e: print(e.data))
+        client.run_forever()
+
+    Each event is a `DashlyEvent`: `name` and `channel` are the message's
+    channel, `id` its per-channel id, `data` its `message`, and `tag`/`time`
+    its resume cursor. A deleted channel is a `dashly.channel_deleted` event.
+    Messages missed while disconnected are fetched again on reconnect from the
+    newest `(time, tag)` delivered, repeats are dropped by `(channel, id)`,
+    and ids that never arrive are reported as `rtsync.gap`.
+
+    `transport`: "websocket" (default), "longpoll" (25 s holds) or
+    "shortpoll" (every `poll_interval` s). After a failure the client waits
+    20-30 s before retrying, as Dashly asks ("be nice"); pass `backoff=` to
+    change that. A refused token (HTTP 401/403) or a rejected channel list
+    (400, close 1008) stops the client with an error instead of retrying.
+
+    `checkpoint=rtsync.FileCheckpoint(path)` saves the cursor of the events
+    your callbacks have finished with (at most every `checkpoint_interval` s
+    and on stop), so the next run resumes exactly there; `poll_once()` is the
+    one-request form for cron jobs.
+
+    Threading: see `rtsync.Client`; callbacks run on one dispatcher thread.
+    """
+
+    provider = "dashly"
+
+    def __init__(
+        self,
+        auth_token: str,
+        channels: Union[str, Sequence[str]],
+        transport: str = "websocket",
+        url: str = DEFAULT_URL,
+        checkpoint: Optional[FileCheckpoint] = None,
+        *,
+        poll_interval: float = 3.0,
+        keepalive: float = 20.0,
+        pong_timeout: float = 10.0,
+        gap_grace: float = 2.0,
+        checkpoint_interval: float = 1.0,
+        backoff: Optional[Backoff] = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(auth_token, str) or not auth_token.strip():
+            raise ConfigurationError("auth_token must be your Dashly Web API token (a non-empty string)")
+        if transport not in TRANSPORTS:
+            raise ConfigurationError(f"transport must be one of {', '.join(TRANSPORTS)}; got {transport!r}")
+        if poll_interval <= 0:
+            raise ConfigurationError("poll_interval must be positive")
+        super().__init__(backoff=backoff or Backoff(base=10.0, cap=10.0, floor=20.0), **options)
+        self._secrets.append(auth_token)
+        self.transport = transport
+        self.channels = validate_channels(channels)
+        self.checkpoint = checkpoint
+        self.checkpoint_interval = checkpoint_interval
+        self.state = DashlyState(self.channels, gap_grace=gap_grace)
+        if checkpoint is not None:
+            saved = checkpoint.load()
+            if saved:
+                try:
+                    self.state.restore(saved)
+                except (KeyError, TypeError, ValueError):
+                    raise ConfigurationError(
+                        f"checkpoint {checkpoint.path} is not a Dashly cursor; delete it to start from now"
+                    ) from None
+        self._url = url
+        self._token = auth_token
+        if transport == "websocket":
+            self.protocol = WebSocketStream(
+                _scheme_for(url, transport), auth_token, self.state,
+                keepalive=keepalive, pong_timeout=pong_timeout,
+            )
+        elif transport == "longpoll":
+            self.protocol = LongPollProtocol(_scheme_for(url, transport), auth_token, self.state)
+        else:
+            self.protocol = ShortPollProtocol(
+                _scheme_for(url, transport), auth_token, self.state, interval=poll_interval
+            )
+        # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
+        self._done_cursor: Optional[Cursor] = self.state.cursor
+        self._done_ids: Dict[str, Deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=256))
+        self._done_lock = threading.Lock()
+        self._saved_at = 0.0
+        self._dirty = False
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<DashlyClient {self.transport} channels={self.channels!r} {state}>"
+
+    @property
+    def cursor(self) -> Optional[Cursor]:
+        """The newest `(time, tag)` read so far; reconnects resume from it."""
+        return self.state.cursor
+
+    # -- checkpoints --------------------------------------------------------
+    def _after_dispatch(self, event: Event) -> None:
+        if not self._record_done(event):
+            return
+        now = time.monotonic()
+        if now - self._saved_at >= self.checkpoint_interval:
+            self._saved_at = now
+            self.save_checkpoint()
+
+    def _on_stopped(self) -> None:
+        self.save_checkpoint()
+
+    def save_checkpoint(self) -> None:
+        """Write the cursor of the events callbacks have finished with (no-op without a checkpoint)."""
+        if self.checkpoint is None:
+            return
+        with self._done_lock:
+            if not self._dirty:
+                return
+            self._dirty = False
+            data = {
+                "cursor": self._done_cursor.to_json() if self._done_cursor else None,
+                "channels": {ch: list(ids) for ch, ids in self._done_ids.items()},
+            }
+        self.checkpoint.save(data)
+
+    # -- cron ---------------------------------------------------------------
+    def poll_once(self, timeout: float = 15.0) -> List[Event]:
+        """Make one short-poll request, run callbacks for what it returns, save the checkpoint,
+        and return the events (gaps included). For cron jobs; do not mix with `start()`.
+
+        The very first call without a saved cursor returns nothing and records the
+        server's time, so the next call gets everything published after it.
+        """
+        if self.running:
+            raise RtsyncError("poll_once() cannot run while the client is started; stop() it first")
+        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, self.state)
+        protocol.timeout = timeout
+        self._http.reset()
+        request = protocol.request()
+        self.log.debug("GET %s", self._redact(request.url))
+        response = self._http.request("GET", request.url, timeout=timeout, what="poll", check=False)
+        outputs = protocol.response(response, time.monotonic())
+        outputs.extend(self.state.due_gaps(time.monotonic(), force=True))
+        events: List[Event] = []
+        dispatcher = Dispatcher(self._handlers)
+        for out in outputs:
+            if isinstance(out, Fail):
+                raise out.error
+            if isinstance(out, Event):
+                events.append(out)
+                dispatcher.dispatch(out)
+                self._record_done(out)
+        if self.checkpoint is not None:
+            if self.state.cursor is not None and (self._done_cursor is None or self.state.cursor > self._done_cursor):
+                # A 304 bootstrap or trailing validators: nothing undelivered lies before it.
+                with self._done_lock:
+                    self._done_cursor, self._dirty = self.state.cursor, True
+            self.save_checkpoint()
+        return events
+
+    def _record_done(self, event: Event) -> bool:
+        """Note that callbacks finished with `event`; True if a checkpoint should be written."""
+        if not isinstance(event, DashlyEvent) or self.checkpoint is None:
+            return False
+        cursor = Cursor.parse(event.time, event.tag)
+        with self._done_lock:
+            if self._done_cursor is None or cursor > self._done_cursor:
+                self._done_cursor = cursor
+            self._done_ids[event.channel or ""].append(int(event.id or 0))
+            self._dirty = True
+        return True

@@ -1,0 +1,584 @@
+"""Dashly's Nginx Push Stream protocol, sans-I/O: URLs with the resume cursor in, envelopes and events out.
+
+What the real module does and why each rule exists is in
+protocols/dashly-pushstream.md; the rules this module enforces:
+
+- the cursor is the newest `(time, tag)` over messages with `id > 0` (never the
+  last message: replay is grouped per channel, so tags arrive out of order);
+- `tag`/`time` go back as query args, percent-encoded with `%20`, never `+`
+  (the module does not decode `+` and silently treats us as new);
+- reserved ids -1/-2/-3 never move the cursor; -2 (channel deleted) is an event;
+- long-poll bodies are concatenated JSON values, parsed as a stream;
+- duplicates are dropped by `(channel, id)`; a jump in a channel's ids that is
+  not filled within `gap_grace` seconds becomes an `rtsync.gap` event;
+- live deliveries can overtake each other across nginx workers, so a
+  WebSocket resumes one second before its cursor and a long poll re-asks
+  once with its previous cursor after a live answer; dedupe drops the repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from urllib.parse import quote
+
+from ...errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionLost,
+    ProtocolError,
+    RequestRejected,
+    RtsyncError,
+    StaleConnection,
+)
+from ...events import GAP, Event, _now
+from ...sansio import (
+    Connected,
+    Fail,
+    Handshake,
+    HttpRequest,
+    HttpResponse,
+    Output,
+    Ping,
+    PollingProtocol,
+    Report,
+    WebSocketProtocol,
+)
+
+__all__ = [
+    "CHANNEL_DELETED",
+    "MAX_CHANNELS",
+    "Cursor",
+    "DashlyEvent",
+    "DashlyState",
+    "LongPollProtocol",
+    "ShortPollProtocol",
+    "WebSocketStream",
+    "format_http_date",
+    "iter_envelopes",
+    "validate_channels",
+]
+
+PROVIDER = "dashly"
+MAX_CHANNELS = 50
+MAX_CHANNEL_LENGTH = 200
+CHANNEL_DELETED = "dashly.channel_deleted"
+
+# Characters encodeURIComponent leaves alone: pushstream.js refuses any other.
+_CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.!~*'()-]+$")
+_BACKTRACK_RE = re.compile(r"\.b\d+$")
+_DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
+_ENVELOPE_START = re.compile(r'\{\s*"id"\s*:')
+_WS = re.compile(r"\s*")
+
+
+class DashlyEvent(Event):
+    """A Dashly message: `name` and `channel` are its channel, `data` its `message`;
+    `tag` and `time` are the server's resume cursor for it."""
+
+    tag: int = 0
+    time: str = ""
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A resume point: strictly after second `epoch` (HTTP-date `time`) and `tag` within it."""
+
+    epoch: int
+    tag: int
+    time: str = field(compare=False)
+
+    def query(self) -> str:
+        # quote(), not urlencode(): the module decodes %20 but not "+" (silent loss).
+        return f"tag={self.tag}&time={quote(self.time, safe='')}"
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"time": self.time, "tag": self.tag}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Cursor":
+        return cls.parse(str(data["time"]), data.get("tag", 0))
+
+    @classmethod
+    def parse(cls, time_text: str, tag: Any) -> "Cursor":
+        """Build a cursor from an HTTP-date and a tag (`21`, `"21"` or an ETag `W/21`)."""
+        epoch = _epoch(time_text)
+        if epoch is None:
+            raise ValueError(f"not an HTTP-date: {time_text!r}")
+        return cls(epoch, parse_tag(tag), time_text)
+
+    def stepped_back(self, seconds: int) -> "Cursor":
+        epoch = max(0, self.epoch - seconds)
+        return Cursor(epoch, 0, format_http_date(epoch))
+
+
+def parse_tag(value: Any) -> int:
+    text = str(value).strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    return abs(int(text.strip('"') or 0))
+
+
+_epoch_cache: Dict[str, Optional[int]] = {}
+
+
+def _epoch(text: str) -> Optional[int]:
+    """Seconds since the epoch for an HTTP-date; cached because one value serves a whole second."""
+    found = _epoch_cache.get(text, -1)
+    if found != -1:
+        return found  # type: ignore[return-value]
+    try:
+        value: Optional[int] = int(parsedate_to_datetime(text).timestamp())
+    except (TypeError, ValueError, IndexError):
+        value = None
+    if len(_epoch_cache) > 1024:
+        _epoch_cache.clear()
+    _epoch_cache[text] = value
+    return value
+
+
+def format_http_date(epoch: float) -> str:
+    return formatdate(epoch, usegmt=True)
+
+
+def validate_channels(channels: Sequence[str]) -> List[str]:
+    """Check a channel list the way the server and pushstream.js would, with errors that say what to fix."""
+    if isinstance(channels, str):
+        channels = [channels]
+    channels = list(channels)
+    if not channels:
+        raise ConfigurationError("at least one channel is needed, e.g. channels=['conversation_reply.100']")
+    if len(channels) > MAX_CHANNELS:
+        raise ConfigurationError(
+            f"{len(channels)} channels given; Dashly allows at most {MAX_CHANNELS} per connection. "
+            "Split them across several clients."
+        )
+    for ch in channels:
+        if not isinstance(ch, str) or not _CHANNEL_RE.match(ch):
+            raise ConfigurationError(
+                f"invalid channel name {ch!r}: use letters, digits and _ . - ! ~ * ' ( ) only "
+                "(e.g. 'conversation_reply.100')"
+            )
+        if ch == "ALL" or "*" in ch:
+            raise ConfigurationError(f"channel {ch!r} is reserved by the server and cannot be subscribed to")
+        if len(ch) > MAX_CHANNEL_LENGTH:
+            raise ConfigurationError(f"channel {ch[:20]!r}... is longer than {MAX_CHANNEL_LENGTH} characters")
+        if _BACKTRACK_RE.search(ch):
+            raise ConfigurationError(
+                f"channel {ch!r} ends like a backtrack suffix (.b<N>) and would be misread by the server"
+            )
+    if len(set(channels)) != len(channels):
+        raise ConfigurationError("the channel list has duplicates")
+    return channels
+
+
+def iter_envelopes(text: str) -> Iterator[Tuple[Optional[Dict[str, Any]], str]]:
+    """Yield `(envelope or None, raw piece)` for each JSON value in a concatenated body.
+
+    Pieces that do not parse (the module's reserved messages are invalid JSON
+    under Dashly's template) are yielded with None, cut at the next envelope.
+    """
+    decoder = json.JSONDecoder()
+    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    end = len(text)
+    while pos < end:
+        try:
+            value, stop = decoder.raw_decode(text, pos)
+        except ValueError:
+            nxt = _ENVELOPE_START.search(text, pos + 1)
+            stop = nxt.start() if nxt else end
+            yield None, text[pos:stop]
+        else:
+            yield (value if isinstance(value, dict) else None), text[pos:stop]
+        pos = _WS.match(text, stop).end()  # type: ignore[union-attr]
+
+
+class _Channel:
+    __slots__ = ("high", "high_cursor", "seen", "missing", "floor")
+
+    def __init__(self) -> None:
+        self.floor = 0  # ids at or below this were delivered before (restored from a checkpoint)
+        self.high = 0
+        self.high_cursor: Optional[Cursor] = None
+        self.seen: Set[int] = set()
+        self.missing: Dict[int, float] = {}  # id -> when we noticed it was missing
+
+
+class DashlyState:
+    """What survives reconnects: the cursor, per-channel dedupe windows and pending gaps.
+
+    `accept()` is shared by every transport: it turns one body (one frame or
+    one HTTP response) into events, keeping the cursor and dedupe up to date.
+    """
+
+    #: ids remembered per channel for dedupe; older repeats are dropped by id alone.
+    window = 2048
+
+    def __init__(self, channels: Sequence[str], *, gap_grace: float = 2.0) -> None:
+        self.channels = list(channels)
+        self.cursor: Optional[Cursor] = None
+        self.gap_grace = gap_grace
+        self._channels: Dict[str, _Channel] = {}
+
+    # -- persistence (FileCheckpoint) -------------------------------------
+    def snapshot(self) -> Dict[str, Any]:
+        return {
+            "cursor": self.cursor.to_json() if self.cursor else None,
+            "channels": {
+                name: sorted(ch.seen)[-256:] for name, ch in self._channels.items() if ch.seen
+            },
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("cursor"):
+            self.cursor = Cursor.from_json(data["cursor"])
+        for name, ids in (data.get("channels") or {}).items():
+            ch = self._channel(name)
+            ch.seen.update(int(i) for i in ids)
+            ch.high = max(ch.seen, default=0)
+            ch.floor = min(ch.seen, default=1) - 1
+            ch.high_cursor = self.cursor
+
+    def _channel(self, name: str) -> _Channel:
+        ch = self._channels.get(name)
+        if ch is None:
+            ch = self._channels[name] = _Channel()
+        return ch
+
+    def advance(self, cursor: Optional[Cursor]) -> None:
+        if cursor is not None and (self.cursor is None or cursor > self.cursor):
+            self.cursor = cursor
+
+    # -- decoding ----------------------------------------------------------
+    def accept(self, text: str, now: float) -> List[Output]:
+        out: List[Output] = []
+        for envelope, raw in iter_envelopes(text):
+            if envelope is None:
+                out.extend(self._unparsed(raw))
+                continue
+            try:
+                msg_id = int(envelope.get("id", 0))
+            except (TypeError, ValueError):
+                out.append(Report(ProtocolError(f"message with a non-numeric id skipped: {raw[:80]!r}")))
+                continue
+            if msg_id <= 0:
+                out.extend(self._reserved(msg_id, envelope, raw))
+                continue
+            channel = envelope.get("channel")
+            if not isinstance(channel, str) or "time" not in envelope:
+                out.append(Report(ProtocolError(f"message without channel or time skipped: {raw[:80]!r}")))
+                continue
+            try:
+                cursor = Cursor.parse(envelope["time"], envelope.get("tag", 0))
+            except (ValueError, TypeError):
+                out.append(Report(ProtocolError(f"message with an unreadable time/tag skipped: {raw[:80]!r}")))
+                continue
+            if not self._fresh(channel, msg_id, cursor, now, out):
+                continue
+            self.advance(cursor)
+            out.append(
+                DashlyEvent.model_construct(
+                    name=channel, channel=channel, data=envelope.get("message"), id=msg_id,
+                    provider=PROVIDER, received_at=_now(), raw=raw, tag=cursor.tag, time=cursor.time,
+                )
+            )
+        return out
+
+    def _fresh(self, name: str, msg_id: int, cursor: Cursor, now: float, out: List[Output]) -> bool:
+        """Dedupe by (channel, id) and track gaps; False means drop the message."""
+        ch = self._channel(name)
+        if msg_id <= ch.high and ch.high_cursor is not None and cursor > ch.high_cursor:
+            # Not above the highest id yet newer than it: the channel was recreated
+            # (deleted, expired, server restarted) and counts from 1 again. A true
+            # repeat always carries a cursor no newer than the highest id's.
+            self._channels[name] = ch = _Channel()
+        elif msg_id in ch.seen:
+            return False
+        elif msg_id < ch.high:
+            if msg_id <= max(ch.floor, ch.high - self.window):
+                return False  # older than our window: certainly delivered before
+            else:
+                ch.missing.pop(msg_id, None)  # a late arrival filling a hole
+        if msg_id > ch.high:
+            if ch.high and msg_id > ch.high + 1:
+                for missing in range(ch.high + 1, min(msg_id, ch.high + self.window)):
+                    ch.missing[missing] = now
+            ch.high = msg_id
+            ch.high_cursor = cursor
+        elif ch.high == 0:
+            ch.high, ch.high_cursor = msg_id, cursor
+        ch.seen.add(msg_id)
+        if len(ch.seen) > 2 * self.window:
+            floor = ch.high - self.window
+            ch.seen = {i for i in ch.seen if i > floor}
+        return True
+
+    def due_gaps(self, now: float, force: bool = False) -> List[Output]:
+        """`rtsync.gap` events for ids still missing `gap_grace` seconds after we noticed them."""
+        out: List[Output] = []
+        for name, ch in self._channels.items():
+            if not ch.missing:
+                continue
+            late = sorted(i for i, t in ch.missing.items() if force or now - t >= self.gap_grace)
+            if not late:
+                continue
+            for i in late:
+                del ch.missing[i]
+            out.append(
+                Event.make(
+                    GAP, provider=PROVIDER, channel=name,
+                    data={"channel": name, "missing_ids": late,
+                          "reason": "message ids skipped and not recovered by resume "
+                                    "(expired from the server's store, or lost in transit)"},
+                )
+            )
+        return out
+
+    def gap_deadline(self) -> Optional[float]:
+        earliest = min((t for ch in self._channels.values() for t in ch.missing.values()), default=None)
+        return None if earliest is None else earliest + self.gap_grace
+
+    def _reserved(self, msg_id: int, envelope: Mapping[str, Any], raw: str) -> List[Output]:
+        if msg_id == -2:
+            return self._deleted(str(envelope.get("channel", "")), envelope.get("message"), raw)
+        return []  # -1 ping (streaming only), -3 long-poll timeout: liveness only
+
+    def _unparsed(self, raw: str) -> List[Output]:
+        compact = raw.replace(" ", "")
+        if compact.startswith('{"id":-2'):
+            found = _DELETED_CHANNEL_RE.search(raw)
+            return self._deleted(found.group(1) if found else "", None, raw)
+        if compact.startswith(('{"id":-1', '{"id":-3', '{"id":"-1"', '{"id":"-3"')):
+            return []
+        return [Report(ProtocolError(f"skipped a malformed message: {raw[:80]!r}"))]
+
+    def _deleted(self, channel: str, message: Any, raw: str) -> List[Output]:
+        self._channels.pop(channel, None)  # its ids restart at 1 if it comes back
+        return [Event.make(CHANNEL_DELETED, provider=PROVIDER, channel=channel, data=message, raw=raw)]
+
+
+def _explain(headers: Mapping[str, str]) -> str:
+    for key, value in headers.items():
+        if key.lower() == "x-nginx-pushstream-explain":
+            return f": {value}"
+    return ""
+
+
+def _header(headers: Mapping[str, str], name: str) -> Optional[str]:
+    name = name.lower()
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def http_failure(status: int, headers: Mapping[str, str]) -> RtsyncError:
+    """Classify a non-2xx/304 answer: 401/403 auth (final), other 4xx final, the rest transient."""
+    explain = _explain(headers)
+    if status in (401, 403) and not explain:
+        return AuthenticationError(
+            f"Dashly refused the auth_token (HTTP {status}). Check the token; rtsync will not retry."
+        )
+    if 400 <= status < 500 and status != 408:
+        return RequestRejected(f"Dashly rejected the subscription (HTTP {status}{explain})", status=status)
+    return ConnectionLost(f"Dashly answered HTTP {status}{explain}")
+
+
+class _Base:
+    """URL building shared by the three transports."""
+
+    mode = ""
+
+    def __init__(self, base_url: str, token: str, state: DashlyState) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.state = state
+
+    def url(self, cursor: Optional[Cursor]) -> str:
+        path = "/".join(quote(ch, safe="") for ch in self.state.channels)
+        query = f"auth_token={quote(self.token, safe='')}"
+        if cursor is not None:
+            query += "&" + cursor.query()
+        return f"{self.base_url}/{self.mode}/{path}?{query}"
+
+
+class WebSocketStream(_Base, WebSocketProtocol):
+    """Dashly over WebSocket. Liveness: any frame; after `keepalive` s of silence we send an
+    empty-payload PING (the server PONGs it), and `keepalive + pong_timeout` s of silence is stale."""
+
+    mode = "websocket"
+
+    def __init__(
+        self, base_url: str, token: str, state: DashlyState, *,
+        keepalive: float = 20.0, pong_timeout: float = 10.0, step_back: int = 1,
+    ) -> None:
+        super().__init__(base_url, token, state)
+        self.keepalive = keepalive
+        self.pong_timeout = pong_timeout
+        self.step_back = step_back
+        self._last_heard = 0.0
+        self._pinged = False
+        self._links = 0
+
+    def handshake(self) -> Handshake:
+        cursor = self.state.cursor
+        if cursor is not None and self.step_back:
+            cursor = cursor.stepped_back(self.step_back)
+        return Handshake(self.url(cursor))
+
+    def opened(self, now: float) -> List[Output]:
+        self._last_heard, self._pinged = now, False
+        self._links += 1
+        return [Connected(resumed=self.state.cursor is not None and self._links > 1)]
+
+    def received(self, text: str, now: float) -> List[Output]:
+        self._last_heard, self._pinged = now, False
+        return self.state.accept(text, now)
+
+    def heard(self, now: float) -> None:
+        self._last_heard, self._pinged = now, False
+
+    def closed(self, code: Optional[int], reason: str) -> RtsyncError:
+        if code == 1008:
+            try:
+                detail = json.loads(reason)
+                status, explain = int(detail.get("http_status", 400)), str(detail.get("explain", ""))
+            except (ValueError, AttributeError, TypeError):
+                status, explain = 400, reason
+            return RequestRejected(
+                f"Dashly closed the connection with 1008 (HTTP {status}: {explain}); "
+                "fix the channel list, retrying would fail the same way",
+                status=status,
+            )
+        return ConnectionLost(f"Dashly closed the connection (code {code})")
+
+    def deadline(self) -> Optional[float]:
+        due = self._last_heard + self.keepalive + (self.pong_timeout if self._pinged else 0.0)
+        gaps = self.state.gap_deadline()
+        return due if gaps is None else min(due, gaps)
+
+    def tick(self, now: float) -> List[Output]:
+        out = self.state.due_gaps(now)
+        if now - self._last_heard >= self.keepalive + self.pong_timeout and self._pinged:
+            out.append(Fail(StaleConnection(
+                f"no frame from Dashly for {now - self._last_heard:.0f} s (not even a PONG); reconnecting"
+            )))
+        elif now - self._last_heard >= self.keepalive and not self._pinged:
+            self._pinged = True
+            out.append(Ping())
+        return out
+
+
+class _Polling(_Base, PollingProtocol):
+    timeout = 40.0
+
+    def __init__(self, base_url: str, token: str, state: DashlyState) -> None:
+        super().__init__(base_url, token, state)
+        self._sent: Optional[Cursor] = None
+        self._connected = False
+        self._polls = 0
+
+    def request(self) -> HttpRequest:
+        self._sent = self.state.cursor
+        return HttpRequest(self.url(self._sent), timeout=self.timeout)
+
+    def lost(self) -> List[Output]:
+        self._connected = False
+        return []
+
+    def response(self, response: HttpResponse, now: float) -> List[Output]:
+        out: List[Output] = []
+        status = response.status
+        if status not in (200, 304):
+            self._connected = False
+            return [Fail(http_failure(status, response.headers))]
+        if not self._connected:
+            self._connected = True
+            self._polls += 1
+            out.append(Connected(resumed=self.state.cursor is not None and self._polls > 1))
+        if status == 200:
+            text = response.body.decode("utf-8", "replace")
+            out.extend(self.state.accept(text, now))
+            self.state.advance(self._validators(response.headers))
+            self._after_messages()
+        else:
+            self._not_modified(response.headers)
+        out.extend(self.state.due_gaps(now))
+        return out
+
+    def _validators(self, headers: Mapping[str, str]) -> Optional[Cursor]:
+        modified, etag = _header(headers, "Last-Modified"), _header(headers, "Etag")
+        if not modified:
+            return None
+        try:
+            return Cursor.parse(modified, etag or 0)
+        except (ValueError, TypeError):
+            return None
+
+    def _after_messages(self) -> None:
+        pass
+
+    def _not_modified(self, headers: Mapping[str, str]) -> None:
+        pass
+
+
+class LongPollProtocol(_Polling):
+    """Dashly long polling: a 25 s hold; `304` means ask again at once.
+
+    After a live answer, the next request repeats the previous cursor once:
+    a message published just before the one we got may still be in flight
+    inside the server (two nginx workers), but it is already stored.
+    """
+
+    mode = "longpoll"
+
+    def __init__(self, base_url: str, token: str, state: DashlyState, *, confirm: bool = True) -> None:
+        super().__init__(base_url, token, state)
+        self.confirm = confirm
+        self._confirming: Optional[Cursor] = None
+
+    def request(self) -> HttpRequest:
+        if self._confirming is not None:
+            cursor, self._confirming = self._confirming, None
+            self._sent = None
+            return HttpRequest(self.url(cursor), timeout=self.timeout)
+        return super().request()
+
+    def _after_messages(self) -> None:
+        if self.confirm and self._sent is not None:
+            self._confirming = self._sent
+
+    def _not_modified(self, headers: Mapping[str, str]) -> None:
+        # The timeout's (now, 0) is safe to adopt and bootstraps a client without a cursor.
+        if self.state.cursor is None:
+            self.state.advance(self._validators(headers))
+
+
+class ShortPollProtocol(_Polling):
+    """Dashly short polling every `interval` seconds.
+
+    Without a cursor the server answers `304` forever; the first `304`'s
+    `Date` (the server's clock, not ours) with tag 0 becomes the cursor.
+    """
+
+    mode = "shortpoll"
+
+    def __init__(self, base_url: str, token: str, state: DashlyState, *, interval: float = 3.0) -> None:
+        super().__init__(base_url, token, state)
+        self.interval = interval
+        self.timeout = 15.0
+
+    def _not_modified(self, headers: Mapping[str, str]) -> None:
+        if self.state.cursor is None:
+            date = _header(headers, "Date")
+            if date:
+                try:
+                    self.state.advance(Cursor.parse(date, 0))
+                except ValueError:
+                    pass
+
+    def delay(self) -> float:
+        return self.interval
