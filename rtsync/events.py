@@ -290,6 +290,7 @@ class Dispatcher:
                     "callback": _describe(fn),
                     "event": event.name,
                     "exception": exc,
+                    "fatal": False,
                 },
             )
             self.dispatch(report)

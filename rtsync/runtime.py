@@ -103,6 +103,7 @@ class Client:
         self._fatal: Optional[RtsyncError] = None
         self._lock = threading.RLock()  # guards protocol state and the current link
         self._link: Optional[WebSocketLink] = None
+        self._connecting: Optional[WebSocketLink] = None
         self._http = HttpClient(verify=verify)
         self._pending: Dict[str, _Pending] = {}
         self._was_connected = False
@@ -193,9 +194,11 @@ class Client:
         self._stopping.set()
         self._http.cancel()
         with self._lock:
-            link = self._link
+            link, connecting = self._link, self._connecting
         if link is not None:
             link.close()
+        if connecting is not None:
+            connecting.abort()
         if thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
         dispatcher = self._dispatcher
@@ -365,7 +368,15 @@ class Client:
             verify=self.verify,
             display_url=shown,
         )
-        return link
+        with self._lock:
+            self._connecting = link
+        try:
+            if self._stopping.is_set():
+                raise _Stopping()
+            return link.connect()
+        finally:
+            with self._lock:
+                self._connecting = None
 
     def _stream(self, protocol: WebSocketProtocol) -> None:
         link = self._open()

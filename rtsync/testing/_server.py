@@ -106,13 +106,13 @@ class LocalServer:
     async def _listen(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         self.routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        self._site = web.SockSite(self._runner, sock, shutdown_timeout=0.1)
+        self._site = web.SockSite(self._runner, sock)
         await self._site.start()
 
     async def _shutdown(self) -> None:

@@ -181,6 +181,23 @@ class DashlyServer(LocalServer):
 
         self.call(go)
 
+    def inject(self, text: str) -> int:
+        """Send `text` as-is (a malformed or hand-made frame) to every WebSocket; return how many."""
+        return self.inject_bytes(_frame(text))
+
+    def inject_bytes(self, data: bytes) -> int:
+        """Write raw bytes (e.g. a hand-built oversized frame) to every WebSocket's TCP stream."""
+
+        async def go() -> int:
+            count = 0
+            for sub in self._subscribers:
+                if hasattr(sub.deliver, "raw"):
+                    sub.deliver.raw(data)  # type: ignore[attr-defined]
+                    count += 1
+            return count
+
+        return self.call(go)
+
     def drop(self) -> int:
         """Cut every WebSocket and waiting long poll at the TCP level (no close frame, no response)."""
 

@@ -71,14 +71,22 @@ class WebSocketLink:
         self._skip = 0  # bytes of an oversized frame still to discard
         self._closed = False
         self._lock = threading.Lock()
-        what = f"WebSocket handshake with {display_url or 'the server'}"
+        self._what = f"WebSocket handshake with {display_url or 'the server'}"
+        self._handshake = handshake
+        self._timeout = timeout
         sslopt: Dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
         if verify is False:
             sslopt = {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
         elif isinstance(verify, str):
             sslopt["ca_certs"] = verify
         self._ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True, enable_multithread=True)
-        options: Dict[str, Any] = {"timeout": timeout, "header": dict(handshake.headers)}
+        self._sock: Optional[socket.socket] = None
+        self.subprotocol: Optional[str] = None
+
+    def connect(self) -> "WebSocketLink":
+        """Open the connection; `abort()` from another thread interrupts the handshake."""
+        handshake, what = self._handshake, self._what
+        options: Dict[str, Any] = {"timeout": self._timeout, "header": dict(handshake.headers)}
         if handshake.subprotocols:
             options["subprotocols"] = list(handshake.subprotocols)
         if handshake.origin:
@@ -89,12 +97,13 @@ class WebSocketLink:
             retry = (exc.resp_headers or {}).get("retry-after")
             raise status_error(exc.status_code, what, _seconds(retry)) from None
         except (OSError, websocket.WebSocketException) as exc:
-            self._ws.shutdown()
+            self.abort()
             raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
-        self.subprotocol: Optional[str] = self._ws.getsubprotocol()
-        sock = self._ws.sock
-        assert sock is not None
-        self._sock: socket.socket = sock
+        if self._closed:
+            raise ConnectionLost("the connection was closed while opening")
+        self.subprotocol = self._ws.getsubprotocol()
+        self._sock = self._ws.sock
+        return self
 
     # -- writes (any thread) -------------------------------------------
     def send_text(self, text: str) -> None:
@@ -125,14 +134,17 @@ class WebSocketLink:
         self.abort()
 
     def abort(self) -> None:
-        """Shut the socket at once; a `recv` blocked in another thread returns with ConnectionLost."""
+        """Shut the socket at once; a `recv` or handshake blocked in another thread fails at once."""
         self._closed = True
+        sock = self._sock or self._ws.sock
+        if sock is None:
+            return
         try:
-            self._sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         try:
-            self._sock.close()
+            sock.close()
         except OSError:
             pass
 
@@ -147,9 +159,11 @@ class WebSocketLink:
             return frames
         if self._closed:
             raise ConnectionLost("the connection is closed")
+        sock = self._sock
+        assert sock is not None, "recv() before connect()"
         try:
-            self._sock.settimeout(timeout)
-            chunk = self._sock.recv(_READ_SIZE)
+            sock.settimeout(timeout)
+            chunk = sock.recv(_READ_SIZE)
         except (socket.timeout, ssl.SSLWantReadError):
             return []
         except OSError as exc:
@@ -158,9 +172,9 @@ class WebSocketLink:
             raise ConnectionLost("connection closed by the server without a close frame")
         self._buf += chunk
         # Drain what the kernel (or the TLS layer) already holds without blocking again.
-        pending = getattr(self._sock, "pending", None)
+        pending = getattr(sock, "pending", None)
         while pending is not None and pending():
-            self._buf += self._sock.recv(_READ_SIZE)
+            self._buf += sock.recv(_READ_SIZE)
         return self._parse()
 
     def _parse(self) -> List[Frame]:

@@ -397,12 +397,12 @@ class _Base:
         self.token = token
         self.state = state
 
-    def url(self, cursor: Optional[Cursor]) -> str:
+    def url(self, cursor: Optional[Cursor], mode: str = "") -> str:
         path = "/".join(quote(ch, safe="") for ch in self.state.channels)
         query = f"auth_token={quote(self.token, safe='')}"
         if cursor is not None:
             query += "&" + cursor.query()
-        return f"{self.base_url}/{self.mode}/{path}?{query}"
+        return f"{self.base_url}/{mode or self.mode}/{path}?{query}"
 
 
 class WebSocketStream(_Base, WebSocketProtocol):
@@ -522,7 +522,18 @@ class _Polling(_Base, PollingProtocol):
         pass
 
     def _not_modified(self, headers: Mapping[str, str]) -> None:
-        pass
+        """Without a cursor, adopt the server's time: a timeout's `(now, 0)` validators, or the
+        `Date` of a short poll's bare `304` (the server's clock, never ours)."""
+        if self.state.cursor is not None:
+            return
+        cursor = self._validators(headers)
+        date = _header(headers, "Date")
+        if cursor is None and date:
+            try:
+                cursor = Cursor.parse(date, 0)
+            except ValueError:
+                pass
+        self.state.advance(cursor)
 
 
 class LongPollProtocol(_Polling):
@@ -545,16 +556,16 @@ class LongPollProtocol(_Polling):
             cursor, self._confirming = self._confirming, None
             self._sent = None
             return HttpRequest(self.url(cursor), timeout=self.timeout)
+        if self.state.cursor is None:
+            # A first long poll would hold until the next message, telling us nothing for 25 s;
+            # one short poll answers at once (token checked) and its Date starts the cursor.
+            self._sent = None
+            return HttpRequest(self.url(None, mode="shortpoll"), timeout=15.0)
         return super().request()
 
     def _after_messages(self) -> None:
         if self.confirm and self._sent is not None:
             self._confirming = self._sent
-
-    def _not_modified(self, headers: Mapping[str, str]) -> None:
-        # The timeout's (now, 0) is safe to adopt and bootstraps a client without a cursor.
-        if self.state.cursor is None:
-            self.state.advance(self._validators(headers))
 
 
 class ShortPollProtocol(_Polling):
@@ -570,15 +581,6 @@ class ShortPollProtocol(_Polling):
         super().__init__(base_url, token, state)
         self.interval = interval
         self.timeout = 15.0
-
-    def _not_modified(self, headers: Mapping[str, str]) -> None:
-        if self.state.cursor is None:
-            date = _header(headers, "Date")
-            if date:
-                try:
-                    self.state.advance(Cursor.parse(date, 0))
-                except ValueError:
-                    pass
 
     def delay(self) -> float:
         return self.interval

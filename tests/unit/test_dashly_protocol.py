@@ -1,0 +1,223 @@
+"""Dashly's push stream protocol on recorded frames and responses (protocols/dashly-pushstream.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtsync.errors import AuthenticationError, ConfigurationError, ConnectionLost, RequestRejected, StaleConnection
+from rtsync.events import GAP, Event
+from rtsync.sansio import Connected, Fail, HttpResponse, Ping, Report
+from rtsync.vendors.dashly.protocol import (
+    CHANNEL_DELETED,
+    Cursor,
+    DashlyState,
+    LongPollProtocol,
+    ShortPollProtocol,
+    WebSocketStream,
+    iter_envelopes,
+    validate_channels,
+)
+
+# Frames exactly as the reference records them.
+DOC_EXAMPLE = ('{"id":3282,"channel":"user_presence_changed.100","message":{"user_id":2},'
+               '"tag":"21","time":"Sat, 14 Nov 2015 15:51:54 GMT"}')
+OBSERVED_200 = ('{"id":2,"channel":"user_presence_changed.100","message":{"user_id":2,"presence":"idle"},'
+                '"tag":"1","time":"Mon, 23 Nov 2026 03:19:06 GMT"}')
+PING_INVALID = '{"id":-1,"channel":"","message": ,"tag":"0","time":"Thu, 01 Jan 1970 00:00:00 GMT"}'
+DELETED_INVALID = ('{"id":-2,"channel":"del_test","message":Channel deleted,"tag":"0",'
+                   '"time":"Thu, 01 Jan 1970 00:00:00 GMT"}')
+DELETED_JSON = ('{"id":-2,"channel":"del_test","message":{"reason":"gone"},"tag":"0",'
+                '"time":"Thu, 01 Jan 1970 00:00:00 GMT"}')
+TIMEOUT_INVALID = '{"id":-3,"channel":"","message":Timed out,"tag":"0","time":"Thu, 01 Jan 1970 00:00:00 GMT"}'
+TIMEOUT_SPEC = '{"id":"-3","message":"Timed out","channel":"","tag":"0","time":"Thu, 01 Jan 1970 00:00:00 GMT"}'
+
+
+def msg(i: int, ch: str = "c.1", tag: int = 1, time: str = "Mon, 23 Nov 2026 03:19:06 GMT", body: str = "{}") -> str:
+    return f'{{"id":{i},"channel":"{ch}","message":{body},"tag":"{tag}","time":"{time}"}}'
+
+
+def events(outputs):
+    return [o for o in outputs if isinstance(o, Event)]
+
+
+def test_doc_example_becomes_an_event_named_by_channel() -> None:
+    state = DashlyState(["user_presence_changed.100"])
+    (e,) = events(state.accept(DOC_EXAMPLE, 0))
+    assert (e.name, e.channel, e.id, e.data) == ("user_presence_changed.100",) * 2 + (3282, {"user_id": 2})
+    assert (e.tag, e.time) == (21, "Sat, 14 Nov 2015 15:51:54 GMT")
+    assert e.raw == DOC_EXAMPLE
+    assert state.cursor == Cursor.parse("Sat, 14 Nov 2015 15:51:54 GMT", "21")
+
+
+def test_concatenated_body_with_braces_inside_payload() -> None:
+    body = msg(1, body='{"text":"a }{ b"}', tag=3) + msg(2, body='"}{"', tag=4) + "\n" + msg(3, tag=5)
+    got = events(DashlyState(["c.1"]).accept(body, 0))
+    assert [e.id for e in got] == [1, 2, 3]
+    assert got[0].data == {"text": "a }{ b"} and got[1].data == "}{"
+
+
+def test_reserved_messages_never_move_the_cursor() -> None:
+    state = DashlyState(["c.1", "del_test"])
+    state.accept(OBSERVED_200.replace("user_presence_changed.100", "c.1"), 0)
+    before = state.cursor
+    out = state.accept(PING_INVALID + TIMEOUT_INVALID + TIMEOUT_SPEC, 0)
+    assert out == [] and state.cursor == before
+    (deleted,) = state.accept(DELETED_INVALID, 0)
+    assert deleted.name == CHANNEL_DELETED and deleted.channel == "del_test"
+    (deleted,) = state.accept(DELETED_JSON, 0)
+    assert deleted.data == {"reason": "gone"}
+    assert state.cursor == before
+
+
+def test_malformed_piece_is_reported_and_the_rest_kept() -> None:
+    out = DashlyState(["c.1"]).accept(msg(1) + "{not json at all" + msg(2, tag=2), 0)
+    assert [e.id for e in events(out)] == [1, 2]
+    assert len([o for o in out if isinstance(o, Report)]) == 1
+
+
+def test_cursor_is_the_max_not_the_last_message() -> None:
+    # Observed replay after reconnect: grouped per channel, tags out of order.
+    state = DashlyState(["conversation.100", "conversation_typing.100"])
+    t = "Mon, 23 Nov 2026 03:19:28 GMT"
+    state.accept(msg(2, "conversation.100", 1, t) + msg(3, "conversation.100", 3, t)
+                 + msg(1, "conversation_typing.100", 2, t), 0)
+    assert state.cursor is not None and state.cursor.tag == 3
+
+
+def test_query_uses_percent_20_never_plus() -> None:
+    query = Cursor.parse("Sat, 14 Nov 2015 15:51:54 GMT", "21").query()
+    assert query == "tag=21&time=Sat%2C%2014%20Nov%202015%2015%3A51%3A54%20GMT"  # the doc's own example
+    assert "+" not in query
+
+
+@pytest.mark.parametrize("etag", ["W/5", "5", '"5"', 5])
+def test_weak_and_bare_etags(etag) -> None:
+    assert Cursor.parse("Mon, 23 Nov 2026 03:19:06 GMT", etag).tag == 5
+
+
+def test_duplicates_dropped_by_channel_and_id() -> None:
+    state = DashlyState(["a", "b"])
+    assert len(events(state.accept(msg(1, "a") + msg(1, "b", 2), 0))) == 2
+    assert events(state.accept(msg(1, "a") + msg(1, "b", 2), 0)) == []
+
+
+def test_gap_reported_after_grace_unless_filled() -> None:
+    state = DashlyState(["a"], gap_grace=2.0)
+    state.accept(msg(1, "a", 1) + msg(4, "a", 4), now=10.0)
+    assert state.gap_deadline() == 12.0
+    assert state.due_gaps(11.0) == []
+    state.accept(msg(2, "a", 2), now=11.5)  # a late arrival fills one hole
+    (gap,) = state.due_gaps(12.0)
+    assert gap.name == GAP and gap.channel == "a" and gap.data["missing_ids"] == [3]
+    assert state.due_gaps(20.0) == []
+
+
+def test_out_of_order_ids_within_a_channel_are_kept() -> None:
+    state = DashlyState(["a"])
+    got = events(state.accept(msg(2, "a", 2) + msg(1, "a", 1), 0))  # worker race: 2 overtook 1
+    assert [e.id for e in got] == [2, 1]
+
+
+def test_channel_reset_after_server_restart_is_accepted() -> None:
+    state = DashlyState(["a"])
+    state.accept(msg(1, "a", 1, "Mon, 23 Nov 2026 03:19:06 GMT") + msg(2, "a", 2, "Mon, 23 Nov 2026 03:19:06 GMT"), 0)
+    got = events(state.accept(msg(1, "a", 1, "Mon, 23 Nov 2026 03:20:00 GMT"), 0))
+    assert [e.id for e in got] == [1]
+
+
+def test_snapshot_restore_drops_repeats_and_detects_reset() -> None:
+    t = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state = DashlyState(["a"])
+    state.accept(msg(1, "a", 1, t) + msg(2, "a", 2, t), 0)
+    fresh = DashlyState(["a"])
+    fresh.restore(state.snapshot())
+    assert fresh.cursor == state.cursor
+    assert events(fresh.accept(msg(2, "a", 2, t), 0)) == []
+    assert [e.id for e in events(fresh.accept(msg(1, "a", 1, "Mon, 23 Nov 2026 04:00:00 GMT"), 0))] == [1]
+
+
+def test_validate_channels() -> None:
+    assert validate_channels("conversation_reply.100") == ["conversation_reply.100"]
+    with pytest.raises(ConfigurationError, match="at most 50"):
+        validate_channels([f"c.{i}" for i in range(51)])
+    for bad in ["", "a b", "ALL", "a*", "a/b", "x.b5", "é"]:
+        with pytest.raises(ConfigurationError):
+            validate_channels([bad])
+    with pytest.raises(ConfigurationError, match="duplicates"):
+        validate_channels(["a", "a"])
+
+
+def test_websocket_url_and_step_back_on_resume() -> None:
+    state = DashlyState(["c.1", "c.2"])
+    ws = WebSocketStream("wss://rt.example", "tok en", state)
+    assert ws.handshake().url == "wss://rt.example/websocket/c.1/c.2?auth_token=tok%20en"
+    state.accept(msg(7, "c.1", 9, "Mon, 23 Nov 2026 03:19:06 GMT"), 0)
+    assert ws.handshake().url.endswith("&tag=0&time=Mon%2C%2023%20Nov%202026%2003%3A19%3A05%20GMT")
+
+
+def test_websocket_close_1008_is_final_and_explained() -> None:
+    ws = WebSocketStream("wss://x", "t", DashlyState(["c"]))
+    err = ws.closed(1008, '{"http_status": 400, "explain":"Channel id is too large."}')
+    assert isinstance(err, RequestRejected) and not err.retryable
+    assert "Channel id is too large." in str(err)
+    assert isinstance(ws.closed(None, ""), ConnectionLost)
+
+
+def test_websocket_keepalive_ping_then_stale() -> None:
+    ws = WebSocketStream("wss://x", "t", DashlyState(["c"]), keepalive=20, pong_timeout=10)
+    assert isinstance(ws.opened(0.0)[0], Connected)
+    assert ws.deadline() == 20
+    assert ws.tick(20.0) == [Ping()]
+    assert ws.deadline() == 30
+    ws.heard(25.0)  # the PONG
+    assert ws.deadline() == 45
+    ws.tick(45.0)
+    (fail,) = ws.tick(55.0)
+    assert isinstance(fail, Fail) and isinstance(fail.error, StaleConnection)
+
+
+def resp(status: int, body: str = "", **headers: str) -> HttpResponse:
+    return HttpResponse(status, {k.replace("_", "-"): v for k, v in headers.items()}, body.encode())
+
+
+def test_longpoll_304_bootstraps_and_200_confirms_once() -> None:
+    state = DashlyState(["c.1"])
+    lp = LongPollProtocol("https://rt.example", "t", state)
+    # No cursor yet: one short poll answers at once and its Date starts the cursor.
+    assert lp.request().url == "https://rt.example/shortpoll/c.1?auth_token=t"
+    now = "Mon, 23 Nov 2026 03:19:06 GMT"
+    out = lp.response(resp(304, Date=now), 0)
+    assert isinstance(out[0], Connected) and state.cursor == Cursor.parse(now, 0)
+    first = lp.request().url
+    assert first.startswith("https://rt.example/longpoll/c.1?auth_token=t&tag=0&time=")
+    lp.response(resp(200, msg(1, "c.1", 1, now), Last_Modified=now, Etag="W/1"), 0)
+    assert lp.request().url == first  # confirmation: the same cursor once more
+    lp.response(resp(200, msg(1, "c.1", 1, now), Last_Modified=now, Etag="W/1"), 0)
+    assert "tag=1&" in lp.request().url
+
+
+def test_shortpoll_bootstraps_from_server_date_not_our_clock() -> None:
+    state = DashlyState(["c.1"])
+    sp = ShortPollProtocol("https://rt.example", "t", state, interval=5)
+    sp.response(resp(304, Date="Mon, 23 Nov 2026 03:19:06 GMT"), 0)
+    assert sp.request().url.endswith("tag=0&time=Mon%2C%2023%20Nov%202026%2003%3A19%3A06%20GMT")
+    assert sp.delay() == 5
+
+
+@pytest.mark.parametrize("status,error", [(403, AuthenticationError), (401, AuthenticationError),
+                                          (400, RequestRejected), (500, ConnectionLost), (502, ConnectionLost)])
+def test_http_failures_classified(status, error) -> None:
+    lp = LongPollProtocol("https://x", "t", DashlyState(["c"]))
+    (fail,) = lp.response(resp(status), 0)
+    assert isinstance(fail, Fail) and type(fail.error) is error
+
+
+def test_http_400_carries_the_explain_header() -> None:
+    lp = LongPollProtocol("https://x", "t", DashlyState(["c"]))
+    (fail,) = lp.response(resp(400, X_Nginx_PushStream_Explain="Channel id is too large."), 0)
+    assert "Channel id is too large." in str(fail.error)
+
+
+def test_iter_envelopes_handles_whitespace_and_garbage_tail() -> None:
+    pieces = list(iter_envelopes("  " + msg(1) + " \r\n" + msg(2) + " trailing"))
+    assert [p[0]["id"] if p[0] else None for p in pieces] == [1, 2, None]

@@ -1,0 +1,157 @@
+"""Event, pattern matching and the dispatcher: order, once/off, failures reported, bounded queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from rtsync.events import ERROR, Dispatcher, Event, Handlers, register_view
+from tests.conftest import wait_for
+
+
+def ev(name: str, channel: str = None, provider: str = "t", data=None) -> Event:
+    return Event.make(name, provider=provider, channel=channel, data=data)
+
+
+def test_patterns_match_name_or_channel() -> None:
+    h = Handlers()
+    seen = []
+    h.add("message.*", lambda e: seen.append(("glob", e.name)))
+    h.add("room-7", lambda e: seen.append(("channel", e.name)))
+    h.add("*", lambda e: seen.append(("all", e.name)))
+    h.run(ev("message.created", channel="room-7"))
+    h.run(ev("conversation.typing_on"))
+    assert seen == [
+        ("glob", "message.created"), ("channel", "message.created"), ("all", "message.created"),
+        ("all", "conversation.typing_on"),
+    ]
+
+
+def test_exact_pattern_does_not_match_prefix() -> None:
+    h = Handlers()
+    seen = []
+    h.add("message", seen.append)
+    h.run(ev("message.created"))
+    assert seen == []
+
+
+def test_once_runs_once_and_off_removes() -> None:
+    h = Handlers()
+    seen = []
+    h.add("a", lambda e: seen.append("once"), once=True)
+    fn = lambda e: seen.append("on")  # noqa: E731
+    h.add("a", fn)
+    h.run(ev("a"))
+    h.run(ev("a"))
+    assert seen == ["once", "on", "on"]
+    assert h.remove("a", fn) == 1
+    h.run(ev("a"))
+    assert seen == ["once", "on", "on"]
+
+
+def test_bad_registration_is_a_clear_error() -> None:
+    h = Handlers()
+    with pytest.raises(TypeError, match="callable"):
+        h.add("a", "not a function")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pattern"):
+        h.add("", print)
+
+
+def test_dispatcher_runs_in_order_on_its_own_thread() -> None:
+    h = Handlers()
+    got, threads = [], set()
+    h.add("*", lambda e: (got.append(e.data), threads.add(threading.current_thread().name)))
+    d = Dispatcher(h, name="rtsync-test-dispatch")
+    d.start()
+    for i in range(500):
+        d.put(ev("n", data=i))
+    assert d.stop(5)
+    assert got == list(range(500))
+    assert threads == {"rtsync-test-dispatch"}
+
+
+def test_callback_exception_is_logged_and_reported(caplog: pytest.LogCaptureFixture) -> None:
+    h = Handlers()
+    errors, after = [], []
+
+    def boom(e: Event) -> None:
+        raise RuntimeError("kaboom")
+
+    h.add("x", boom)
+    h.add(ERROR, errors.append)
+    h.add("y", after.append)
+    d = Dispatcher(h, name="rtsync-test-dispatch")
+    d.start()
+    d.put(ev("x"))
+    d.put(ev("y"))
+    assert d.stop(5)
+    assert len(errors) == 1 and "kaboom" in errors[0].data["error"]
+    assert errors[0].data["event"] == "x"
+    assert len(after) == 1  # the failure stopped nothing
+    assert any("kaboom" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_error_in_error_handler_does_not_loop() -> None:
+    h = Handlers()
+    calls = []
+
+    def bad(e: Event) -> None:
+        calls.append(e.name)
+        raise ValueError("again")
+
+    h.add("*", bad)
+    d = Dispatcher(h, name="rtsync-test-dispatch")
+    d.dispatch(ev("x"))
+    assert calls == ["x", ERROR]
+
+
+def test_full_queue_blocks_the_producer_without_dropping() -> None:
+    h = Handlers()
+    release = threading.Event()
+    got = []
+    h.add("*", lambda e: (release.wait(5), got.append(e.data)))
+    d = Dispatcher(h, maxsize=3, name="rtsync-test-dispatch")
+    d.start()
+    waits = []
+
+    def producer() -> None:
+        for i in range(10):
+            d.put(ev("n", data=i), wait=lambda: (waits.append(1), time.sleep(0.01))[0] is None)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert wait_for(lambda: len(waits) > 3)  # producer is paused, calling its wait hook
+    assert t.is_alive()
+    release.set()
+    t.join(5)
+    assert d.stop(5)
+    assert got == list(range(10))
+
+
+def test_put_gives_up_when_wait_says_so() -> None:
+    d = Dispatcher(Handlers(), maxsize=1)
+    assert d.put(ev("a"))
+    assert d.put(ev("b"), wait=lambda: False) is False
+    assert len(d) == 1
+
+
+class Msg(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    content: str
+
+
+def test_typed_view_keeps_unknown_fields() -> None:
+    register_view("typed-test", "message.*", Msg)
+    e = ev("message.created", provider="typed-test", data={"content": "hi", "extra": 1})
+    assert isinstance(e.typed, Msg)
+    assert e.typed.content == "hi" and e.typed.model_extra == {"extra": 1}
+    assert ev("other", provider="typed-test", data={}).typed is None
+
+
+def test_event_is_frozen() -> None:
+    e = ev("a")
+    with pytest.raises(Exception):
+        e.name = "b"  # type: ignore[misc]
