@@ -7,6 +7,7 @@ keeps its one-second promise in the middle of a long poll.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from typing import Any, Mapping, Optional, Set, Union
@@ -16,10 +17,28 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import ConnectionLost
+from ..redact import redact_url
 from ..sansio import HttpResponse
 from .websocket import status_error
 
 __all__ = ["HttpClient"]
+
+
+class _RedactQuery(logging.Filter):
+    """urllib3 logs every request line at DEBUG, query string (and so credentials) included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_url(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+# A filter, not a handler: it only rewrites urllib3's own records before any handler sees them.
+_pool_log = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _RedactQuery) for f in _pool_log.filters):
+    _pool_log.addFilter(_RedactQuery())
 
 
 class _Registry:

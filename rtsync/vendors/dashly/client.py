@@ -12,7 +12,7 @@ from ...errors import ConfigurationError, RtsyncError
 from ...events import Dispatcher, Event
 from ...policy import Backoff
 from ...runtime import Client
-from ...sansio import Fail
+from ...sansio import Fail, Handshake
 from .protocol import (
     Cursor,
     DashlyEvent,
@@ -169,6 +169,24 @@ class DashlyClient(Client):
             }
         self.checkpoint.save(data)
 
+    def _short_poll(self, timeout: float) -> List[Any]:
+        """One short-poll request through the cancellable HTTP client; the protocol's outputs."""
+        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, self.state)
+        request = protocol.request()
+        self.log.debug("GET %s", self._redact(request.url))
+        response = self._http.request("GET", request.url, timeout=timeout, what="poll", check=False)
+        return protocol.response(response, time.monotonic())
+
+    def _handshake(self) -> Handshake:
+        if self.state.cursor is None:
+            # A WebSocket subscriber without a cursor gets no backlog, so a drop before the
+            # first message would lose whatever came meanwhile. One short poll gives a
+            # cursor from the server's clock (its Date) before we connect.
+            for out in self._short_poll(15.0):
+                if isinstance(out, Fail):
+                    raise out.error
+        return super()._handshake()
+
     # -- cron ---------------------------------------------------------------
     def poll_once(self, timeout: float = 15.0) -> List[Event]:
         """Make one short-poll request, run callbacks for what it returns, save the checkpoint,
@@ -179,13 +197,8 @@ class DashlyClient(Client):
         """
         if self.running:
             raise RtsyncError("poll_once() cannot run while the client is started; stop() it first")
-        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, self.state)
-        protocol.timeout = timeout
         self._http.reset()
-        request = protocol.request()
-        self.log.debug("GET %s", self._redact(request.url))
-        response = self._http.request("GET", request.url, timeout=timeout, what="poll", check=False)
-        outputs = protocol.response(response, time.monotonic())
+        outputs = self._short_poll(timeout)
         outputs.extend(self.state.due_gaps(time.monotonic(), force=True))
         events: List[Event] = []
         dispatcher = Dispatcher(self._handlers)
