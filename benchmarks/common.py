@@ -40,13 +40,12 @@ def print_table(rows: Sequence[Row], out=None) -> None:
     import sys
 
     out = out or sys.stdout
-    header = f"{'suite':<28} {'case':<44} {'value':>12} {'unit':<9} {'vs':<26} {'ratio':>7}"
+    header = f"{'suite':<28} {'case':<44} {'value':>12} {'unit':<9} {'vs':<30} {'ratio':>7}"
     out.write(header + "\n" + "-" * len(header) + "\n")
     for r in rows:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
-        out.write(
-            f"{r.suite:<28} {r.case:<44} {r.value:>12,.1f} {r.unit:<9} {(r.baseline or ''):<26} {ratio:>7}\n"
-        )
+        value = f"{r.value:>12,.3f}" if r.value < 100 else f"{r.value:>12,.0f}"
+        out.write(f"{r.suite:<28} {r.case:<44} {value} {r.unit:<9} {(r.baseline or ''):<30} {ratio:>7}\n")
     out.write("ratio > 1.00x means rtsync is better than the baseline measured in the same run\n")
 
 

@@ -450,12 +450,15 @@ class Client:
         if self._deferred and from_link:
             outputs = [*self._deferred, *outputs]
             self._deferred = []
-        dispatcher = self._dispatcher
+        batch: List[Event] = []
         for out in outputs:
             if isinstance(out, Event):
-                if dispatcher is not None and not dispatcher.put(out, self._while_full if from_link else None):
-                    raise _Stopping()
-            elif isinstance(out, Send):
+                batch.append(out)
+                continue
+            if batch:  # events before this output keep their place in line
+                self._deliver(batch, from_link)
+                batch = []
+            if isinstance(out, Send):
                 self._send(out.text)
             elif isinstance(out, Ping):
                 if self._link is not None:
@@ -479,6 +482,13 @@ class Client:
                 raise out.error
             elif isinstance(out, Rotate):
                 self._rotate(out.reason)
+        if batch:
+            self._deliver(batch, from_link)
+
+    def _deliver(self, events: List[Event], from_link: bool) -> None:
+        dispatcher = self._dispatcher
+        if dispatcher is not None and not dispatcher.put_many(events, self._while_full if from_link else None):
+            raise _Stopping()
 
     def _send(self, text: str) -> None:
         link = self._link

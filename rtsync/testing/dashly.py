@@ -169,17 +169,20 @@ class DashlyServer(LocalServer):
         go, as pre-encoded frames (the benchmark's source: the server must not be the bottleneck)."""
 
         async def go() -> None:
-            frames: Dict[_Subscriber, List[bytes]] = collections.defaultdict(list)
-            for _ in range(count):
-                msg = self._store_message(channel, body)
-                data = _frame(msg.text)
-                for sub in self._subscribers:
-                    if channel in sub.channels and hasattr(sub.deliver, "raw"):
-                        frames[sub].append(data)
-            for sub, chunks in frames.items():
-                sub.deliver.raw(b"".join(chunks))  # type: ignore[attr-defined]
+            self._blast_now(channel, count, body)
 
         self.call(go)
+
+    def _blast_now(self, channel: str, count: int, body: str) -> None:
+        frames: Dict[_Subscriber, List[bytes]] = collections.defaultdict(list)
+        for _ in range(count):
+            msg = self._store_message(channel, body)
+            data = _frame(msg.text)
+            for sub in self._subscribers:
+                if channel in sub.channels and hasattr(sub.deliver, "raw"):
+                    frames[sub].append(data)
+        for sub, chunks in frames.items():
+            sub.deliver.raw(b"".join(chunks))  # type: ignore[attr-defined]
 
     def inject(self, text: str) -> int:
         """Send `text` as-is (a malformed or hand-made frame) to every WebSocket; return how many."""
@@ -296,6 +299,9 @@ class DashlyServer(LocalServer):
         app.router.add_route("*", "/longpoll/{chs:.*}", self._longpoll)
         app.router.add_route("*", "/shortpoll/{chs:.*}", self._shortpoll)
         app.router.add_route("*", "/pub", self._pub)
+        # Test controls (not part of the module): for a server running in another process.
+        app.router.add_post("/_rtsync/blast", self._control_blast)
+        app.router.add_post("/_rtsync/stream", self._control_stream)
         if self.ping_channel_interval:
             app.on_startup.append(self._start_ping_channel)
 
@@ -401,6 +407,27 @@ class DashlyServer(LocalServer):
             "stored_messages": len(self._store.get(last, ())),
             "subscribers": sum(1 for s in self._subscribers if last in s.channels),
         })
+
+    async def _control_blast(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        self._blast_now(q["id"], int(q["n"]), q.get("body", '{"n":0}'))
+        return web.Response(text="ok")
+
+    async def _control_stream(self, request: web.Request) -> web.StreamResponse:
+        """Publish `n` messages at `rate`/s, each carrying its publish time (`{"ts": ...}`)."""
+        q = request.query
+        channel, count, rate = q["id"], int(q["n"]), float(q["rate"])
+
+        async def run() -> None:
+            start = time.perf_counter()
+            for i in range(count):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self._publish(channel, json.dumps({"i": i, "ts": time.time()}))
+
+        asyncio.ensure_future(run())
+        return web.Response(text="ok")
 
     # ------------------------------------------------------------------
     # WebSocket
@@ -561,6 +588,9 @@ def main() -> None:  # pragma: no cover - a manual tool
     parser.add_argument("--token", action="append", default=None)
     parser.add_argument("--ping-interval", type=float, default=10.0)
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
     server = DashlyServer(tokens=args.token or ["test-token"], port=args.port,
                           ping_interval=args.ping_interval).start()
     print(server.http_url, flush=True)

@@ -73,6 +73,7 @@ _BACKTRACK_RE = re.compile(r"\.b\d+$")
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
 _ENVELOPE_START = re.compile(r'\{\s*"id"\s*:')
 _WS = re.compile(r"\s*")
+_loads = json.loads
 
 
 class DashlyEvent(Event):
@@ -197,12 +198,12 @@ def iter_envelopes(text: str) -> Iterator[Tuple[Optional[Dict[str, Any]], str]]:
 
 
 class _Channel:
-    __slots__ = ("high", "high_cursor", "seen", "missing", "floor")
+    __slots__ = ("high", "high_key", "seen", "missing", "floor")
 
     def __init__(self) -> None:
         self.floor = 0  # ids at or below this were delivered before (restored from a checkpoint)
         self.high = 0
-        self.high_cursor: Optional[Cursor] = None
+        self.high_key: Optional[Tuple[int, int]] = None  # (epoch, tag) of the highest id
         self.seen: Set[int] = set()
         self.missing: Dict[int, float] = {}  # id -> when we noticed it was missing
 
@@ -219,14 +220,24 @@ class DashlyState:
 
     def __init__(self, channels: Sequence[str], *, gap_grace: float = 2.0) -> None:
         self.channels = list(channels)
-        self.cursor: Optional[Cursor] = None
         self.gap_grace = gap_grace
+        self._max: Optional[Tuple[int, int]] = None  # newest (epoch, tag) over ids > 0
+        self._max_time = ""
         self._channels: Dict[str, _Channel] = {}
+
+    @property
+    def cursor(self) -> Optional[Cursor]:
+        return None if self._max is None else Cursor(self._max[0], self._max[1], self._max_time)
+
+    def advance(self, cursor: Optional[Cursor]) -> None:
+        if cursor is not None and (self._max is None or (cursor.epoch, cursor.tag) > self._max):
+            self._max, self._max_time = (cursor.epoch, cursor.tag), cursor.time
 
     # -- persistence (FileCheckpoint) -------------------------------------
     def snapshot(self) -> Dict[str, Any]:
+        cursor = self.cursor
         return {
-            "cursor": self.cursor.to_json() if self.cursor else None,
+            "cursor": cursor.to_json() if cursor else None,
             "channels": {
                 name: sorted(ch.seen)[-256:] for name, ch in self._channels.items() if ch.seen
             },
@@ -234,13 +245,13 @@ class DashlyState:
 
     def restore(self, data: Mapping[str, Any]) -> None:
         if data.get("cursor"):
-            self.cursor = Cursor.from_json(data["cursor"])
+            self.advance(Cursor.from_json(data["cursor"]))
         for name, ids in (data.get("channels") or {}).items():
             ch = self._channel(name)
             ch.seen.update(int(i) for i in ids)
             ch.high = max(ch.seen, default=0)
             ch.floor = min(ch.seen, default=1) - 1
-            ch.high_cursor = self.cursor
+            ch.high_key = self._max
 
     def _channel(self, name: str) -> _Channel:
         ch = self._channels.get(name)
@@ -248,49 +259,58 @@ class DashlyState:
             ch = self._channels[name] = _Channel()
         return ch
 
-    def advance(self, cursor: Optional[Cursor]) -> None:
-        if cursor is not None and (self.cursor is None or cursor > self.cursor):
-            self.cursor = cursor
-
     # -- decoding ----------------------------------------------------------
     def accept(self, text: str, now: float) -> List[Output]:
         out: List[Output] = []
+        try:
+            envelope = _loads(text)  # a WebSocket frame is exactly one envelope: the fast path
+        except ValueError:
+            envelope = None
+        if type(envelope) is dict:
+            self._one(envelope, text, now, out)
+            return out
         for envelope, raw in iter_envelopes(text):
             if envelope is None:
                 out.extend(self._unparsed(raw))
-                continue
-            try:
-                msg_id = int(envelope.get("id", 0))
-            except (TypeError, ValueError):
-                out.append(Report(ProtocolError(f"message with a non-numeric id skipped: {raw[:80]!r}")))
-                continue
-            if msg_id <= 0:
-                out.extend(self._reserved(msg_id, envelope, raw))
-                continue
-            channel = envelope.get("channel")
-            if not isinstance(channel, str) or "time" not in envelope:
-                out.append(Report(ProtocolError(f"message without channel or time skipped: {raw[:80]!r}")))
-                continue
-            try:
-                cursor = Cursor.parse(envelope["time"], envelope.get("tag", 0))
-            except (ValueError, TypeError):
-                out.append(Report(ProtocolError(f"message with an unreadable time/tag skipped: {raw[:80]!r}")))
-                continue
-            if not self._fresh(channel, msg_id, cursor, now, out):
-                continue
-            self.advance(cursor)
-            out.append(
-                DashlyEvent.model_construct(
-                    name=channel, channel=channel, data=envelope.get("message"), id=msg_id,
-                    provider=PROVIDER, received_at=_now(), raw=raw, tag=cursor.tag, time=cursor.time,
-                )
-            )
+            else:
+                self._one(envelope, raw, now, out)
         return out
 
-    def _fresh(self, name: str, msg_id: int, cursor: Cursor, now: float, out: List[Output]) -> bool:
+    def _one(self, envelope: Dict[str, Any], raw: str, now: float, out: List[Output]) -> None:
+        try:
+            msg_id = int(envelope.get("id", 0))
+        except (TypeError, ValueError):
+            out.append(Report(ProtocolError(f"message with a non-numeric id skipped: {raw[:80]!r}")))
+            return
+        if msg_id <= 0:
+            out.extend(self._reserved(msg_id, envelope, raw))
+            return
+        channel, time_text, tag = envelope.get("channel"), envelope.get("time"), envelope.get("tag", 0)
+        epoch = _epoch(time_text) if type(time_text) is str else None
+        try:
+            tag = int(tag)
+        except (TypeError, ValueError):
+            try:
+                tag = parse_tag(tag)
+            except ValueError:
+                epoch = None
+        if type(channel) is not str or epoch is None:
+            out.append(Report(ProtocolError(f"message without a channel, time or tag skipped: {raw[:80]!r}")))
+            return
+        key = (epoch, tag)
+        if not self._fresh(channel, msg_id, key, now):
+            return
+        if self._max is None or key > self._max:
+            self._max, self._max_time = key, time_text
+        out.append(DashlyEvent._build({
+            "name": channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
+            "provider": PROVIDER, "received_at": _now(), "raw": raw, "tag": tag, "time": time_text,
+        }))
+
+    def _fresh(self, name: str, msg_id: int, key: Tuple[int, int], now: float) -> bool:
         """Dedupe by (channel, id) and track gaps; False means drop the message."""
-        ch = self._channel(name)
-        if msg_id <= ch.high and ch.high_cursor is not None and cursor > ch.high_cursor:
+        ch = self._channels.get(name) or self._channel(name)
+        if msg_id <= ch.high and ch.high_key is not None and key > ch.high_key:
             # Not above the highest id yet newer than it: the channel was recreated
             # (deleted, expired, server restarted) and counts from 1 again. A true
             # repeat always carries a cursor no newer than the highest id's.
@@ -300,16 +320,13 @@ class DashlyState:
         elif msg_id < ch.high:
             if msg_id <= max(ch.floor, ch.high - self.window):
                 return False  # older than our window: certainly delivered before
-            else:
-                ch.missing.pop(msg_id, None)  # a late arrival filling a hole
+            ch.missing.pop(msg_id, None)  # a late arrival filling a hole
         if msg_id > ch.high:
             if ch.high and msg_id > ch.high + 1:
                 for missing in range(ch.high + 1, min(msg_id, ch.high + self.window)):
                     ch.missing[missing] = now
             ch.high = msg_id
-            ch.high_cursor = cursor
-        elif ch.high == 0:
-            ch.high, ch.high_cursor = msg_id, cursor
+            ch.high_key = key
         ch.seen.add(msg_id)
         if len(ch.seen) > 2 * self.window:
             floor = ch.high - self.window
