@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 import threading
-from typing import Any, Awaitable, Callable, Optional, Set, TypeVar
+from typing import Any, Callable, Coroutine, Optional, Set, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +23,7 @@ __all__ = ["LocalServer"]
 log = logging.getLogger("rtsync.testing")
 
 T = TypeVar("T")
+S = TypeVar("S", bound="LocalServer")
 
 
 class LocalServer:
@@ -38,7 +39,7 @@ class LocalServer:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._runner: Optional[web.AppRunner] = None
-        self._site: Optional[web.TCPSite] = None
+        self._site: Optional[web.SockSite] = None
         self.websockets: Set[web.WebSocketResponse] = set()
         self.connections_total = 0
 
@@ -58,7 +59,7 @@ class LocalServer:
     def ws_url(self) -> str:
         return f"ws://{self.host}:{self.port}"
 
-    def start(self) -> "LocalServer":
+    def start(self: S) -> S:
         if self._thread is not None:
             return self
         ready = threading.Event()
@@ -88,13 +89,13 @@ class LocalServer:
             self._loop = None
             self._thread = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self: S) -> S:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = 30) -> T:
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float = 30) -> T:
         """Run coroutine function `fn(*args)` on the server loop and return its result."""
         assert self._loop is not None, "server not started"
         return asyncio.run_coroutine_threadsafe(fn(*args), self._loop).result(timeout)
@@ -112,8 +113,8 @@ class LocalServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        self._site = web.SockSite(self._runner, sock)
-        await self._site.start()
+        self._site = site = web.SockSite(self._runner, sock)
+        await site.start()
 
     async def _shutdown(self) -> None:
         self._abort_all()

@@ -128,6 +128,7 @@ class DashlyServer(LocalServer):
         self.connection_ttl = connection_ttl
         self.clock = clock
         self.requests: List[str] = []  # raw request targets, for tests that check encoding
+        self.close_codes: List[Optional[int]] = []  # how each WebSocket ended (None: no close frame)
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -475,6 +476,7 @@ class DashlyServer(LocalServer):
                     break
                 # text frames are ignored (publishing over WebSocket is off)
         finally:
+            self.close_codes.append(ws.close_code if ws.closed else None)
             self._subscribers.discard(sub)
             self.untrack(ws)
             for task in tasks:

@@ -124,7 +124,7 @@ class WebSocketLink:
         """Send a close frame (best effort); frames may still be read until the server's close."""
         if not self._closed:
             try:
-                self._ws.send_close(struct.pack("!H", code))
+                self._ws.send_close(code)
             except Exception:
                 pass
 
@@ -257,10 +257,10 @@ class WebSocketLink:
         """Turn the reader's pseudo-frames (-1 oversized, -2 bad UTF-8) into errors."""
         if opcode == -1:
             return FrameTooLarge(
-                f"skipped a {detail}-byte frame, larger than max_message_size={limit}; "
+                f"skipped a {detail!s}-byte frame, larger than max_message_size={limit}; "
                 "raise max_message_size if such frames are expected"
             )
-        return ProtocolError(str(detail))
+        return ProtocolError(detail if isinstance(detail, str) else detail.decode("utf-8", "replace"))
 
 
 def close_details(payload: bytes) -> Tuple[Optional[int], str]:

@@ -176,3 +176,23 @@ def test_once_and_off_on_a_client(server: DashlyServer) -> None:
 def test_library_adds_no_log_handlers() -> None:
     for name in ("rtsync", "rtsync.dashly", "rtsync.events", "rtsync.transport.websocket"):
         assert logging.getLogger(name).handlers == []
+
+
+def test_stop_sends_a_close_frame(server: DashlyServer) -> None:
+    c = client(server)
+    up = connected(c)
+    c.start()
+    assert up.wait(5)
+    c.stop()
+    assert wait_for(lambda: server.close_codes == [1000])
+
+
+def test_no_signal_handlers_installed(server: DashlyServer) -> None:
+    import signal
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    c = client(server)
+    up = connected(c)
+    with c:
+        assert up.wait(5)
+    assert {s: signal.getsignal(s) for s in before} == before

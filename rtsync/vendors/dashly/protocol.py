@@ -301,7 +301,7 @@ class DashlyState:
         if not self._fresh(channel, msg_id, key, now):
             return
         if self._max is None or key > self._max:
-            self._max, self._max_time = key, time_text
+            self._max, self._max_time = key, str(time_text)
         out.append(DashlyEvent._build({
             "name": channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
             "provider": PROVIDER, "received_at": _now(), "raw": raw, "tag": tag, "time": time_text,
