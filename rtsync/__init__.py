@@ -13,6 +13,7 @@ from .errors import (
     RtsyncError,
     StaleConnection,
     SubscriptionError,
+    TLSVerificationError,
 )
 from .events import Event
 from .policy import Backoff, RetryBudget
@@ -65,5 +66,6 @@ __all__ = [
     "RtsyncError",
     "StaleConnection",
     "SubscriptionError",
+    "TLSVerificationError",
     "VoxsigClient",
 ]

@@ -8,6 +8,7 @@
      ├── RateLimited                 the server asked us to wait `retry_after` seconds
      ├── ConnectionLost              the link dropped or could not be opened; retried
      │    └── StaleConnection        no sign of life from the server in time
+     ├── TLSVerificationError        the server's certificate could not be verified; not retried
      ├── ProtocolError               the server sent something we cannot accept
      │    └── FrameTooLarge          a frame beyond `max_message_size`
      ├── CallError                   a remote method call answered with an error
@@ -35,6 +36,7 @@ __all__ = [
     "RtsyncError",
     "StaleConnection",
     "SubscriptionError",
+    "TLSVerificationError",
 ]
 
 
@@ -81,6 +83,11 @@ class ConnectionLost(RtsyncError):
 
 class StaleConnection(ConnectionLost):
     """The server went silent for longer than its own heartbeat allows."""
+
+
+class TLSVerificationError(RtsyncError):
+    """The server's TLS certificate failed verification. Not retried: fix the trust store
+    (`verify="/path/to/ca.pem"`) rather than hammering a server we cannot trust."""
 
 
 class ProtocolError(RtsyncError):

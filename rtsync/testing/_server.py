@@ -32,9 +32,10 @@ class LocalServer:
     #: Name of the server thread; tests use it to tell our threads from the server's.
     thread_name = "rtsync-testserver"
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.silent = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
@@ -53,11 +54,11 @@ class LocalServer:
     # -- lifecycle -------------------------------------------------------
     @property
     def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
 
     def start(self: S) -> S:
         if self._thread is not None:
@@ -113,7 +114,7 @@ class LocalServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        self._site = site = web.SockSite(self._runner, sock)
+        self._site = site = web.SockSite(self._runner, sock, ssl_context=self.ssl_context)
         await site.start()
 
     async def _shutdown(self) -> None:

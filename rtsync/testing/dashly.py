@@ -116,8 +116,9 @@ class DashlyServer(LocalServer):
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: Any = None,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(host=host, port=port, ssl_context=ssl_context)
         self.tokens = set(tokens)
         self.longpoll_timeout = longpoll_timeout
         self.ping_interval = ping_interval

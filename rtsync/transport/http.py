@@ -19,7 +19,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from ..errors import ConnectionLost
 from ..redact import redact_url
 from ..sansio import HttpResponse
-from .websocket import status_error
+from .websocket import status_error, tls_error
 
 __all__ = ["HttpClient"]
 
@@ -87,8 +87,9 @@ class HttpClient:
 
     def __init__(self, *, verify: Union[bool, str] = True, user_agent: str = "rtsync") -> None:
         self._registry = _Registry()
+        # Passed on each request: a Session's `verify` loses to REQUESTS_CA_BUNDLE (requests#3829).
+        self.verify = verify
         self.session = requests.Session()
-        self.session.verify = verify
         self.session.headers["User-Agent"] = user_agent
         adapter = _Adapter(self._registry)
         self.session.mount("http://", adapter)
@@ -112,9 +113,13 @@ class HttpClient:
         try:
             resp = self.session.request(
                 method, url, headers=dict(headers or {}), timeout=(min(timeout, 15.0), timeout),
-                json=json, allow_redirects=False,
+                json=json, allow_redirects=False, verify=self.verify,
             )
             body = resp.content
+        except requests.exceptions.SSLError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise tls_error(what, "certificate verify failed") from None
+            raise ConnectionLost(f"{what} failed: TLS error") from None
         except requests.RequestException as exc:
             raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
         result = HttpResponse(resp.status_code, dict(resp.headers), body)

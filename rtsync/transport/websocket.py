@@ -24,10 +24,11 @@ from ..errors import (
     ProtocolError,
     RateLimited,
     RequestRejected,
+    TLSVerificationError,
 )
 from ..sansio import Handshake
 
-__all__ = ["CLOSE", "PING", "PONG", "TEXT", "BINARY", "WebSocketLink", "status_error"]
+__all__ = ["BINARY", "CLOSE", "PING", "PONG", "TEXT", "WebSocketLink", "status_error", "tls_error"]
 
 log = logging.getLogger("rtsync.transport.websocket")
 
@@ -52,6 +53,13 @@ def status_error(status: int, what: str, retry_after: Optional[float] = None) ->
     return ConnectionLost(f"{what} failed with HTTP {status}")
 
 
+def tls_error(what: str, detail: str) -> TLSVerificationError:
+    return TLSVerificationError(
+        f"{what} failed: the server's TLS certificate could not be verified ({detail}). "
+        "If it uses a private CA, pass verify='/path/to/ca.pem'; verify=False only for testing."
+    )
+
+
 class WebSocketLink:
     """One open WebSocket. `recv` is for the reader thread; `send_text`, `ping`, `abort` are thread-safe."""
 
@@ -69,6 +77,7 @@ class WebSocketLink:
         self._fragments: List[bytes] = []
         self._fragment_op = 0
         self._skip = 0  # bytes of an oversized frame still to discard
+        self._dropping = False  # inside a fragmented message already reported as too large
         self._closed = False
         self._lock = threading.Lock()
         self._what = f"WebSocket handshake with {display_url or 'the server'}"
@@ -96,6 +105,9 @@ class WebSocketLink:
         except websocket.WebSocketBadStatusException as exc:
             retry = (exc.resp_headers or {}).get("retry-after")
             raise status_error(exc.status_code, what, _seconds(retry)) from None
+        except ssl.SSLCertVerificationError as exc:
+            self.abort()
+            raise tls_error(what, exc.verify_message or str(exc)) from None
         except (OSError, websocket.WebSocketException) as exc:
             self.abort()
             raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
@@ -233,11 +245,17 @@ class WebSocketLink:
             if opcode != CONT:
                 self._fragment_op = opcode
                 self._fragments = []
+                self._dropping = False
+            elif self._dropping:
+                self._dropping = not fin
+                continue
             self._fragments.append(payload)
             if not fin:
-                if sum(map(len, self._fragments)) > self.max_message_size:
-                    out.append((-1, str(sum(map(len, self._fragments)))))
+                size = sum(map(len, self._fragments))
+                if size > self.max_message_size:
+                    out.append((-1, f"{size}+"))
                     self._fragments = []
+                    self._dropping = True
                 continue
             data = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
             self._fragments = []
