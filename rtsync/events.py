@@ -233,6 +233,7 @@ class Dispatcher:
         self._thread: Optional[threading.Thread] = None
         self._name = name
         self._warned_full = False
+        self._stop_queued = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -277,19 +278,29 @@ class Dispatcher:
         return True
 
     def stop(self, timeout: Optional[float] = None) -> bool:
-        """Let the thread finish what is queued, then end it. Return True if it ended in time."""
+        """Let the thread finish what is queued, then end it. Return True if it ended in time.
+
+        Called from a callback (the dispatcher's own thread) it only asks: the
+        thread ends once that callback returns, and returns False.
+        """
         thread = self._thread
         if thread is None:
             return True
         with self._cond:
-            self._queue.append(_STOP)
-            self._cond.notify_all()
-        if thread is not threading.current_thread():
-            thread.join(timeout)
+            if not self._stop_queued:
+                self._stop_queued = True
+                self._queue.append(_STOP)
+                self._cond.notify_all()
+        if self.on_own_thread():
+            return False
+        thread.join(timeout)
         if thread.is_alive():
             return False
         self._thread = None
         return True
+
+    def on_own_thread(self) -> bool:
+        return self._thread is threading.current_thread()
 
     def has_room(self) -> bool:
         return len(self._queue) < self.maxsize

@@ -185,12 +185,14 @@ class Client:
         """Stop reading, deliver what is already queued, and join every thread. Idempotent.
 
         Waits at most `timeout` seconds in all; a callback still running then is left to
-        finish on its (daemon) thread and a warning is logged.
+        finish on its (daemon) thread and a warning is logged. Called from a callback,
+        it stops the link and lets the dispatcher end once that callback returns.
         """
         thread = self._thread
         if thread is None:
             return
         deadline = time.monotonic() + timeout
+        dispatcher = self._dispatcher
         self._stopping.set()
         self._http.cancel()
         with self._lock:
@@ -201,7 +203,10 @@ class Client:
             connecting.abort()
         if thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
-        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher.on_own_thread():
+            dispatcher.stop()  # queues the end; a later stop() from another thread joins it
+            self._on_stopped()
+            return
         done = dispatcher.stop(max(0.0, deadline - time.monotonic())) if dispatcher is not None else True
         if thread.is_alive() or not done:
             self.log.warning("stop(): a thread did not finish within %.1f s", timeout)

@@ -196,3 +196,18 @@ def test_no_signal_handlers_installed(server: DashlyServer) -> None:
     with c:
         assert up.wait(5)
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_stop_from_inside_a_callback(server: DashlyServer) -> None:
+    c = client(server)
+    got: List[Event] = []
+
+    def on_message(event: Event) -> None:
+        got.append(event)
+        if len(got) == 3:
+            c.stop()
+
+    c.on("c.1", on_message)
+    c.on("rtsync.connected", lambda e: [server.publish("c.1", {"n": n}) for n in range(5)])
+    c.run_forever()  # returns once the callback stopped the client
+    assert len(got) >= 3 and not c.running
