@@ -6,7 +6,7 @@ import struct
 import threading
 import time
 from collections import defaultdict
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -28,6 +28,17 @@ def server() -> Iterator[DashlyServer]:
 def make(server: DashlyServer, transport: str, **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
     return rtsync.DashlyClient("tok", CHANNELS, transport=transport, url=server.http_url, poll_interval=0.05, **kw)
+
+
+def watch(c: rtsync.Client) -> Tuple[List[Event], List[Event], threading.Event]:
+    """Record replies and errors; the Event is set once connected."""
+    got: List[Event] = []
+    errors: List[Event] = []
+    up = threading.Event()
+    c.on("conversation_reply.1", got.append)
+    c.on("rtsync.error", errors.append)
+    c.on("rtsync.connected", lambda e: up.set())
+    return got, errors, up
 
 
 @pytest.mark.parametrize("transport", ["websocket", "longpoll", "shortpoll"])
@@ -91,12 +102,7 @@ def test_silent_websocket_is_detected_as_stale_and_resumed(server: DashlyServer)
 
 def test_malformed_frames_are_reported_and_the_stream_goes_on(server: DashlyServer) -> None:
     c = make(server, "websocket")
-    got: List[Event] = []
-    errors: List[Event] = []
-    c.on("conversation_reply.1", got.append)
-    c.on("rtsync.error", errors.append)
-    up = threading.Event()
-    c.on("rtsync.connected", lambda e: up.set())
+    got, errors, up = watch(c)
     with c:
         assert up.wait(5)
         server.inject("{this is not json")
@@ -109,12 +115,7 @@ def test_malformed_frames_are_reported_and_the_stream_goes_on(server: DashlyServ
 
 def test_oversized_frame_is_skipped_reported_and_the_link_survives(server: DashlyServer) -> None:
     c = make(server, "websocket", max_message_size=64 * 1024)
-    got: List[Event] = []
-    errors: List[Event] = []
-    c.on("conversation_reply.1", got.append)
-    c.on("rtsync.error", errors.append)
-    up = threading.Event()
-    c.on("rtsync.connected", lambda e: up.set())
+    got, errors, up = watch(c)
     with c:
         assert up.wait(5)
         big = b"x" * (1024 * 1024)
