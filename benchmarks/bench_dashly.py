@@ -27,7 +27,7 @@ SUITE = "dashly websocket"
 
 def start_server() -> tuple:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rtsync.testing.dashly", "--token", TOKEN, "--ping-interval", "0"],
+        [sys.executable, "-m", "rtsync.testing.dashly", "--token", TOKEN, "--ping-interval", "10"],
         stdout=subprocess.PIPE, text=True,
     )
     url = proc.stdout.readline().strip()
@@ -118,6 +118,42 @@ def rtsync_latency(url: str, n: int, rate: float) -> List[float]:
     return samples
 
 
+def cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def idle_cpu(url: str, seconds: float, use_rtsync: bool) -> float:
+    """CPU milliseconds per minute spent by one connected, idle listener (server pings every 10 s)."""
+    channel = f"idle{time.monotonic_ns()}"
+    if use_rtsync:
+        client = rtsync.DashlyClient(TOKEN, [channel], url=url)
+        client.start()
+        wait_subscribed(url, channel)
+        before = cpu_seconds()
+        time.sleep(seconds)
+        used = cpu_seconds() - before
+        client.stop()
+    else:
+        ws = websocket.WebSocket(skip_utf8_validation=True)
+        ws.connect(url.replace("http://", "ws://") + f"/websocket/{channel}?auth_token={TOKEN}")
+        wait_subscribed(url, channel)
+        ws.settimeout(seconds)
+        before = cpu_seconds()
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                ws.settimeout(max(0.01, deadline - time.monotonic()))
+                ws.recv()
+        except websocket.WebSocketTimeoutException:
+            pass
+        used = cpu_seconds() - before
+        ws.close()
+    return used * 1000 * 60 / seconds
+
+
 def run(quick: bool) -> List[Row]:
     n = 20_000 if quick else 100_000
     lat_n, rate = (500, 500.0) if quick else (2000, 1000.0)
@@ -132,6 +168,8 @@ def run(quick: bool) -> List[Row]:
             best["rtsync"] = max(best["rtsync"], rtsync_rate(url, n))
         raw_p50, raw_p99 = percentiles(raw_latency(url, lat_n, rate))
         rt_p50, rt_p99 = percentiles(rtsync_latency(url, lat_n, rate))
+        idle_for = 3.0 if quick else 10.0
+        raw_idle, rt_idle = idle_cpu(url, idle_for, False), idle_cpu(url, idle_for, True)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -146,4 +184,6 @@ def run(quick: bool) -> List[Row]:
         Row(SUITE, f"rtsync latency p50 @{rate:g}/s", rt_p50, "ms", "raw p50", raw_p50, higher_is_better=False),
         Row(SUITE, f"raw latency p99 @{rate:g}/s", raw_p99, "ms", higher_is_better=False),
         Row(SUITE, f"rtsync latency p99 @{rate:g}/s", rt_p99, "ms", "raw p99", raw_p99, higher_is_better=False),
+        Row(SUITE, "raw idle CPU", raw_idle, "ms/min", higher_is_better=False),
+        Row(SUITE, "rtsync idle CPU", rt_idle, "ms/min", "raw idle CPU", raw_idle, higher_is_better=False),
     ]
