@@ -50,9 +50,10 @@ __all__ = ["Client"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# How long a blocking read may last when the protocol has no timer due; stop()
-# does not depend on it (it aborts the socket), it only bounds clock drift.
-_IDLE_READ = 5.0
+# How long a blocking read may last before the protocol's deadline is asked
+# again: a timer set from a user thread (through _exchange) is late by at most
+# this. stop() does not depend on it (it aborts the socket).
+_IDLE_READ = 1.0
 
 
 class _Stopping(Exception):
