@@ -94,6 +94,8 @@ class Handshake:
     headers: Mapping[str, str] = field(default_factory=dict)
     subprotocols: Sequence[str] = ()
     origin: Optional[str] = None
+    #: what an HTTP status on the upgrade means for this vendor, added to the error message
+    status_hints: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

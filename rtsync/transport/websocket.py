@@ -39,8 +39,10 @@ Frame = Tuple[int, Union[str, bytes]]
 _READ_SIZE = 256 * 1024
 
 
-def status_error(status: int, what: str, retry_after: Optional[float] = None) -> Exception:
+def status_error(status: int, what: str, retry_after: Optional[float] = None, hint: str = "") -> Exception:
     """Map an HTTP status on a handshake or request to the rtsync error the policy understands."""
+    if hint:
+        what = f"{what} ({hint})"
     if status in (401, 403):
         return AuthenticationError(
             f"{what} was refused with HTTP {status}: the credentials were not accepted. "
@@ -104,7 +106,8 @@ class WebSocketLink:
             self._ws.connect(handshake.url, suppress_origin=not handshake.origin, **options)
         except websocket.WebSocketBadStatusException as exc:
             retry = (exc.resp_headers or {}).get("retry-after")
-            raise status_error(exc.status_code, what, _seconds(retry)) from None
+            hint = handshake.status_hints.get(exc.status_code, "")
+            raise status_error(exc.status_code, what, _seconds(retry), hint) from None
         except ssl.SSLCertVerificationError as exc:
             self.abort()
             raise tls_error(what, exc.verify_message or str(exc)) from None
