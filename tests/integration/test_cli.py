@@ -33,6 +33,18 @@ def test_demo_prints_events_and_exits_by_itself_within_30_s() -> None:
     assert lines[-1]["data"]["text"].startswith("(sent while the connection was down")
 
 
+@pytest.mark.parametrize("vendor", ["voxsig", "quickmeet", "dialpad", "doshii"])
+def test_every_vendor_demo_exits_by_itself(vendor: str) -> None:
+    from rtsync.cli import _load_vendors
+
+    if vendor not in _load_vendors():
+        pytest.skip(f"no {vendor} client in this build")
+    done = subprocess.run(rtsync_cmd() + ["demo", vendor], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    names = [json.loads(line)["name"] for line in done.stdout.splitlines()]
+    assert names[0] == "rtsync.connected" and len([n for n in names if not n.startswith("rtsync.")]) >= 2
+
+
 def test_listen_prints_json_lines_and_stops_on_ctrl_c() -> None:
     with DashlyServer(tokens={"tok"}) as server:
         env = dict(os.environ, RTSYNC_DASHLY_TOKEN="tok")

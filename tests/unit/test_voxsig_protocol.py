@@ -1,0 +1,181 @@
+"""Voxsig's ActionCable protocol on recorded frames (protocols/voxsig-actioncable.md section 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rtsync.errors import AuthenticationError, ConnectionLost, ProtocolError, StaleConnection
+from rtsync.events import Event
+from rtsync.sansio import Connected, Fail, Report, Send
+from rtsync.vendors.voxsig.models import Message, Presence, Typing
+from rtsync.vendors.voxsig.protocol import SubscriptionTimeout, VoxsigProtocol, build_identifier
+
+ID = '{"channel":"RoomChannel","pubsub_token":"t","account_id":1,"user_id":2}'
+WELCOME = '{"type":"welcome"}'
+PING = '{"type":"ping","message":1795404060}'
+CONFIRM = json.dumps({"identifier": ID, "type": "confirm_subscription"})
+REJECT = json.dumps({"identifier": ID, "type": "reject_subscription"})
+CREATED = json.dumps({"identifier": ID, "message": {"event": "message.created",
+                                                  "data": {"id": 42, "content": "hi", "account_id": 1}}})
+UNAUTHORIZED = '{"type":"disconnect","reason":"unauthorized","reconnect":false}'
+RESTART = '{"type":"disconnect","reason":"server_restart","reconnect":true}'
+
+
+def proto(**kw) -> VoxsigProtocol:
+    kw.setdefault("presence_interval", 15.0)
+    return VoxsigProtocol("wss://app.voxsig.com/cable", "https://app.voxsig.com",
+                          {"pubsub_token": "t", "account_id": 1, "user_id": 2}, **kw)
+
+
+def subscribed(p: VoxsigProtocol, now: float = 0.0) -> list:
+    p.opened(now)
+    p.received(WELCOME, now)
+    return p.received(CONFIRM, now)
+
+
+def test_identifier_is_json_stringify_byte_for_byte() -> None:
+    assert build_identifier({"channel": "RoomChannel", "pubsub_token": "t", "account_id": 1, "user_id": 2}) == ID
+    assert build_identifier({"channel": "RoomChannel", "pubsub_token": "ü"}) == '{"channel":"RoomChannel","pubsub_token":"ü"}'
+    assert proto().identifier == ID
+
+
+def test_handshake_offers_both_subprotocols_and_an_origin() -> None:
+    hs = proto().handshake()
+    assert list(hs.subprotocols) == ["actioncable-v1-json", "actioncable-unsupported"]
+    assert hs.origin == "https://app.voxsig.com" and 404 in hs.status_hints
+
+
+def test_subscribe_on_welcome_with_the_exact_identifier() -> None:
+    p = proto()
+    p.opened(0)
+    (send,) = p.received(WELCOME, 0)
+    assert json.loads(send.text) == {"command": "subscribe", "identifier": ID}
+    assert ID in send.text.replace('\\"', '"')
+
+
+def test_confirm_connects_and_sends_presence_at_once_then_on_cadence() -> None:
+    p = proto(presence_interval=15.0)
+    out = subscribed(p, now=1.0)
+    assert isinstance(out[0], Connected)
+    presence = json.loads(out[1].text)
+    assert presence == {"command": "message", "identifier": ID, "data": '{"action":"update_presence"}'}
+    assert isinstance(presence["data"], str)  # ActionCable needs data as a JSON string
+    p.received(PING, 15.5)
+    assert p.deadline() == 16.0
+    (again,) = p.tick(16.0)
+    assert again == out[1]
+
+
+def test_data_frames_become_named_events_with_the_token_masked_in_raw() -> None:
+    p = proto()
+    subscribed(p)
+    (e,) = p.received(CREATED, 0)
+    assert isinstance(e, Event) and (e.name, e.channel, e.provider) == ("message.created", "RoomChannel", "voxsig")
+    assert e.data == {"id": 42, "content": "hi", "account_id": 1}
+    assert '"pubsub_token' not in e.raw and "***" in e.raw
+    assert isinstance(e.typed, Message) and e.typed.content == "hi"
+
+
+def test_raw_string_message_and_foreign_identifier() -> None:
+    p = proto()
+    subscribed(p)
+    (e,) = p.received(json.dumps({"identifier": ID, "message": "just a string"}), 0)
+    assert (e.name, e.data) == ("message", "just a string")
+    other = json.dumps({"identifier": ID.replace('"user_id":2', '"user_id":3'), "message": {"event": "x"}})
+    assert p.received(other, 0) == []
+
+
+def test_typed_views() -> None:
+    typing = Event.make("conversation.typing_on", provider="voxsig",
+                        data={"conversation": {"id": 5}, "user": {"id": 1}, "is_private": False, "account_id": 1})
+    assert isinstance(typing.typed, Typing) and typing.typed.conversation.id == 5
+    presence = Event.make("presence.update", provider="voxsig",
+                          data={"account_id": 1, "users": {"1": "online"}, "contacts": {"7": "online"}})
+    assert isinstance(presence.typed, Presence) and presence.typed.contacts == {"7": "online"}
+
+
+def test_subscribe_resent_with_backoff_until_confirmed() -> None:
+    p = proto()
+    p.opened(0)
+    p.received(WELCOME, 0)
+    sends = []
+    now = 0.0
+    while now < 8:
+        now = p.deadline()
+        p.heard(now)
+        sends += [(now, o) for o in p.tick(now) if isinstance(o, Send)]
+    assert [round(t, 1) for t, _ in sends] == [0.5, 1.5, 3.5, 7.5]
+    assert all(json.loads(o.text)["command"] == "subscribe" for _, o in sends)
+
+
+def test_silence_times_out_once_then_is_final() -> None:
+    p = proto(confirm_timeout=10)
+    for attempt in range(2):
+        p.opened(100.0 * attempt)
+        p.received(WELCOME, 100.0 * attempt)
+        p.heard(100.0 * attempt + 10)
+        out = p.tick(100.0 * attempt + 10)
+        p.lost()
+        (fail,) = out
+        if attempt == 0:
+            assert isinstance(fail.error, SubscriptionTimeout) and fail.error.retryable
+        else:
+            assert isinstance(fail.error, AuthenticationError) and "invalid pubsub_token" in str(fail.error)
+
+
+def test_a_confirm_resets_the_silent_count() -> None:
+    p = proto(confirm_timeout=10)
+    p.opened(0)
+    p.received(WELCOME, 0)
+    p.heard(10)
+    p.tick(10)
+    p.lost()
+    subscribed(p, 20)
+    p.lost()
+    p.opened(30)
+    p.received(WELCOME, 30)
+    p.heard(40)
+    (fail,) = p.tick(40)
+    assert isinstance(fail.error, SubscriptionTimeout)
+
+
+def test_reject_and_unauthorized_are_final_restart_is_not() -> None:
+    p = proto()
+    p.opened(0)
+    p.received(WELCOME, 0)
+    (fail,) = p.received(REJECT, 0)
+    assert isinstance(fail.error, AuthenticationError)
+    (fail,) = p.received(UNAUTHORIZED, 0)
+    assert isinstance(fail.error, AuthenticationError) and not fail.error.retryable
+    (fail,) = p.received(RESTART, 0)
+    assert isinstance(fail.error, ConnectionLost) and fail.error.retryable
+
+
+def test_stale_after_six_seconds_of_silence_any_frame_counts() -> None:
+    p = proto(stale_after=6.0)
+    subscribed(p, 0)
+    p.received(CREATED, 5.0)  # data counts as life, not only pings
+    assert p.tick(10.9) == [] or all(not isinstance(o, Fail) for o in p.tick(10.9))
+    (fail,) = [o for o in p.tick(11.0) if isinstance(o, Fail)]
+    assert isinstance(fail.error, StaleConnection)
+
+
+def test_no_welcome_in_time() -> None:
+    p = proto(welcome_timeout=10, stale_after=60)
+    p.opened(0)
+    (fail,) = p.tick(10)
+    assert isinstance(fail.error, ConnectionLost) and "welcome" in str(fail.error)
+
+
+def test_malformed_frames_are_reported() -> None:
+    p = proto()
+    (r1,) = p.received("{not json", 0)
+    (r2,) = p.received("[1,2]", 0)
+    assert isinstance(r1, Report) and isinstance(r1.error, ProtocolError) and isinstance(r2, Report)
+
+
+def test_presence_needs_a_subscription() -> None:
+    with pytest.raises(ConnectionLost):
+        proto().update_presence(0)
