@@ -419,7 +419,7 @@ class Client:
                         raise protocol.closed(code, reason)
                     elif opcode == BINARY:
                         protocol.heard(now)
-                        outputs.append(Report(ProtocolError("ignored a binary frame")))
+                        outputs.extend(self._binary(protocol, payload, now))  # type: ignore[arg-type]
                     else:
                         protocol.heard(now)
                         outputs.append(Report(link.frame_error(opcode, payload, link.max_message_size)))
@@ -427,6 +427,15 @@ class Client:
                 if due is not None and due <= now:
                     outputs.extend(protocol.tick(now))
                 self._apply(outputs)
+
+    @staticmethod
+    def _binary(protocol: WebSocketProtocol, payload: bytes, now: float) -> List[Output]:
+        if protocol.binary_as_text:
+            try:
+                return protocol.received(payload.decode("utf-8"), now)
+            except UnicodeDecodeError:
+                return [Report(ProtocolError("ignored a binary frame that is not UTF-8 text"))]
+        return [Report(ProtocolError("ignored a binary frame (this vendor sends text)"))]
 
     def _poll(self, protocol: PollingProtocol) -> None:
         clock = time.monotonic

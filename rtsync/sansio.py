@@ -119,6 +119,9 @@ class WebSocketProtocol:
     cursors, subscriptions and dedupe state; `opened` marks a new link.
     """
 
+    #: Treat binary frames as UTF-8 text (some vendors' servers send either).
+    binary_as_text = False
+
     def handshake(self) -> Handshake:
         raise NotImplementedError
 

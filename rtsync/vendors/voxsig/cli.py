@@ -46,7 +46,13 @@ def demo(out: IO[str], duration: float) -> int:
         client.on("*", printer(out))
         connections = []
         again = threading.Event()
-        client.on("rtsync.connected", lambda e: (connections.append(e), again.set() if len(connections) > 1 else None))
+
+        def on_connected(event: Any) -> None:
+            connections.append(event)
+            if len(connections) > 1:
+                again.set()
+
+        client.on("rtsync.connected", on_connected)
         deadline = time.monotonic() + duration
         with client:
             if not _wait(lambda: connections, deadline):
