@@ -249,6 +249,10 @@ class Client:
         assert isinstance(self.protocol, WebSocketProtocol)
         return self.protocol.handshake()
 
+    def _classify(self, error: RtsyncError) -> RtsyncError:
+        """Reinterpret a link failure with vendor knowledge before the reconnect policy sees it."""
+        return error
+
     def _after_dispatch(self, event: Event) -> None:
         """Runs on the dispatcher thread after each event's callbacks (override for checkpoints)."""
 
@@ -318,6 +322,7 @@ class Client:
                     self._link_down()
                 if self._stopping.is_set():
                     break
+                error = self._classify(error)
                 if self._was_connected:
                     self.backoff.reset()
                 reason = self._redact(str(error))

@@ -1,0 +1,190 @@
+"""`DialpadClient`: Dialpad event subscriptions over a REST-issued, hourly-refreshed WebSocket URL."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, List, Optional, Union
+
+from ...errors import AuthenticationError, ConfigurationError, ConnectionLost, ProtocolError, RtsyncError
+from ...policy import Backoff
+from ...runtime import Client
+from ...sansio import Handshake
+from . import models  # noqa: F401  (registers the typed views)
+from .protocol import DialpadProtocol, token_expiry
+
+__all__ = ["DialpadClient"]
+
+DEFAULT_BASE_URL = "https://dialpad.com"
+SUBSCRIPTION_TYPES = ("call", "sms", "agent_status", "contact", "changelog")
+DEFAULT_LIFETIME = 3600.0
+Id = Union[int, str]
+
+
+class DialpadClient(Client):
+    """Listen to Dialpad events through a websocket endpoint.
+
+        client = rtsync.DialpadClient(api_key, websocket_id=5071678191976448, secret="...")
+        client.on("call.ringing", lambda e: print(e.data["external_number"]))
+        client.run_forever()
+
+    Event names follow the payload (Dialpad sends no type field):
+    `call.<state>` (`call.ringing`, `call.connected`, `call.hangup`, ...),
+    `sms`, `agent_status`, `contact`, else `dialpad.event`; `event.id` is the
+    call id or the SMS id, `event.typed` a Call, Sms or AgentStatus view.
+
+    Without `websocket_id` or `subscription_id` a websocket is created once
+    (`POST /api/v2/websockets`, with `secret` if given); `websocket_id` tells
+    you which, for subscriptions (`create_subscription("call", ...)`). A
+    `subscription_id` (with `subscription_type`) listens to that subscription
+    only.
+
+    The URL's token lives an hour. Before every connect the client GETs a
+    fresh URL unless the current one has more than `refresh_margin` (300 s)
+    left; `refresh_margin` s before expiry it replaces the connection
+    make-before-break (new socket first, old one drained and closed), and
+    repeats on both are dropped. A REST 401/403 is `AuthenticationError`
+    (final), 429 waits Retry-After, 5xx and network errors back off with
+    jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
+    `data["gap_possible"]` true means re-query the REST API for what you missed.
+
+    With `secret`, every frame must be an HS256 JWT signed with it: unsigned
+    or badly signed frames are dropped and reported as `rtsync.error`.
+    """
+
+    provider = "dialpad"
+
+    def __init__(
+        self,
+        api_key: str,
+        websocket_id: Optional[Id] = None,
+        subscription_id: Optional[Id] = None,
+        base_url: str = DEFAULT_BASE_URL,
+        secret: Optional[str] = None,
+        *,
+        subscription_type: str = "call",
+        refresh_margin: float = 300.0,
+        backoff: Optional[Backoff] = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ConfigurationError("api_key must be your Dialpad API key or OAuth token (a non-empty string)")
+        if websocket_id is not None and subscription_id is not None:
+            raise ConfigurationError("give websocket_id or subscription_id, not both")
+        if subscription_type not in SUBSCRIPTION_TYPES:
+            raise ConfigurationError(f"subscription_type must be one of {', '.join(SUBSCRIPTION_TYPES)}")
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"base_url must be https://... (e.g. {DEFAULT_BASE_URL}), got {base_url!r}")
+        super().__init__(backoff=backoff or Backoff(base=1.0, cap=60.0), **options)
+        self._secrets.append(api_key)
+        if secret:
+            self._secrets.append(secret)
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.websocket_id = websocket_id
+        self.subscription_id = subscription_id
+        self.subscription_type = subscription_type
+        self._create_secret = secret
+        self.protocol: DialpadProtocol = DialpadProtocol(secret, refresh_margin=refresh_margin)
+        self._socket_attempt = False
+
+    def __repr__(self) -> str:
+        target = (f"websocket_id={self.websocket_id!r}" if self.subscription_id is None
+                  else f"subscription={self.subscription_type}/{self.subscription_id!r}")
+        return f"<DialpadClient {target} {'running' if self.running else 'stopped'}>"
+
+    # -- REST ---------------------------------------------------------------
+    def _rest(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        response = self._http.request(
+            method, f"{self.base_url}/api/v2/{path}", json=body, timeout=30.0,
+            headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+            what=f"Dialpad {method} /api/v2/{path.split('?')[0]}",
+        )
+        try:
+            return json.loads(response.body or b"null")
+        except ValueError:
+            raise ProtocolError(f"Dialpad answered {method} /api/v2/{path} with something that is not JSON") from None
+
+    def _learn(self, proto: Dict[str, Any]) -> str:
+        url = proto.get("websocket_url")
+        if not isinstance(url, str):
+            raise ProtocolError("Dialpad's answer has no websocket_url")
+        self._secrets.append(url.rstrip("/").rsplit("/", 1)[-1])  # the URL token is a credential
+        secret = (proto.get("signature") or {}).get("secret")
+        if secret:
+            self._secrets.append(secret)
+        return url
+
+    def create_websocket(self, secret: Optional[str] = None) -> Dict[str, Any]:
+        """`POST /api/v2/websockets`: a new websocket endpoint (rate limited to 250/min: create once)."""
+        result = self._rest("POST", "websockets", {"secret": secret} if secret else {})
+        self._learn(result)
+        return result
+
+    def get_websocket(self, websocket_id: Id) -> Dict[str, Any]:
+        """`GET /api/v2/websockets/{id}`: the endpoint with a fresh `websocket_url`."""
+        result = self._rest("GET", f"websockets/{websocket_id}")
+        self._learn(result)
+        return result
+
+    def create_subscription(self, kind: str, **fields: Any) -> Dict[str, Any]:
+        """`POST /api/v2/subscriptions/<kind>` linked to this client's websocket (`endpoint_id`).
+
+        `kind` is call, sms, agent_status, contact or changelog; `fields` are the
+        vendor's (e.g. `call_states=["ringing", "hangup"]`, `direction="inbound"`).
+        """
+        if kind not in SUBSCRIPTION_TYPES:
+            raise ConfigurationError(f"kind must be one of {', '.join(SUBSCRIPTION_TYPES)}")
+        if self.websocket_id is None:
+            self.websocket_id = self.create_websocket(self._create_secret)["id"]
+        body = {"endpoint_id": self.websocket_id, "enabled": True, **fields}
+        return self._rest("POST", f"subscriptions/{kind}", body)
+
+    def list_subscriptions(self, kind: str) -> List[Dict[str, Any]]:
+        """Every subscription of `kind`, following the `cursor` pages."""
+        if kind not in SUBSCRIPTION_TYPES:
+            raise ConfigurationError(f"kind must be one of {', '.join(SUBSCRIPTION_TYPES)}")
+        items: List[Dict[str, Any]] = []
+        cursor: Optional[str] = None
+        while True:
+            page = self._rest("GET", f"subscriptions/{kind}" + (f"?cursor={cursor}" if cursor else ""))
+            items.extend(page.get("items", []))
+            cursor = page.get("cursor")
+            if not cursor:
+                return items
+
+    def _fresh_url(self) -> str:
+        if self.subscription_id is not None:
+            result = self._rest("GET", f"subscriptions/{self.subscription_type}/{self.subscription_id}")
+            return self._learn(result.get("websocket") or {})
+        if self.websocket_id is None:
+            created = self.create_websocket(self._create_secret)
+            self.websocket_id = created["id"]
+            return str(created["websocket_url"])
+        return str(self.get_websocket(self.websocket_id)["websocket_url"])
+
+    # -- the runtime hooks --------------------------------------------------
+    def _classify(self, error: RtsyncError) -> RtsyncError:
+        if not (isinstance(error, AuthenticationError) and self._socket_attempt):
+            return error  # REST refused the key (or anything else): as classified
+        # The event socket refused its URL: the token expired or was revoked. A fresh URL
+        # fixes the first; three refusals in a row of fresh URLs mean it will not.
+        self.protocol.forget_url()
+        self.protocol.refusals += 1
+        if self.protocol.refusals >= 3:
+            return AuthenticationError(
+                "Dialpad refused three fresh websocket URLs in a row although the API key works for REST; "
+                "check the key's access to this websocket or subscription. rtsync will not retry.")
+        return ConnectionLost("the websocket URL was refused (expired token); fetching a fresh one")
+
+    def _handshake(self) -> Handshake:
+        self._socket_attempt = False
+        protocol = self.protocol
+        now = time.monotonic()
+        if protocol.rotating or protocol.url is None or protocol.time_left(now) < protocol.refresh_margin:
+            url = self._fresh_url()
+            exp = token_expiry(url)
+            lifetime = DEFAULT_LIFETIME if exp is None else exp - time.time()
+            protocol.use_url(url, lifetime, time.monotonic())
+        self._socket_attempt = True  # what fails from here on is the event socket, not REST
+        return protocol.handshake()

@@ -1,0 +1,166 @@
+"""Dialpad's event WebSocket, sans-I/O: token lifetimes, signed or plain frames, event naming and overlap dedupe.
+
+From protocols/dialpad.md: the URL carries a one-hour token; the client
+refreshes it over REST and replaces the connection make-before-break
+`refresh_margin` seconds before expiry (`Rotate`), so events sent while both
+links are open arrive twice and are dropped by `(type, id, state,
+event_timestamp)`. Frames are plain event JSON, or HS256 JWS strings whose
+claims are the event when the websocket has a secret (then unsigned or badly
+signed frames are rejected and reported). Dialpad replays nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
+
+import jwt
+
+from ...errors import ConnectionLost, ProtocolError, RtsyncError
+from ...events import Event
+from ...sansio import Connected, Handshake, Output, Report, Rotate, WebSocketProtocol
+
+__all__ = ["DialpadProtocol", "event_name", "token_expiry"]
+
+PROVIDER = "dialpad"
+_JWS = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]*$")  # an empty signature is alg "none": rejected below
+
+
+def token_expiry(url: str) -> Optional[int]:
+    """The `exp` of the JWT in a websocket URL's last path segment, read WITHOUT verification
+    (it is Dialpad's ES256 token; we only need to know when to refresh). None if not a JWT."""
+    token = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    exp = claims.get("exp")
+    return int(exp) if isinstance(exp, (int, float)) else None
+
+
+def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
+    """(name, id) from the payload's shape: no type field is documented, so the fields decide.
+
+    `call.<state>` (call_id + state), `sms`, `agent_status`, `contact`, else `dialpad.event`.
+    """
+    if "call_id" in data and isinstance(data.get("state"), str):
+        return f"call.{data['state']}", data["call_id"]
+    if "message_status" in data or ("from_number" in data and ("text" in data or "to_number" in data)):
+        return "sms", data.get("id")
+    if "on_duty_status" in data or "call_center_ids" in data:
+        return "agent_status", (data.get("target") or {}).get("id")
+    if "contact_type" in data or ("phones" in data and "emails" in data):
+        return "contact", data.get("id")
+    return "dialpad.event", data.get("id")
+
+
+class DialpadProtocol(WebSocketProtocol):
+    """One connection to a `websocket_url` at a time; the client feeds it each fresh URL with `use_url`."""
+
+    #: repeats remembered across a make-before-break overlap
+    dedupe_size = 4096
+
+    def __init__(self, secret: Optional[str] = None, *, refresh_margin: float = 300.0,
+                 retry_refresh: float = 10.0) -> None:
+        self.secret = secret
+        self.refresh_margin = refresh_margin
+        self.retry_refresh = retry_refresh
+        self.url: Optional[str] = None
+        self.expires_at: Optional[float] = None  # monotonic
+        self._rotate_at: Optional[float] = None
+        self._rotating = False
+        self._links = 0
+        self.refusals = 0  # event-socket upgrades refused in a row (see DialpadClient._classify)
+        self._seen: Set[Tuple[Any, ...]] = set()
+        self._order: Deque[Tuple[Any, ...]] = collections.deque()
+
+    def use_url(self, url: str, lifetime: float, now: float) -> None:
+        """A fresh websocket_url valid for `lifetime` more seconds."""
+        self.url = url
+        self.expires_at = now + lifetime
+        self._rotate_at = now + max(lifetime - self.refresh_margin, lifetime / 2)
+
+    @property
+    def rotating(self) -> bool:
+        """True while a planned replacement of the link is under way."""
+        return self._rotating
+
+    def time_left(self, now: float) -> float:
+        return -1.0 if self.expires_at is None else self.expires_at - now
+
+    def handshake(self) -> Handshake:
+        assert self.url is not None, "use_url() first"
+        return Handshake(self.url, status_hints={403: "the websocket token expired or is invalid"})
+
+    def forget_url(self) -> None:
+        """The server refused the URL: fetch a fresh one before the next connect."""
+        self.url = self.expires_at = self._rotate_at = None
+
+    def opened(self, now: float) -> List[Output]:
+        self._links += 1
+        self.refusals = 0
+        if self._rotating:  # a planned replacement: nothing was lost, nothing to announce
+            self._rotating = False
+            return []
+        # Dialpad replays nothing: after an unplanned reconnect events may have been missed.
+        return [Connected(detail={"gap_possible": self._links > 1})]
+
+    def received(self, text: str, now: float) -> List[Output]:
+        data, problem = self._decode(text)
+        if problem is not None:
+            return [Report(problem)]
+        assert data is not None
+        name, ident = event_name(data)
+        key = (name, ident, data.get("event_timestamp"), data.get("message_status"), data.get("on_duty_status"))
+        if key in self._seen:
+            return []  # the same event on both links during a refresh
+        self._seen.add(key)
+        self._order.append(key)
+        if len(self._order) > self.dedupe_size:
+            self._seen.discard(self._order.popleft())
+        return [Event.make(name, provider=PROVIDER, data=data, id=ident, raw=text)]
+
+    def _decode(self, text: str) -> Tuple[Optional[Dict[str, Any]], Optional[RtsyncError]]:
+        stripped = text.strip()
+        if stripped.startswith("{"):
+            if self.secret is not None:
+                return None, ProtocolError(
+                    "rejected an unsigned frame: a secret is configured, so every event must be an HS256 JWT")
+            try:
+                data = json.loads(stripped)
+            except ValueError:
+                return None, ProtocolError(f"skipped a frame that is not JSON: {text[:60]!r}")
+            return (data, None) if isinstance(data, dict) else (None, ProtocolError("skipped a non-object frame"))
+        if _JWS.match(stripped):
+            if self.secret is None:
+                return None, ProtocolError(
+                    "received a signed (JWT) event but no secret is configured: pass secret= to verify it")
+            try:
+                claims = jwt.decode(stripped, self.secret, algorithms=["HS256"],
+                                    options={"verify_exp": False, "verify_aud": False, "require": []})
+            except jwt.InvalidSignatureError:
+                return None, ProtocolError("rejected an event with a bad signature (wrong secret, or forged)")
+            except jwt.PyJWTError as exc:
+                return None, ProtocolError(f"rejected a malformed signed event ({type(exc).__name__})")
+            return claims, None
+        return None, ProtocolError(f"skipped a frame that is neither JSON nor a JWT: {text[:60]!r}")
+
+    def closed(self, code: Optional[int], reason: str) -> RtsyncError:
+        return ConnectionLost(f"Dialpad closed the connection (code {code}); fetching a fresh URL")
+
+    def lost(self) -> List[Output]:
+        self._rotating = False
+        return []
+
+    def deadline(self) -> Optional[float]:
+        return self._rotate_at
+
+    def tick(self, now: float) -> List[Output]:
+        if self._rotate_at is None or now < self._rotate_at:
+            return []
+        # If the new link cannot be opened, the runtime keeps the old one; ask again a bit later.
+        self._rotate_at = now + self.retry_refresh
+        self._rotating = True
+        return [Rotate("websocket token refresh")]

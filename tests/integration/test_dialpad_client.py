@@ -1,0 +1,133 @@
+"""DialpadClient against the local Dialpad (REST + expiring sockets), and its REST calls under `responses`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Iterator, List
+
+import pytest
+import responses
+
+import rtsync
+from rtsync.cli import main
+from rtsync.events import Event
+from rtsync.testing.dialpad import DialpadServer, agent_status_event, call_event, sms_event
+from tests.conftest import wait_for
+
+KEY = "dp-secret-api-key-123"
+FAST = rtsync.Backoff(base=0.05, cap=0.2)
+
+
+@pytest.fixture
+def server() -> Iterator[DialpadServer]:
+    with DialpadServer(api_keys={KEY}) as s:
+        yield s
+
+
+def make(server: DialpadServer, **kw) -> rtsync.DialpadClient:
+    kw.setdefault("backoff", FAST)
+    return rtsync.DialpadClient(KEY, base_url=server.http_url, **kw)
+
+
+def watch(c: rtsync.Client) -> tuple:
+    got: List[Event] = []
+    up = threading.Event()
+    c.on("*", got.append)
+    c.on("rtsync.connected", lambda e: up.set())
+    return got, up
+
+
+def vendor(got: List[Event]) -> List[Event]:
+    return [e for e in got if not e.name.startswith("rtsync.")]
+
+
+def test_creates_a_websocket_and_names_events(server: DialpadServer) -> None:
+    c = make(server)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+        assert server.rest_calls[0] == "POST /api/v2/websockets" and c.websocket_id is not None
+        for event in (call_event("ringing", 1), call_event("connected", 1), call_event("hangup", 1),
+                      sms_event("hi"), agent_status_event()):
+            server.publish(event)
+        assert wait_for(lambda: len(vendor(got)) == 5)
+    assert [e.name for e in vendor(got)] == ["call.ringing", "call.connected", "call.hangup", "sms", "agent_status"]
+    assert vendor(got)[3].typed.text == "hi"
+
+
+def test_subscriptions_helpers_and_subscription_scoped_socket(server: DialpadServer) -> None:
+    c = make(server)
+    sub = c.create_subscription("call", call_states=["ringing", "hangup"])
+    c.create_subscription("call", call_states=["connected"])
+    c.create_subscription("call")
+    assert sub["endpoint_id"] == c.websocket_id and "websocket_url" in sub["websocket"]
+    assert len(c.list_subscriptions("call")) == 3  # two pages
+    scoped = rtsync.DialpadClient(KEY, subscription_id=sub["id"], base_url=server.http_url, backoff=FAST)
+    got, up = watch(scoped)
+    with scoped:
+        assert up.wait(5)
+        server.publish(call_event("ringing"))
+        assert wait_for(lambda: vendor(got))
+    assert f"GET /api/v2/subscriptions/call/{sub['id']}" in server.rest_calls
+    with pytest.raises(rtsync.ConfigurationError):
+        c.create_subscription("fax")
+
+
+def test_existing_websocket_gets_a_fresh_url_by_get(server: DialpadServer) -> None:
+    ws_id = make(server).create_websocket()["id"]
+    c = make(server, websocket_id=ws_id)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+    assert server.rest_calls[-1] == f"GET /api/v2/websockets/{ws_id}"
+
+
+def test_wrong_api_key_is_final(server: DialpadServer) -> None:
+    c = rtsync.DialpadClient("wrong", base_url=server.http_url, backoff=FAST)
+    with pytest.raises(rtsync.AuthenticationError):
+        c.run_forever()
+    assert len(server.rest_calls) == 1
+
+
+@responses.activate
+def test_rest_statuses_are_classified() -> None:
+    base = "https://dialpad.test"
+    c = rtsync.DialpadClient(KEY, base_url=base)
+    responses.add(responses.GET, f"{base}/api/v2/websockets/1", status=403)
+    responses.add(responses.GET, f"{base}/api/v2/websockets/2", status=429, headers={"Retry-After": "7"})
+    responses.add(responses.GET, f"{base}/api/v2/websockets/3", status=503)
+    responses.add(responses.GET, f"{base}/api/v2/websockets/4", status=404)
+    with pytest.raises(rtsync.AuthenticationError):
+        c.get_websocket(1)
+    with pytest.raises(rtsync.RateLimited) as limited:
+        c.get_websocket(2)
+    assert limited.value.retry_after == 7
+    with pytest.raises(rtsync.ConnectionLost):
+        c.get_websocket(3)
+    with pytest.raises(rtsync.RequestRejected):
+        c.get_websocket(4)
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_api_key_and_url_token_never_leak(server: DialpadServer, caplog: pytest.LogCaptureFixture,
+                                          capsys: pytest.CaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.token_lifetime = 1.5
+    c = make(server, secret="payload-secret-xyz-of-at-least-32-bytes", refresh_margin=0.5)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+        server.publish(call_event("ringing"))
+        assert wait_for(lambda: vendor(got))
+        server.drop()
+        time.sleep(1.5)  # reconnect plus a refresh
+    tokens = [t for t in c._secrets if t.count(".") == 2]  # noqa: SLF001 - the URL tokens it learned
+    assert tokens
+    assert main(["-vv", "listen", "dialpad", "--api-key", "wrong-" + KEY, "--base-url", server.http_url]) == 2
+    out, err = capsys.readouterr()
+    text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + out + err
+    assert "/events/***" in text  # we do log where we connect, redacted
+    for secret in [KEY, "payload-secret-xyz-of-at-least-32-bytes", *tokens]:
+        assert secret not in text

@@ -1,0 +1,88 @@
+"""Dialpad's frames and token handling on recorded data (protocols/dialpad.md sections 1-5)."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+import pytest
+
+from rtsync.events import Event
+from rtsync.sansio import Connected, Report, Rotate
+from rtsync.vendors.dialpad.models import AgentStatus, Call, Sms
+from rtsync.vendors.dialpad.protocol import DialpadProtocol, event_name, token_expiry
+
+SPEC_URL = ("wss://platform-websockets-5bwy6zprxa-uc.a.run.app/events/eyJhbGciOiJIUzI1NiIsInR5cCI6InZuZC5kaWFscGFkLndl"
+            "YnNvY2tldCtqd3QifQ.eyJzdWIiOiJlbmRwb2ludDoxMDAwOioiLCJleHAiOjEzNTcwMDIwMDAsImlzcyI6Imh0dHBzOi8vdGVzdGJl"
+            "ZC5leGFtcGxlLmNvbSIsImlhdCI6MTM1Njk5ODQwMH0.weTDqJj39rODXRkMOC8eci_zjyNlbj8EBS1gzmBy9D4")
+CALL = {"call_id": 6421977457180672, "state": "hangup", "direction": "inbound", "date_started": 1731624039404,
+        "date_rang": None, "date_connected": None, "date_ended": 1731624048355, "event_timestamp": 1731624049994,
+        "external_number": "+15102609745", "internal_number": "+15106666687",
+        "contact": {"email": "", "id": 6131436978913280, "name": "Alameda, CA", "phone": "+15105105100",
+                    "type": "local"}, "total_duration": 8951.03, "mos_score": 4.41}
+SMS = {"id": 6095823680520192, "direction": "inbound", "from_number": "+15109260499",
+       "to_number": ["+15106666687"], "text": "hi", "message_status": "pending", "mms": False,
+       "created_date": 1731632669183, "event_timestamp": 1731632669601}
+AGENT = {"availability_status": "open", "call_center_ids": ["4"], "date": 1, "event_timestamp": 2,
+         "on_duty_status": "available", "target": {"id": 77, "type": "user"}}
+
+
+def test_reads_exp_from_the_spec_example_url_without_verifying() -> None:
+    assert token_expiry(SPEC_URL) == 1357002000
+    assert token_expiry("wss://x/events/not-a-jwt") is None
+
+
+@pytest.mark.parametrize("data,name,ident,model", [
+    (CALL, "call.hangup", 6421977457180672, Call), (SMS, "sms", 6095823680520192, Sms),
+    (AGENT, "agent_status", 77, AgentStatus), ({"foo": 1}, "dialpad.event", None, None),
+])
+def test_events_are_named_by_their_shape(data, name, ident, model) -> None:
+    assert event_name(data) == (name, ident)
+    (e,) = DialpadProtocol().received(json.dumps(data), 0)
+    assert isinstance(e, Event) and (e.name, e.id) == (name, ident)
+    if model:
+        assert isinstance(e.typed, model)
+
+
+def test_signed_frames_verified_and_claims_delivered() -> None:
+    p = DialpadProtocol(secret="test_secret_of_at_least_32_bytes!")
+    (e,) = p.received(jwt.encode(CALL, "test_secret_of_at_least_32_bytes!", algorithm="HS256"), 0)
+    assert e.name == "call.hangup" and e.data["call_id"] == CALL["call_id"]
+
+
+@pytest.mark.parametrize("frame,why", [
+    (json.dumps(CALL), "unsigned"),
+    (jwt.encode(CALL, "another_secret_of_at_least_32_bytes", algorithm="HS256"), "bad signature"),
+    (jwt.encode(CALL, None, algorithm="none"), "malformed"),
+    (jwt.encode(CALL, "test_secret_of_at_least_32_bytes!" * 2, algorithm="HS512"), "malformed"),
+    ("You are connected without a valid token, please send your api key for verification", "neither"),
+])
+def test_unsigned_or_badly_signed_frames_rejected_when_a_secret_is_set(frame: str, why: str) -> None:
+    (report,) = DialpadProtocol(secret="test_secret_of_at_least_32_bytes!").received(frame, 0)
+    assert isinstance(report, Report) and why in str(report.error)
+
+
+def test_signed_frame_without_a_secret_says_what_to_do() -> None:
+    (report,) = DialpadProtocol().received(jwt.encode(CALL, "s" * 32, algorithm="HS256"), 0)
+    assert "pass secret=" in str(report.error)
+
+
+def test_repeats_across_the_overlap_are_dropped_but_new_states_kept() -> None:
+    p = DialpadProtocol()
+    assert len(p.received(json.dumps(CALL), 0)) == 1
+    assert p.received(json.dumps(CALL), 0) == []
+    assert len(p.received(json.dumps({**CALL, "state": "postcall", "event_timestamp": 3}), 0)) == 1
+
+
+def test_rotation_before_expiry_and_no_announcement_for_it() -> None:
+    p = DialpadProtocol(refresh_margin=300, retry_refresh=10)
+    p.use_url("wss://x/events/t", 3600, now=0)
+    assert p.deadline() == 3300
+    assert isinstance(p.opened(0)[0], Connected)
+    assert p.tick(3299) == []
+    assert p.tick(3300) == [Rotate("websocket token refresh")] and p.rotating
+    assert p.deadline() == 3310  # asked again later if the new link could not be opened
+    p.use_url("wss://x/events/t2", 3600, now=3300)
+    assert p.opened(3300) == []  # planned: no rtsync.connected, nothing was lost
+    (connected,) = p.lost() or p.opened(4000)
+    assert connected.detail == {"gap_possible": True}
