@@ -97,3 +97,64 @@ def percentiles(samples: Iterable[float]) -> tuple:
         return (float("nan"), float("nan"))
     p99 = data[min(len(data) - 1, int(len(data) * 0.99))]
     return (statistics.median(data), p99)
+
+
+class Server:
+    """A vendor's local server in a child process (`benchmarks/serve.py`), so it does not share our GIL."""
+
+    def __init__(self, vendor: str) -> None:
+        import pathlib
+        import subprocess
+        import sys
+
+        here = pathlib.Path(__file__).resolve().parent
+        self.proc = subprocess.Popen([sys.executable, str(here / "serve.py"), vendor],
+                                     stdout=subprocess.PIPE, text=True)
+        self.http_url = self.proc.stdout.readline().strip()
+        self.ws_url = self.http_url.replace("http://", "ws://")
+
+    def blast(self, text: str, count: int) -> None:
+        """Have the server write `count` pre-encoded frames of `text` (`{n}` numbered) to every WebSocket."""
+        import requests
+
+        requests.post(f"{self.http_url}/_rtsync/blast", json={"text": text, "count": count}, timeout=120)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def client_rate(client, pattern: str, count: int, start: Callable[[], None]) -> float:
+    """Events/s of `count` events through `client.on(pattern)`, timed from the first to the last."""
+    seen = [0]
+    first = [0.0]
+    done = threading.Event()
+
+    def on_event(event) -> None:
+        if seen[0] == 0:
+            first[0] = time.perf_counter()
+        seen[0] += 1
+        if seen[0] == count:
+            done.set()
+
+    client.on(pattern, on_event)
+    ready = threading.Event()
+    client.on("rtsync.connected", lambda e: ready.set())
+    with client:
+        if not ready.wait(30):
+            raise RuntimeError("client never connected")
+        start()
+        if not done.wait(300):
+            raise RuntimeError(f"only {seen[0]} of {count} events arrived")
+        elapsed = time.perf_counter() - first[0]
+    return (count - 1) / elapsed
+
+
+def best_of(runs: int, fn: Callable[[], float]) -> float:
+    return max(fn() for _ in range(runs))

@@ -108,6 +108,7 @@ class LocalServer:
     async def _listen(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         self.routes(app)
+        app.router.add_post("/_rtsync/blast", self._blast)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -159,6 +160,21 @@ class LocalServer:
         """Keep every socket open but send nothing (no data, no pings) while on."""
         self.silent = on
 
+    async def _blast(self, request: web.Request) -> web.StreamResponse:
+        """Benchmark control: write `count` text frames to every WebSocket, pre-encoded, in one write each,
+        so that a benchmark measures the client and not this server. `{n}` in `text` becomes 0, 1, ..."""
+        body = await request.json()
+        text, count = body["text"], int(body["count"])
+        if "{n}" in text:
+            data = b"".join(_text_frame(text.replace("{n}", str(i))) for i in range(count))
+        else:
+            data = _text_frame(text) * count
+        for ws in list(self.websockets):
+            transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001
+            if transport is not None:
+                transport.write(data)
+        return web.json_response({"sockets": len(self.websockets)})
+
     # -- helpers for subclasses -----------------------------------------
     def track(self, ws: web.WebSocketResponse) -> None:
         self.websockets.add(ws)
@@ -166,3 +182,16 @@ class LocalServer:
 
     def untrack(self, ws: web.WebSocketResponse) -> None:
         self.websockets.discard(ws)
+
+
+def _text_frame(text: str) -> bytes:
+    """One unmasked FIN text frame."""
+    payload = text.encode("utf-8")
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 65536:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload
