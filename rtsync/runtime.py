@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import events as ev
 from .errors import CallTimeout, ConnectionLost, ProtocolError, RtsyncError
@@ -273,19 +273,21 @@ class Client:
             outputs = list(fn(self.protocol))
             self._apply(outputs, from_link=False)
 
-    def _request(self, key: str, fn: Callable[[Any], Iterable[Output]], timeout: float) -> Any:
-        """Send what `fn(protocol)` produces and block until a `Reply(key)` arrives.
+    def _request(self, fn: Callable[[Any], Tuple[str, Iterable[Output]]], timeout: float) -> Any:
+        """Send what `fn(protocol)` produces and block until a `Reply` with the key it returns.
 
-        Raises ConnectionLost at once when the link is down or drops while waiting,
-        CallTimeout after `timeout`, or the error the protocol put in the reply.
+        `fn` runs under the protocol lock and returns `(key, outputs)`, so the protocol
+        picks the request id. Raises ConnectionLost at once when the link is down or
+        drops while waiting, CallTimeout after `timeout`, or the error in the reply.
         """
         pending = _Pending()
         with self._lock:
             if self._link is None and not isinstance(self.protocol, PollingProtocol):
                 raise ConnectionLost("not connected; the call was not sent")
+            key, outputs = fn(self.protocol)
             self._pending[key] = pending
             try:
-                self._apply(list(fn(self.protocol)), from_link=False)
+                self._apply(list(outputs), from_link=False)
             except BaseException:
                 self._pending.pop(key, None)
                 raise

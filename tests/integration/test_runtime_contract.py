@@ -95,8 +95,7 @@ class ToyClient(rtsync.Client):
         self.protocol = Toy(url)
 
     def call(self, timeout: float = 2.0) -> object:
-        key, outputs = self.protocol.call()
-        return self._request(key, lambda p: outputs, timeout)
+        return self._request(lambda protocol: protocol.call(), timeout)
 
 
 @pytest.fixture

@@ -1,0 +1,387 @@
+"""A local QuickMeet.Chat: Rocket.Chat's realtime API over Meteor DDP (the monolith's behaviour).
+
+It follows protocols/quickmeet-ddp.md section 15 for the Meteor mode:
+`/websocket` with an optional leading `server_id` frame; `connect` first
+(else `error "Must connect first"`), version negotiation (`failed` + close);
+a fresh `session` every time and no replay; pings after `ping_interval`
+seconds of inbound silence and a close `ping_timeout` later, pongs echoing
+ids; `login` by SHA-256 digest or resume token with the real 403 shapes and
+a 5-per-10-s throttle for unauthenticated logins; methods (`sendMessage`,
+`loadHistory` newest first or `false` without access, `rooms/get`,
+`stream-notify-room` typing, unknown = 404 then `updated`, no `result` for
+undefined); streams with `ready`/`nosub` (`not-allowed`, 404,
+`invalid-event-name`) and `changed` events on (collection, eventName); EJSON
+dates; rate limits with `too-many-requests` shapes. Controls: `post()`
+(another user writes), `edit()`, `rate_limit()`, `hold_results`, `drop()`,
+`restart()`, `silence()`.
+
+Users: `alice` / `alice-password` (id `alice-id`) and `bob` / `bob-password`;
+rooms `GENERAL` (everyone) and `private-room` (bob only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
+
+from aiohttp import WSMsgType, web
+
+from ._server import LocalServer
+
+__all__ = ["QuickMeetServer"]
+
+NINETY_DAYS_MS = 90 * 24 * 3600 * 1000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def meteor_error(error: Any, reason: Optional[str] = None, details: Any = None) -> Dict[str, Any]:
+    body: Dict[str, Any] = {"isClientSafe": True, "error": error}
+    if reason is not None:
+        body["reason"] = reason
+    if details is not None:
+        body["details"] = details
+    body["message"] = f"{reason} [{error}]" if reason else f"[{error}]"
+    body["errorType"] = "Meteor.Error"
+    return body
+
+
+@dataclass(eq=False)
+class _Session:
+    ws: web.WebSocketResponse
+    connected: bool = False
+    user: Optional[str] = None
+    subs: Dict[str, Tuple[str, str]] = field(default_factory=dict)  # id -> (stream, eventName)
+    logins: Deque[float] = field(default_factory=deque)
+    last_in: float = field(default_factory=time.monotonic)
+
+
+class QuickMeetServer(LocalServer):
+    """The local DDP server. Knobs are attributes tests may change at run time.
+
+    ping_interval / ping_timeout: the heartbeat (15 s and 15 s in Meteor).
+    send_server_id: start each socket with the legacy `{"server_id":"0"}` frame.
+    hold_results: stop answering methods (their results never come), for in-flight failure tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        users: Optional[Dict[str, Tuple[str, str]]] = None,
+        ping_interval: float = 15.0,
+        ping_timeout: float = 15.0,
+        send_server_id: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        super().__init__(host=host, port=port)
+        self.users = users or {"alice": ("alice-password", "alice-id"), "bob": ("bob-password", "bob-id")}
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.send_server_id = send_server_id
+        self.hold_results = False
+        self.revoked: Set[str] = set()
+        self.tokens: Dict[str, str] = {}  # resume token -> username
+        self.rooms: Dict[str, Set[str]] = {"GENERAL": set(self.users), "private-room": {"bob"}}
+        self.messages: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+        self.frames_in: List[Dict[str, Any]] = []
+        self._limits: Dict[str, List[int]] = defaultdict(list)  # method -> timeToReset values to answer with
+        self._sessions: Set[_Session] = set()
+        self._ids = itertools.count(1)
+
+    @property
+    def websocket_url(self) -> str:
+        return f"{self.ws_url}/websocket"
+
+    # -- test-thread API ---------------------------------------------------
+    def post(self, rid: str, text: str, user: str = "bob") -> Dict[str, Any]:
+        """Another user writes in a room: stored, then pushed to the room's subscribers."""
+
+        async def go() -> Dict[str, Any]:
+            return await self._store(rid, text, user)
+
+        return self.call(go)
+
+    def edit(self, message_id: str, text: str) -> None:
+        """Edit a message: Rocket.Chat re-sends it whole on stream-room-messages, with a new `_updatedAt`."""
+
+        async def go() -> None:
+            for rid, stored in self.messages.items():
+                for message in stored:
+                    if message["_id"] == message_id:
+                        message["msg"] = text
+                        message["_updatedAt"] = {"$date": _now_ms()}
+                        await self._emit("stream-room-messages", rid, [message])
+
+        self.call(go)
+
+    def rate_limit(self, method: str, time_to_reset_ms: int = 200, times: int = 1) -> None:
+        """The next `times` calls of `method` get `too-many-requests` with this `timeToReset`."""
+        self._limits[method].extend([time_to_reset_ms] * times)
+
+    def issue_token(self, username: str) -> str:
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = username
+        return token
+
+    async def on_restart(self) -> None:
+        self._sessions.clear()
+
+    # -- the server --------------------------------------------------------
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/websocket", self._socket)
+        app.router.add_get("/websocket/", self._socket)
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True, compress=False, max_msg_size=0)
+        await ws.prepare(request)
+        self.track(ws)
+        session = _Session(ws)
+        self._sessions.add(session)
+        heart = asyncio.ensure_future(self._heartbeat(session))
+        try:
+            if self.send_server_id:
+                await ws.send_str('{"server_id":"0"}')
+            async for msg in ws:
+                session.last_in = time.monotonic()  # any inbound frame counts as a pong
+                if msg.type == WSMsgType.TEXT:
+                    await self._frame(session, msg.data)
+        finally:
+            heart.cancel()
+            self._sessions.discard(session)
+            self.untrack(ws)
+        return ws
+
+    async def _send(self, session: _Session, value: Dict[str, Any]) -> None:
+        if not self.silent and not session.ws.closed:
+            await session.ws.send_str(json.dumps(value, separators=(",", ":")))
+
+    async def _heartbeat(self, session: _Session) -> None:
+        pinged_at: Optional[float] = None
+        while not session.ws.closed:
+            await asyncio.sleep(self.ping_interval / 3)
+            now = time.monotonic()
+            if pinged_at is not None and session.last_in < pinged_at and now - pinged_at >= self.ping_timeout:
+                await session.ws.close(code=1000)
+                return
+            if now - session.last_in >= self.ping_interval and (pinged_at is None or session.last_in >= pinged_at):
+                pinged_at = now
+                await self._send(session, {"msg": "ping"})
+
+    async def _frame(self, session: _Session, text: str) -> None:
+        try:
+            frame = json.loads(text)
+            if not isinstance(frame, dict):
+                raise ValueError
+        except ValueError:
+            await self._send(session, {"msg": "error", "reason": "Bad request"})
+            return
+        self.frames_in.append(frame)
+        kind = frame.get("msg")
+        if not session.connected:
+            if kind != "connect":
+                await self._send(session, {"msg": "error", "reason": "Must connect first", "offendingMessage": frame})
+                return
+            support = frame.get("support")
+            if not isinstance(support, list) or frame.get("version") not in support or "1" not in support:
+                await self._send(session, {"msg": "failed", "version": "1"})
+                await session.ws.close()
+                return
+            session.connected = True
+            await self._send(session, {"msg": "connected", "session": secrets.token_hex(8)})
+            return
+        if kind == "connect":
+            await self._send(session, {"msg": "error", "reason": "Already connected", "offendingMessage": frame})
+        elif kind == "ping":
+            await self._send(session, {"msg": "pong", **({"id": frame["id"]} if "id" in frame else {})})
+        elif kind == "pong":
+            pass
+        elif kind == "method":
+            await self._method(session, frame)
+        elif kind == "sub":
+            await self._sub(session, frame)
+        elif kind == "unsub":
+            session.subs.pop(str(frame.get("id")), None)
+            await self._send(session, {"msg": "nosub", "id": frame.get("id")})
+        else:
+            await self._send(session, {"msg": "error", "reason": "Bad request", "offendingMessage": frame})
+
+    # -- methods -----------------------------------------------------------
+    async def _method(self, session: _Session, frame: Dict[str, Any]) -> None:
+        call_id, method, params = frame.get("id"), frame.get("method"), frame.get("params", [])
+        if not isinstance(call_id, str) or not isinstance(method, str) or not isinstance(params, list):
+            await self._send(session, {"msg": "error", "reason": "Malformed method invocation",
+                                       "offendingMessage": frame})
+            return
+        if self.hold_results:
+            return
+        if self._limits.get(method):
+            wait = self._limits[method].pop(0)
+            seconds = -(-wait // 1000)
+            reason = f"Error, too many requests. Please slow down. You must wait {seconds} seconds before trying again."
+            await self._result(session, call_id, error=meteor_error("too-many-requests", reason,
+                                                                    {"timeToReset": wait}))
+            return
+        handler = {
+            "login": self._login, "sendMessage": self._send_message, "loadHistory": self._load_history,
+            "rooms/get": self._rooms_get, "stream-notify-room": self._notify_room,
+        }.get(method)
+        if handler is None:
+            reason = f"Method '{method}' not found"
+            await self._result(session, call_id, error=meteor_error(404, reason))
+            return
+        if method != "login" and session.user is None:
+            await self._result(session, call_id, error=meteor_error("error-not-allowed", "Not allowed"))
+            return
+        try:
+            result = await handler(session, params)
+        except _MeteorError as exc:
+            await self._result(session, call_id, error=exc.body)
+            return
+        await self._result(session, call_id, result=result)
+
+    async def _result(self, session: _Session, call_id: str, result: Any = None, error: Any = None) -> None:
+        frame: Dict[str, Any] = {"msg": "result", "id": call_id}
+        if error is not None:
+            frame["error"] = error
+        elif result is not None:  # Meteor omits `result` for undefined
+            frame["result"] = result
+        await self._send(session, frame)
+        await self._send(session, {"msg": "updated", "methods": [call_id]})
+
+    async def _login(self, session: _Session, params: List[Any]) -> Dict[str, Any]:
+        now = time.monotonic()
+        while session.logins and now - session.logins[0] > 10:
+            session.logins.popleft()
+        if session.user is None and len(session.logins) >= 5:
+            raise _MeteorError(meteor_error(
+                "too-many-requests", "Error, too many requests. Please slow down. You must wait 10 seconds "
+                "before trying again.", {"timeToReset": 10000}))
+        session.logins.append(now)
+        request = params[0] if params and isinstance(params[0], dict) else {}
+        if "resume" in request:
+            token = request["resume"]
+            username = self.tokens.get(token) if token not in self.revoked else None
+            if username is None:
+                raise _MeteorError(meteor_error(403, "You've been logged out by the server. Please log in again."))
+            kind = "resume"
+        else:
+            username = (request.get("user") or {}).get("username")
+            digest = (request.get("password") or {}).get("digest")
+            if username not in self.users:
+                raise _MeteorError(meteor_error(403, "User not found"))
+            if digest != hashlib.sha256(self.users[username][0].encode()).hexdigest():
+                raise _MeteorError({"error": 403, "reason": "Incorrect password",
+                                    "message": "Incorrect password [403]", "errorType": "Meteor.Error"})
+            token = self.issue_token(username)
+            kind = "password"
+        session.user = username
+        uid = self.users[username][1]
+        await self._send(session, {"msg": "added", "collection": "users", "id": uid,
+                                   "fields": {"username": username}})
+        return {"id": uid, "token": token, "tokenExpires": {"$date": _now_ms() + NINETY_DAYS_MS}, "type": kind}
+
+    def _member(self, session: _Session, rid: str) -> bool:
+        return session.user in self.rooms.get(rid, set())
+
+    async def _send_message(self, session: _Session, params: List[Any]) -> Dict[str, Any]:
+        body = params[0] if params and isinstance(params[0], dict) else {}
+        rid, text = body.get("rid"), body.get("msg")
+        if not isinstance(rid, str) or not self._member(session, rid):
+            raise _MeteorError(meteor_error("error-not-allowed", "Not allowed"))
+        return await self._store(rid, str(text or ""), session.user or "", body.get("_id"))
+
+    async def _store(self, rid: str, text: str, username: str, message_id: Optional[str] = None) -> Dict[str, Any]:
+        now = _now_ms()
+        message = {
+            "_id": message_id or f"msg{next(self._ids)}", "rid": rid, "msg": text, "ts": {"$date": now},
+            "u": {"_id": self.users.get(username, ("", username))[1], "username": username, "name": username},
+            "mentions": [], "channels": [], "_updatedAt": {"$date": now},
+        }
+        self.messages[rid].append(message)
+        await self._emit("stream-room-messages", rid, [message])
+        return message
+
+    async def _load_history(self, session: _Session, params: List[Any]) -> Any:
+        rid = params[0] if params else None
+        if not isinstance(rid, str) or not self._member(session, rid):
+            return False
+        end = params[1] if len(params) > 1 else None
+        limit = params[2] if len(params) > 2 and isinstance(params[2], int) else 20
+        stored = self.messages.get(rid, [])
+        if isinstance(end, dict) and "$date" in end:
+            stored = [m for m in stored if m["ts"]["$date"] < end["$date"]]
+        newest_first = list(reversed(stored))[:limit]
+        return {"messages": newest_first, "unreadNotLoaded": 0}
+
+    async def _rooms_get(self, session: _Session, params: List[Any]) -> Any:
+        rooms = [{"_id": rid, "name": rid, "t": "c"} for rid in self.rooms if self._member(session, rid)]
+        if params and isinstance(params[0], dict) and "$date" in params[0]:
+            return {"update": rooms, "remove": []}
+        return rooms
+
+    async def _notify_room(self, session: _Session, params: List[Any]) -> None:
+        if len(params) >= 3 and isinstance(params[0], str) and params[1] == session.user:
+            await self._emit("stream-notify-room", params[0], params[1:], skip=session)
+        return None
+
+    # -- streams -----------------------------------------------------------
+    async def _sub(self, session: _Session, frame: Dict[str, Any]) -> None:
+        sub_id, name, params = frame.get("id"), frame.get("name"), frame.get("params", [])
+        if not isinstance(sub_id, str) or not isinstance(name, str):
+            await self._send(session, {"msg": "error", "reason": "Malformed subscription", "offendingMessage": frame})
+            return
+        if sub_id in session.subs:
+            return  # Meteor ignores a duplicate active id
+        if name not in ("stream-room-messages", "stream-notify-room", "stream-notify-user"):
+            await self._send(session, {"msg": "nosub", "id": sub_id,
+                                       "error": meteor_error(404, f"Subscription '{name}' not found")})
+            return
+        event_name = params[0] if params and isinstance(params[0], str) else ""
+        if not event_name:
+            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("invalid-event-name")})
+            return
+        if not self._may_read(session, name, event_name):
+            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("not-allowed")})
+            return
+        session.subs[sub_id] = (name, event_name)
+        await self._send(session, {"msg": "ready", "subs": [sub_id]})
+
+    def _may_read(self, session: _Session, stream: str, event_name: str) -> bool:
+        if session.user is None:
+            return False
+        if stream == "stream-room-messages":
+            return self._member(session, event_name)
+        if stream == "stream-notify-room":
+            return self._member(session, event_name.split("/", 1)[0])
+        return event_name.split("/", 1)[0] == self.users[session.user][1]
+
+    async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Optional[_Session] = None) -> None:
+        frame = {"msg": "changed", "collection": stream, "id": "id", "fields": {"eventName": event_name, "args": args}}
+        for session in list(self._sessions):
+            if session is not skip and (stream, event_name) in session.subs.values():
+                await self._send(session, frame)
+
+    def notify_user(self, username: str, notification: Dict[str, Any]) -> None:
+        """Push a `<uid>/notification` to the user's subscribers."""
+        uid = self.users[username][1]
+
+        async def go() -> None:
+            await self._emit("stream-notify-user", f"{uid}/notification", [notification])
+
+        self.call(go)
+
+
+class _MeteorError(Exception):
+    def __init__(self, body: Dict[str, Any]) -> None:
+        super().__init__(body.get("message"))
+        self.body = body

@@ -1,0 +1,156 @@
+"""`QuickMeetClient`: QuickMeet.Chat's realtime API (Rocket.Chat over Meteor DDP) as a blocking client."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Dict, Optional
+
+from ...errors import ConfigurationError
+from ...events import Event
+from ...policy import Backoff
+from ...runtime import Client
+from ...sansio import Handshake
+from .models import Message, Notification
+from .protocol import ROOM_MESSAGES, QuickMeetProtocol
+
+__all__ = ["QuickMeetClient"]
+
+
+class QuickMeetClient(Client):
+    """Log in to QuickMeet.Chat, subscribe to streams, call methods.
+
+        client = rtsync.QuickMeetClient("wss://chat.example/websocket", username="ann", password="...")
+        client.on("stream-room-messages", lambda e: print(e.channel, e.data[0]["msg"]))
+        with client:
+            client.subscribe_room_messages("GENERAL")
+            client.call("sendMessage", {"rid": "GENERAL", "msg": "hello"})
+
+    Stream events: `event.name` is the stream (`stream-room-messages`,
+    `stream-notify-room`, `stream-notify-user`, ...), `event.channel` the
+    stream's event name (a room id, `<rid>/typing`, `<uid>/notification`),
+    `event.data` the args list with EJSON dates as UTC datetimes.
+    `room_message(event)` / `notification(event)` give pydantic views.
+
+    Login: the password goes out only as its SHA-256 digest; the resume token
+    the server returns is kept (`resume_token`) and used on every reconnect
+    (falling back to the password if it is refused). A refused login is
+    `AuthenticationError` (final); `too-many-requests` waits `timeToReset`.
+
+    After a reconnect the client logs in again before anything else,
+    resubscribes with the same ids, then fills the gap of each subscribed
+    room with `loadHistory` from the newest message it had delivered: missed
+    messages come in order, live ones that arrive meanwhile wait behind them,
+    repeats are dropped; what cannot be fetched is an `rtsync.gap` event.
+
+    Liveness: every server ping is answered; after `ping_after` s of silence
+    we ping, and `dead_after` s more without any frame is a stale link.
+
+    Threading: `call()` and `subscribe()` block the calling thread (never a
+    callback's: they would wait for the dispatcher they run on); calls made
+    while the login is under way wait for it; calls in flight when the link
+    drops fail at once with ConnectionLost.
+    """
+
+    provider = "quickmeet"
+
+    def __init__(
+        self,
+        url: str,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        resume_token: Optional[str] = None,
+        *,
+        email: Optional[str] = None,
+        ping_after: float = 25.0,
+        dead_after: float = 15.0,
+        backoff: Optional[Backoff] = None,
+        **options: Any,
+    ) -> None:
+        if not url.startswith(("wss://", "ws://")):
+            raise ConfigurationError(f"url must be the wss://<host>/websocket endpoint, got {url!r}")
+        if password is not None and not (username or email):
+            raise ConfigurationError("a password needs a username (or email)")
+        if password is None and not resume_token:
+            raise ConfigurationError("give username and password, or resume_token (a login or personal token)")
+        super().__init__(backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
+        login: Dict[str, Any] = {}
+        if password is not None:
+            digest = hashlib.sha256(password.encode("utf-8")).hexdigest()
+            self._secrets += [password, digest]
+            user = {"username": username} if username else {"email": email}
+            login = {"user": user, "password": {"digest": digest, "algorithm": "sha-256"}}
+        if resume_token:
+            self._secrets.append(resume_token)
+        self.url, self.username = url, username or email
+        self.protocol: QuickMeetProtocol = QuickMeetProtocol(
+            url, login, resume_token=resume_token, ping_after=ping_after, dead_after=dead_after)
+
+    def __repr__(self) -> str:
+        return f"<QuickMeetClient {self.url} user={self.username!r} {'running' if self.running else 'stopped'}>"
+
+    @property
+    def resume_token(self) -> Optional[str]:
+        """The login token the server issued (a secret: store it like a password)."""
+        token = self.protocol.resume_token
+        if token and token not in self._secrets:
+            self._secrets.append(token)
+        return token
+
+    @property
+    def user_id(self) -> Optional[str]:
+        return self.protocol.user_id
+
+    def _handshake(self) -> Handshake:
+        token = self.protocol.resume_token  # learned from the last login: keep it out of logs
+        if token and token not in self._secrets:
+            self._secrets.append(token)
+        return super()._handshake()
+
+    # -- methods -----------------------------------------------------------
+    def call(self, method: str, *params: Any, timeout: float = 30.0) -> Any:
+        """Call a server method and return its result (None when the server sends none).
+
+        Raises CallError (with the server's `error`, `reason`, `details`), RateLimited,
+        ConnectionLost (not connected, or the link dropped: the outcome is unknown) or
+        CallTimeout.
+        """
+        return self._request(lambda protocol: protocol.call(method, list(params)), timeout)
+
+    def subscribe(self, stream: str, event_name: str, timeout: float = 15.0) -> str:
+        """Subscribe to `stream` for `event_name` and wait for `ready`; return the subscription id.
+
+        Raises SubscriptionError if the server refuses it (`nosub`). The subscription is
+        renewed by itself after every reconnect.
+        """
+        return str(self._request(lambda protocol: protocol.subscribe(stream, event_name), timeout))
+
+    def unsubscribe(self, sub_id: str) -> None:
+        self._exchange(lambda protocol: protocol.unsubscribe(sub_id))
+
+    # -- helpers for the common streams ---------------------------------------
+    def subscribe_room_messages(self, rid: str) -> str:
+        """New (and edited) messages of a room: `stream-room-messages` events with channel `rid`."""
+        return self.subscribe(ROOM_MESSAGES, rid)
+
+    def subscribe_typing(self, rid: str) -> str:
+        """Typing in a room: `stream-notify-room` events, channel `<rid>/typing`, data `[username, bool]`."""
+        return self.subscribe("stream-notify-room", f"{rid}/typing")
+
+    def subscribe_notifications(self) -> str:
+        """The logged-in user's notifications: `stream-notify-user` events, channel `<uid>/notification`."""
+        if not self.user_id:
+            raise ConfigurationError("not logged in yet: wait for rtsync.connected")
+        return self.subscribe("stream-notify-user", f"{self.user_id}/notification")
+
+    def send_message(self, rid: str, text: str, timeout: float = 30.0) -> Message:
+        return Message.model_validate(self.call("sendMessage", {"rid": rid, "msg": text}, timeout=timeout))
+
+    @staticmethod
+    def room_message(event: Event) -> Message:
+        """The message carried by a `stream-room-messages` event."""
+        return Message.model_validate(event.data[0])
+
+    @staticmethod
+    def notification(event: Event) -> Notification:
+        return Notification.model_validate(event.data[0])
+

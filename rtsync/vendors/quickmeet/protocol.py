@@ -1,0 +1,427 @@
+"""QuickMeet.Chat (Rocket.Chat over Meteor DDP), sans-I/O: handshake, login, methods, streams, gap fill.
+
+Rules from protocols/quickmeet-ddp.md that this module enforces:
+
+- `connect` is the first frame on every link (even before answering a ping);
+  frames without `msg` and unknown `msg` values are ignored;
+- every server `ping` gets a `pong` echoing its id; our own liveness: after
+  `ping_after` s of inbound silence we ping, `dead_after` s more is stale;
+- DDP has no session resumption: each link logs in again (resume token first,
+  the password digest if the token is refused and a password is known),
+  resubscribes every stream with its old id, then fills the gap per room with
+  `loadHistory` since the newest message seen, delivering missed and buffered
+  live messages in order and without duplicates (`_id` + `_updatedAt`);
+- calls made before the login completes wait in a queue; their `Reply`
+  comes from `result`; errors keep the server's `error`/`reason`/`details`;
+  `too-many-requests` waits `timeToReset`;
+- stream events are `changed` frames routed on (collection, eventName).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
+
+from ...errors import (
+    AuthenticationError,
+    CallError,
+    ConnectionLost,
+    ProtocolError,
+    RateLimited,
+    RtsyncError,
+    StaleConnection,
+    SubscriptionError,
+)
+from ...events import GAP, Event
+from ...sansio import Connected, Fail, Handshake, Output, Reply, Report, Send, WebSocketProtocol
+
+__all__ = ["QuickMeetProtocol", "call_error", "decode_ejson", "encode_date"]
+
+PROVIDER = "quickmeet"
+ROOM_MESSAGES = "stream-room-messages"
+_CODE_SUFFIX = re.compile(r"\[([^\[\]]+)\]\s*$")
+
+
+def decode_ejson(value: Any) -> Any:
+    """EJSON to Python: `{"$date": ms}` becomes an aware UTC datetime (only objects with exactly that key)."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            if "$date" in value and isinstance(value["$date"], (int, float)):
+                return datetime.fromtimestamp(value["$date"] / 1000, tz=timezone.utc)
+            if "$escape" in value and isinstance(value["$escape"], dict):
+                return {k: decode_ejson(v) for k, v in value["$escape"].items()}
+        return {k: decode_ejson(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_ejson(v) for v in value]
+    return value
+
+
+def encode_date(ms: int) -> Dict[str, int]:
+    return {"$date": ms}
+
+
+def _code(error: Dict[str, Any]) -> Any:
+    """The error code, tolerant of broker-mangled shapes: `"User not found [403]"` means 403."""
+    code = error.get("error")
+    if isinstance(code, str):
+        found = _CODE_SUFFIX.search(code)
+        if found:
+            inner = found.group(1)
+            return int(inner) if inner.isdigit() else inner
+        return int(code) if code.isdigit() else code
+    return code
+
+
+def call_error(method: str, error: Any) -> RtsyncError:
+    """A DDP `result.error` as the rtsync error to raise: rate limits wait, the rest is a CallError."""
+    if not isinstance(error, dict):
+        return CallError(f"{method} failed: {error!r}", error=error)
+    code, reason = _code(error), error.get("reason") or error.get("message") or ""
+    raw_details = error.get("details")
+    details: Dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
+    if code in ("too-many-requests", "error-too-many-requests"):
+        wait = details.get("timeToReset")
+        seconds = wait / 1000 if isinstance(wait, (int, float)) else details.get("seconds")
+        return RateLimited(f"{method} was rate limited: {reason}", retry_after=seconds)
+    return CallError(f"{method} failed: {reason} [{code}]", error=code, reason=reason, details=details)
+
+
+class _Sub:
+    __slots__ = ("id", "stream", "event_name", "ready")
+
+    def __init__(self, sub_id: str, stream: str, event_name: str) -> None:
+        self.id, self.stream, self.event_name, self.ready = sub_id, stream, event_name, False
+
+    def frame(self) -> str:
+        return _dumps({"msg": "sub", "id": self.id, "name": self.stream,
+                       "params": [self.event_name, {"useCollection": False, "args": []}]})
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class QuickMeetProtocol(WebSocketProtocol):
+    """One DDP session per link; subscriptions, the login token and gap-fill marks survive links."""
+
+    def __init__(
+        self,
+        url: str,
+        login: Dict[str, Any],
+        *,
+        resume_token: Optional[str] = None,
+        ping_after: float = 25.0,
+        dead_after: float = 15.0,
+        history_page: int = 50,
+        history_pages: int = 5,
+    ) -> None:
+        self.url = url
+        self._password_login = login  # {"user": {...}, "password": {"digest", "algorithm"}} or {}
+        self.resume_token = resume_token
+        self.user_id: Optional[str] = None
+        self.token_expires: Optional[datetime] = None
+        self.ping_after, self.dead_after = ping_after, dead_after
+        self.history_page, self.history_pages = history_page, history_pages
+        self.subs: Dict[str, _Sub] = {}
+        self._next_id = 0
+        self._links = 0
+        self._last_seen: Dict[str, int] = {}  # rid -> newest message ts (ms) delivered
+        self._seen: Set[Tuple[str, Any]] = set()
+        self._seen_order: Deque[Tuple[str, Any]] = collections.deque()
+        self._reset(0.0)
+
+    def _reset(self, now: float) -> None:
+        self.state = "connecting"  # -> logging-in -> ready
+        self._last_heard = now
+        self._pinged = False
+        self._queue: List[str] = []  # frames waiting for the login
+        self._internal: Dict[str, Tuple[str, Any]] = {}  # method id -> (purpose, context)
+        self._filling: Dict[str, List[Dict[str, Any]]] = {}  # rid -> live messages held during its fill
+        self._fill_pages: Dict[str, int] = {}
+        self._fill_found: Dict[str, Dict[Any, Dict[str, Any]]] = {}
+        self._tried_password = False
+        self._announced = False  # Connected sent for this link
+
+    def _new_id(self, prefix: str) -> str:
+        self._next_id += 1
+        return f"{prefix}{self._next_id}"
+
+    # -- user intents (called under the runtime's lock) ----------------------
+    def call(self, method: str, params: List[Any]) -> Tuple[str, List[Output]]:
+        """A method call; its id is the key of the `Reply`. Queued until the login completes."""
+        call_id = self._new_id("m")
+        self._internal[call_id] = ("call", method)
+        return call_id, self._send_when_ready(_dumps({"msg": "method", "id": call_id, "method": method,
+                                                      "params": params}))
+
+    def subscribe(self, stream: str, event_name: str) -> Tuple[str, List[Output]]:
+        """A stream subscription, kept for every later link; `Reply(id)` when ready or refused."""
+        if not event_name:
+            raise SubscriptionError("event_name must not be empty (the server answers invalid-event-name)")
+        for sub in self.subs.values():
+            if (sub.stream, sub.event_name) == (stream, event_name):
+                return sub.id, ([Reply(sub.id, sub.id)] if sub.ready else [])
+        sub = _Sub(self._new_id("s"), stream, event_name)
+        self.subs[sub.id] = sub
+        # Before the login, nothing is sent: the login sends every registered sub anyway.
+        return sub.id, ([Send(sub.frame())] if self.state == "ready" else [])
+
+    def unsubscribe(self, sub_id: str) -> List[Output]:
+        if self.subs.pop(sub_id, None) is None or self.state != "ready":
+            return []
+        return [Send(_dumps({"msg": "unsub", "id": sub_id}))]
+
+    def _send_when_ready(self, frame: str) -> List[Output]:
+        if self.state == "ready":
+            return [Send(frame)]
+        self._queue.append(frame)
+        return []
+
+    # -- the link --------------------------------------------------------
+    def handshake(self) -> Handshake:
+        return Handshake(self.url)
+
+    def opened(self, now: float) -> List[Output]:
+        self._links += 1
+        self._reset(now)
+        # connect comes first, always: anything else first closes the socket on the ddp-streamer.
+        return [Send(_dumps({"msg": "connect", "version": "1", "support": ["1"]}))]
+
+    def heard(self, now: float) -> None:
+        self._last_heard, self._pinged = now, False
+
+    def received(self, text: str, now: float) -> List[Output]:
+        self._last_heard, self._pinged = now, False
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            return [Report(ProtocolError(f"skipped a frame that is not JSON: {text[:80]!r}"))]
+        if not isinstance(frame, dict):
+            return [Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))]
+        kind = frame.get("msg")
+        if kind == "ping":
+            pong: Dict[str, Any] = {"msg": "pong"}
+            if "id" in frame:
+                pong["id"] = frame["id"]
+            return [Send(_dumps(pong))]
+        if kind == "connected":
+            return self._login(self.resume_token is not None)
+        if kind == "failed":
+            return [Fail(ProtocolError(
+                f"the server does not speak DDP version 1 (it offered {frame.get('version')!r})"))]
+        if kind == "result":
+            return self._result(frame, now)
+        if kind == "changed":
+            return self._changed(frame, text)
+        if kind == "ready":
+            return self._ready(frame.get("subs") or [])
+        if kind == "nosub":
+            return self._nosub(frame)
+        if kind == "error":
+            return [Report(ProtocolError(f"the server refused a frame: {frame.get('reason')}"))]
+        return []  # pong, updated, added, removed, server_id, ...: nothing to do
+
+    # -- login -------------------------------------------------------------
+    def _login(self, with_token: bool) -> List[Output]:
+        if with_token:
+            params: Dict[str, Any] = {"resume": self.resume_token}
+        elif self._password_login:
+            self._tried_password = True
+            params = self._password_login
+        else:
+            return [Fail(AuthenticationError("no credentials: give username and password, or resume_token"))]
+        self.state = "logging-in"
+        login_id = self._new_id("login")
+        self._internal[login_id] = ("login", with_token)
+        return [Send(_dumps({"msg": "method", "id": login_id, "method": "login", "params": [params]}))]
+
+    def _logged_in(self, result: Dict[str, Any], now: float) -> List[Output]:
+        self.resume_token = result.get("token") or self.resume_token
+        self.user_id = result.get("id") or self.user_id
+        expires = decode_ejson(result.get("tokenExpires"))
+        self.token_expires = expires if isinstance(expires, datetime) else None
+        self.state = "ready"
+        out: List[Output] = [Send(sub.frame()) for sub in self.subs.values()]
+        for sub in self.subs.values():
+            sub.ready = False
+        out += [Send(frame) for frame in self._queue]
+        self._queue = []
+        if self._links > 1:
+            out += self._start_gap_fill()
+        if not self.subs:
+            out += self._announce()
+        return out
+
+    def _announce(self) -> List[Output]:
+        if self._announced:
+            return []
+        self._announced = True
+        # `resumed`: a later link whose gap fill ran (DDP itself never resumes a session).
+        return [Connected(resumed=self._links > 1, detail={"user_id": self.user_id})]
+
+    # -- results -----------------------------------------------------------
+    def _result(self, frame: Dict[str, Any], now: float) -> List[Output]:
+        purpose, context = self._internal.pop(str(frame.get("id")), ("unknown", None))
+        error = frame.get("error")
+        if purpose == "login":
+            if error is None:
+                return self._logged_in(frame.get("result") or {}, now)
+            failure = call_error("login", error)
+            if isinstance(failure, RateLimited):
+                return [Fail(failure)]
+            if context and self._password_login and not self._tried_password and _code(error) == 403:
+                return self._login(False)  # the resume token was refused: the password still works
+            return [Fail(AuthenticationError(
+                f"QuickMeet refused the login: {failure.reason if isinstance(failure, CallError) else failure} "
+                f"[{_code(error)}]. Check the credentials; rtsync will not retry."))]
+        if purpose == "history":
+            return self._history(context, frame.get("result"), error)
+        if purpose == "call":
+            if error is not None:
+                return [Reply(str(frame["id"]), error=call_error(str(context), error))]
+            return [Reply(str(frame["id"]), result=decode_ejson(frame.get("result")))]
+        return []
+
+    # -- subscriptions -------------------------------------------------------
+    def _ready(self, ids: List[Any]) -> List[Output]:
+        out: List[Output] = []
+        for sub_id in ids:
+            sub = self.subs.get(str(sub_id))
+            if sub is not None and not sub.ready:
+                sub.ready = True
+                out.append(Reply(sub.id, sub.id))
+        if self.state == "ready" and all(s.ready for s in self.subs.values()):
+            out += self._announce()
+        return out
+
+    def _nosub(self, frame: Dict[str, Any]) -> List[Output]:
+        sub = self.subs.pop(str(frame.get("id")), None)
+        if sub is None:
+            return []
+        error = frame.get("error") or {}
+        code = _code(error) if isinstance(error, dict) else error
+        reason = (error.get("reason") or "") if isinstance(error, dict) else ""
+        failure = SubscriptionError(
+            f"the server refused or ended the subscription to {sub.stream} {sub.event_name!r}: "
+            f"{reason + ' ' if reason else ''}[{code}]")
+        out: List[Output] = [Reply(sub.id, error=failure)]
+        if sub.ready:
+            out.append(Report(failure))  # it had been live: tell callbacks it ended
+        return out
+
+    # -- stream events -------------------------------------------------------
+    def _changed(self, frame: Dict[str, Any], raw: str) -> List[Output]:
+        stream = frame.get("collection")
+        fields = frame.get("fields") or {}
+        if not isinstance(stream, str) or not stream.startswith("stream-"):
+            return []
+        event_name = fields.get("eventName")
+        args = fields.get("args") or []
+        if stream == ROOM_MESSAGES and args and isinstance(args[0], dict):
+            message = args[0]
+            rid = str(message.get("rid") or event_name)
+            if rid in self._filling:
+                self._filling[rid].append(message)  # delivered in order once its gap is filled
+                return []
+            return self._deliver_messages(rid, [message], str(event_name))
+        return [Event.make(stream, provider=PROVIDER, channel=str(event_name), data=decode_ejson(args), raw=raw)]
+
+    def _deliver_messages(self, rid: str, messages: List[Dict[str, Any]], event_name: str) -> List[Output]:
+        out: List[Output] = []
+        for message in messages:
+            key = (str(message.get("_id")), _ms(message.get("_updatedAt")) or _ms(message.get("ts")))
+            if key in self._seen:
+                continue  # the same version of a message again (gap fill overlapping live delivery)
+            self._seen.add(key)
+            self._seen_order.append(key)
+            if len(self._seen_order) > 20000:
+                self._seen.discard(self._seen_order.popleft())
+            ts = _ms(message.get("ts"))
+            if ts is not None and ts > self._last_seen.get(rid, 0):
+                self._last_seen[rid] = ts
+            out.append(Event.make(ROOM_MESSAGES, provider=PROVIDER, channel=event_name,
+                                  data=[decode_ejson(message)], id=message.get("_id")))
+        return out
+
+    # -- gap fill ----------------------------------------------------------
+    def _room_subs(self) -> List[str]:
+        return [s.event_name for s in self.subs.values()
+                if s.stream == ROOM_MESSAGES and not s.event_name.startswith("__")]
+
+    def _start_gap_fill(self) -> List[Output]:
+        out: List[Output] = []
+        for rid in self._room_subs():
+            if rid not in self._last_seen:
+                continue  # nothing seen yet in that room: no known point to fill from
+            self._filling[rid] = []
+            self._fill_pages[rid] = 0
+            self._fill_found[rid] = {}
+            out.append(self._history_call(rid, None))
+        return out
+
+    def _history_call(self, rid: str, end: Optional[int]) -> Send:
+        call_id = self._new_id("h")
+        self._internal[call_id] = ("history", rid)
+        self._fill_pages[rid] += 1
+        params = [rid, encode_date(end) if end is not None else None, self.history_page,
+                  encode_date(self._last_seen[rid])]
+        return Send(_dumps({"msg": "method", "id": call_id, "method": "loadHistory", "params": params}))
+
+    def _history(self, rid: str, result: Any, error: Any) -> List[Output]:
+        since = self._last_seen.get(rid, 0)
+        found = self._fill_found.setdefault(rid, {})
+        if error is None and isinstance(result, dict):
+            page = [m for m in result.get("messages") or [] if isinstance(m, dict)]
+            newer = [m for m in page if (_ms(m.get("ts")) or 0) > since]
+            for m in reversed(newer):  # the page is newest first; keep equal timestamps in order
+                found[m.get("_id")] = m
+            full = len(page) >= self.history_page and len(newer) == len(page)
+            if full and self._fill_pages[rid] < self.history_pages:
+                oldest = min(_ms(m.get("ts")) or 0 for m in page)
+                return [self._history_call(rid, oldest)]  # older missed messages remain: next page
+            complete = not full
+        else:
+            complete = False
+        messages = sorted([*found.values(), *self._filling.pop(rid, [])], key=lambda m: _ms(m.get("ts")) or 0)
+        self._fill_found.pop(rid, None)
+        out = self._deliver_messages(rid, messages, rid)
+        if not complete:
+            reason = ("loadHistory failed: " + str(call_error("loadHistory", error))) if error is not None else (
+                f"more than {self.history_page * self.history_pages} messages were missed" if result
+                else "no access to the room's history")
+            out.insert(0, Event.make(GAP, provider=PROVIDER, channel=rid,
+                                     data={"room": rid, "since": encode_date(since), "reason": reason}))
+        return out
+
+    # -- the link ends / timers ---------------------------------------------
+    def closed(self, code: Optional[int], reason: str) -> RtsyncError:
+        return ConnectionLost(f"QuickMeet closed the connection (code {code}{': ' + reason if reason else ''})")
+
+    def lost(self) -> List[Output]:
+        # Live messages held for a fill were delivered by nobody: the next link's fill fetches them again.
+        self._filling.clear()
+        self.state = "connecting"
+        return []
+
+    def deadline(self) -> Optional[float]:
+        return self._last_heard + self.ping_after + (self.dead_after if self._pinged else 0.0)
+
+    def tick(self, now: float) -> List[Output]:
+        silent = now - self._last_heard
+        if self._pinged and silent >= self.ping_after + self.dead_after:
+            return [Fail(StaleConnection(f"no frame from QuickMeet for {silent:.0f} s, not even a pong"))]
+        if not self._pinged and silent >= self.ping_after:
+            self._pinged = True
+            return [Send(_dumps({"msg": "ping", "id": self._new_id("p")}))]
+        return []
+
+
+def _ms(value: Any) -> Optional[int]:
+    if isinstance(value, dict) and isinstance(value.get("$date"), (int, float)):
+        return int(value["$date"])
+    if isinstance(value, (int, float)):
+        return int(value)
+    return None
