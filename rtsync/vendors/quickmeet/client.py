@@ -43,7 +43,9 @@ class QuickMeetClient(Client):
     repeats are dropped; what cannot be fetched is an `rtsync.gap` event.
 
     Liveness: every server ping is answered; after `ping_after` s of silence
-    we ping, and `dead_after` s more without any frame is a stale link.
+    we ping, and `dead_after` s more without any frame is a stale link. A
+    server that keeps the socket but never completes connect and login within
+    `handshake_timeout` s is dropped and retried too.
 
     Threading: `call()` and `subscribe()` block the calling thread (never a
     callback's: they would wait for the dispatcher they run on); calls made
@@ -63,6 +65,7 @@ class QuickMeetClient(Client):
         email: Optional[str] = None,
         ping_after: float = 25.0,
         dead_after: float = 15.0,
+        handshake_timeout: float = 15.0,
         backoff: Optional[Backoff] = None,
         **options: Any,
     ) -> None:
@@ -83,7 +86,8 @@ class QuickMeetClient(Client):
             self._secrets.append(resume_token)
         self.url, self.username = url, username or email
         self.protocol: QuickMeetProtocol = QuickMeetProtocol(
-            url, login, resume_token=resume_token, ping_after=ping_after, dead_after=dead_after)
+            url, login, resume_token=resume_token, ping_after=ping_after, dead_after=dead_after,
+            handshake_timeout=handshake_timeout)
 
     def __repr__(self) -> str:
         return f"<QuickMeetClient {self.url} user={self.username!r} {'running' if self.running else 'stopped'}>"
@@ -116,25 +120,37 @@ class QuickMeetClient(Client):
         """
         return self._request(lambda protocol: protocol.call(method, list(params)), timeout)
 
-    def subscribe(self, stream: str, event_name: str, timeout: float = 15.0) -> str:
+    def subscribe(self, stream: str, event_name: str, timeout: float = 15.0, wait: bool = True) -> str:
         """Subscribe to `stream` for `event_name` and wait for `ready`; return the subscription id.
 
         Raises SubscriptionError if the server refuses it (`nosub`). The subscription is
-        renewed by itself after every reconnect.
+        renewed by itself after every reconnect. With `wait=False` it is only registered
+        (allowed before `start()`): it goes out with the next login, and a refusal is
+        reported as an `rtsync.error` event.
         """
-        return str(self._request(lambda protocol: protocol.subscribe(stream, event_name), timeout))
+        if wait:
+            return str(self._request(lambda protocol: protocol.subscribe(stream, event_name), timeout))
+        ids = []
+
+        def register(protocol: QuickMeetProtocol) -> Any:
+            sub_id, outputs = protocol.subscribe(stream, event_name)
+            ids.append(sub_id)
+            return outputs
+
+        self._exchange(register)
+        return ids[0]
 
     def unsubscribe(self, sub_id: str) -> None:
         self._exchange(lambda protocol: protocol.unsubscribe(sub_id))
 
     # -- helpers for the common streams ---------------------------------------
-    def subscribe_room_messages(self, rid: str) -> str:
+    def subscribe_room_messages(self, rid: str, wait: bool = True) -> str:
         """New (and edited) messages of a room: `stream-room-messages` events with channel `rid`."""
-        return self.subscribe(ROOM_MESSAGES, rid)
+        return self.subscribe(ROOM_MESSAGES, rid, wait=wait)
 
-    def subscribe_typing(self, rid: str) -> str:
+    def subscribe_typing(self, rid: str, wait: bool = True) -> str:
         """Typing in a room: `stream-notify-room` events, channel `<rid>/typing`, data `[username, bool]`."""
-        return self.subscribe("stream-notify-room", f"{rid}/typing")
+        return self.subscribe("stream-notify-room", f"{rid}/typing", wait=wait)
 
     def subscribe_notifications(self) -> str:
         """The logged-in user's notifications: `stream-notify-user` events, channel `<uid>/notification`."""

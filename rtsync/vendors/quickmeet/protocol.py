@@ -115,6 +115,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         resume_token: Optional[str] = None,
         ping_after: float = 25.0,
         dead_after: float = 15.0,
+        handshake_timeout: float = 15.0,
         history_page: int = 50,
         history_pages: int = 5,
     ) -> None:
@@ -124,6 +125,8 @@ class QuickMeetProtocol(WebSocketProtocol):
         self.user_id: Optional[str] = None
         self.token_expires: Optional[datetime] = None
         self.ping_after, self.dead_after = ping_after, dead_after
+        # Pongs prove the socket, not the session: connect + login must finish in this time.
+        self.handshake_timeout = handshake_timeout
         self.history_page, self.history_pages = history_page, history_pages
         self.subs: Dict[str, _Sub] = {}
         self._next_id = 0
@@ -135,6 +138,7 @@ class QuickMeetProtocol(WebSocketProtocol):
 
     def _reset(self, now: float) -> None:
         self.state = "connecting"  # -> logging-in -> ready
+        self._opened_at = now
         self._last_heard = now
         self._pinged = False
         self._queue: List[str] = []  # frames waiting for the login
@@ -307,9 +311,11 @@ class QuickMeetProtocol(WebSocketProtocol):
         failure = SubscriptionError(
             f"the server refused or ended the subscription to {sub.stream} {sub.event_name!r}: "
             f"{reason + ' ' if reason else ''}[{code}]")
-        out: List[Output] = [Reply(sub.id, error=failure)]
-        if sub.ready:
-            out.append(Report(failure))  # it had been live: tell callbacks it ended
+        # A waiting subscribe() gets the error; otherwise (ended later, or registered
+        # without waiting) callbacks hear of it.
+        out: List[Output] = [Reply(sub.id, error=failure), Report(failure)]
+        if self.state == "ready" and all(s.ready for s in self.subs.values()):
+            out += self._announce()  # the refused one was the last we were waiting for
         return out
 
     # -- stream events -------------------------------------------------------
@@ -407,9 +413,15 @@ class QuickMeetProtocol(WebSocketProtocol):
         return []
 
     def deadline(self) -> Optional[float]:
-        return self._last_heard + self.ping_after + (self.dead_after if self._pinged else 0.0)
+        due = self._last_heard + self.ping_after + (self.dead_after if self._pinged else 0.0)
+        if self.state != "ready":
+            due = min(due, self._opened_at + self.handshake_timeout)
+        return due
 
     def tick(self, now: float) -> List[Output]:
+        if self.state != "ready" and now - self._opened_at >= self.handshake_timeout:
+            return [Fail(ConnectionLost(
+                f"the server did not complete connect and login within {self.handshake_timeout:g} s"))]
         silent = now - self._last_heard
         if self._pinged and silent >= self.ping_after + self.dead_after:
             return [Fail(StaleConnection(f"no frame from QuickMeet for {silent:.0f} s, not even a pong"))]

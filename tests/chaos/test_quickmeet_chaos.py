@@ -1,0 +1,155 @@
+"""QuickMeet under faults: drops during calls and during a flood of messages, stale links, bad frames, stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Iterator, List
+
+import pytest
+
+import rtsync
+from rtsync.events import Event
+from rtsync.testing.quickmeet import QuickMeetServer
+from tests.conftest import wait_for
+
+FAST = rtsync.Backoff(base=0.02, cap=0.1)
+
+
+@pytest.fixture
+def server() -> Iterator[QuickMeetServer]:
+    with QuickMeetServer(ping_interval=0.5, ping_timeout=0.5) as s:
+        yield s
+
+
+def alice(server: QuickMeetServer, **kw) -> rtsync.QuickMeetClient:
+    kw.setdefault("ping_after", 0.6)
+    kw.setdefault("dead_after", 0.6)
+    kw.setdefault("handshake_timeout", 1.0)
+    return rtsync.QuickMeetClient(server.websocket_url, username="alice", password="alice-password",
+                                  backoff=FAST, **kw)
+
+
+def started(c: rtsync.Client) -> List[Event]:
+    got: List[Event] = []
+    up = threading.Event()
+    c.on("*", got.append)
+    c.on("rtsync.connected", lambda e: up.set())
+    c.start()
+    assert up.wait(5)
+    return got
+
+
+def test_a_drop_during_a_call_fails_it_at_once(server: QuickMeetServer) -> None:
+    c = alice(server)
+    started(c)
+    try:
+        server.hold_results = True
+        threading.Timer(0.2, server.drop).start()
+        t0 = time.monotonic()
+        with pytest.raises(rtsync.ConnectionLost):
+            c.call("rooms/get", timeout=30)
+        assert time.monotonic() - t0 < 2
+        server.hold_results = False
+        assert wait_for(lambda: c.protocol.state == "ready", timeout=5)
+        assert isinstance(c.call("rooms/get"), list)  # and the next call works on the new link
+    finally:
+        c.stop()
+
+
+def test_every_message_exactly_once_in_order_across_drops(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        total = 120
+        for n in range(total):
+            server.post("GENERAL", f"m{n}")
+            if n % 30 == 15:
+                server.drop()  # messages keep coming while the client logs in again and fills the gap
+            time.sleep(0.003)
+        assert wait_for(lambda: len([e for e in got if e.name == "stream-room-messages"]) >= total, timeout=15)
+        time.sleep(0.5)
+    finally:
+        c.stop()
+    texts = [e.data[0]["msg"] for e in got if e.name == "stream-room-messages"]
+    assert texts == [f"m{n}" for n in range(total)]
+    assert sum(e.name == "rtsync.connected" for e in got) >= 4
+    assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> None:
+    c = alice(server)
+    c.protocol.history_page, c.protocol.history_pages = 5, 2
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        server.post("GENERAL", "first")
+        assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
+        server.silence(True)
+        for n in range(25):  # far more than 2 pages of 5
+            server.post("GENERAL", f"away{n}")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: any(e.name == "rtsync.gap" for e in got), timeout=5)
+    finally:
+        c.stop()
+    gap = next(e for e in got if e.name == "rtsync.gap")
+    assert gap.channel == "GENERAL" and "more than 10" in gap.data["reason"]
+
+
+def test_edits_are_delivered_as_new_versions(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        sent = server.post("GENERAL", "typo")
+        time.sleep(0.01)
+        server.edit(sent["_id"], "fixed")
+        assert wait_for(lambda: [e.data[0]["msg"] for e in got if e.name == "stream-room-messages"] == ["typo", "fixed"])
+    finally:
+        c.stop()
+
+
+def test_silent_server_is_stale(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        server.silence(True)
+        assert wait_for(lambda: any(e.name == "rtsync.disconnected" for e in got), timeout=5)
+        server.silence(False)
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=5)
+    finally:
+        c.stop()
+    assert "no frame from QuickMeet" in next(e for e in got if e.name == "rtsync.disconnected").data["reason"]
+
+
+def test_server_restart_and_malformed_frames(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        server.restart()
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=5)
+
+        async def junk() -> None:
+            for ws in list(server.websockets):
+                await ws.send_str("{not json")
+                await ws.send_str('{"msg":"error","reason":"Bad request"}')
+
+        server.call(junk)
+        server.post("GENERAL", "still here")
+        assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
+    finally:
+        c.stop()
+    assert sum(e.name == "rtsync.error" for e in got) == 2
+
+
+def test_stop_at_any_point(server: QuickMeetServer) -> None:
+    for delay in (0.0, 0.005, 0.02, 0.1):
+        c = alice(server)
+        c.start()
+        time.sleep(delay)
+        t0 = time.monotonic()
+        c.stop()
+        assert time.monotonic() - t0 < 1.0

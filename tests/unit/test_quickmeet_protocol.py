@@ -1,0 +1,197 @@
+"""QuickMeet's DDP protocol on the reference's exact frames (protocols/quickmeet-ddp.md sections 3-9)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from rtsync.errors import AuthenticationError, CallError, ConnectionLost, ProtocolError, RateLimited, StaleConnection, SubscriptionError
+from rtsync.events import GAP, Event
+from rtsync.sansio import Connected, Fail, Reply, Report, Send
+from rtsync.vendors.quickmeet.protocol import QuickMeetProtocol, call_error, decode_ejson
+
+DIGEST = "52c53f4abbfe42e1ccd4fd9d864453ee57f8efbd4c9ecec6d88bd83d7f7a9c02"
+LOGIN = {"user": {"username": "him"}, "password": {"digest": DIGEST, "algorithm": "sha-256"}}
+CONNECTED = '{"msg":"connected","session":"m3Gc2kfQWd8pWZN8X"}'
+LOGIN_OK = ('{"msg":"result","id":"login1","result":{"id":"3Dw26TXWxvi8gwfgM","token":"72kB2z5SpnWG-vOSKaAXku74PV8'
+            '51pVOVAoC67FpFEI","tokenExpires":{"$date":1696417505309},"type":"password"}}')
+USER_NOT_FOUND = ('{"msg":"result","id":"login1","error":{"isClientSafe":true,"error":403,"reason":"User not found",'
+                  '"message":"User not found [403]","errorType":"Meteor.Error"}}')
+LOGGED_OUT = ('{"msg":"result","id":"login1","error":{"isClientSafe":true,"error":403,"reason":"You\'ve been logged '
+              'out by the server. Please log in again.","message":"You\'ve been logged out by the server. Please log '
+              'in again. [403]","errorType":"Meteor.Error"}}')
+TOO_MANY = ('{"msg":"result","id":"login1","error":{"isClientSafe":true,"error":"too-many-requests","reason":"Error, '
+            'too many requests. Please slow down. You must wait 7 seconds before trying again.","details":'
+            '{"timeToReset":6432},"message":"... [too-many-requests]","errorType":"Meteor.Error"}}')
+ROOM_MESSAGE = ('{"msg":"changed","collection":"stream-room-messages","id":"id","fields":{"eventName":"GENERAL","args":'
+                '[{"_id":"357Cde8axgiCYd3kY","rid":"GENERAL","msg":"rbot text here","ts":{"$date":1540756719398},"u":'
+                '{"_id":"vNW5eZW5Ma823XNt3","username":"nicolas.c","name":"C Nicolas"},"mentions":[],"channels":[],'
+                '"_updatedAt":{"$date":1540756719402}}]}}')
+
+
+def frames(outputs) -> list:
+    return [json.loads(o.text) for o in outputs if isinstance(o, Send)]
+
+
+def logged_in(resume: str = None) -> QuickMeetProtocol:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN, resume_token=resume)
+    p.opened(0)
+    p.received(CONNECTED, 0)
+    p.received(LOGIN_OK if not resume else LOGIN_OK.replace('"login1"', '"login1"'), 0)
+    return p
+
+
+def test_connect_first_then_password_login_with_the_digest() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN)
+    assert frames(p.opened(0)) == [{"msg": "connect", "version": "1", "support": ["1"]}]
+    p.received('{"server_id":"0"}', 0)  # ignored, no msg
+    (login,) = frames(p.received(CONNECTED, 0))
+    assert login == {"msg": "method", "id": "login1", "method": "login", "params": [LOGIN]}
+    out = p.received(LOGIN_OK, 0)
+    assert isinstance(out[-1], Connected) and p.resume_token.startswith("72kB2z") and p.user_id == "3Dw26TXWxvi8gwfgM"
+    assert p.token_expires == datetime.fromtimestamp(1696417505.309, tz=timezone.utc)
+
+
+def test_pings_answered_with_their_id() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN)
+    assert frames(p.received('{"msg":"ping","id":"abc"}', 0)) == [{"msg": "pong", "id": "abc"}]
+    assert frames(p.received('{"msg":"ping"}', 0)) == [{"msg": "pong"}]
+
+
+def test_resume_token_first_then_the_password_when_refused() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN, resume_token="tok")
+    p.opened(0)
+    (login,) = frames(p.received(CONNECTED, 0))
+    assert login["params"] == [{"resume": "tok"}]
+    (again,) = frames(p.received(LOGGED_OUT, 0))
+    assert again["params"] == [LOGIN]
+    (fail,) = p.received(USER_NOT_FOUND.replace('"login1"', f'"{again["id"]}"'), 0)
+    assert isinstance(fail, Fail) and isinstance(fail.error, AuthenticationError) and "[403]" in str(fail.error)
+
+
+def test_login_rate_limit_waits_time_to_reset() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN)
+    p.opened(0)
+    p.received(CONNECTED, 0)
+    (fail,) = p.received(TOO_MANY, 0)
+    assert isinstance(fail.error, RateLimited) and fail.error.retry_after == pytest.approx(6.432)
+
+
+def test_calls_wait_for_the_login_and_resolve_by_id() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN)
+    p.opened(0)
+    call_id, out = p.call("rooms/get", [])
+    assert out == []  # queued until logged in
+    (login,) = frames(p.received(CONNECTED, 0))
+    after = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 0))
+    assert {"msg": "method", "id": call_id, "method": "rooms/get", "params": []} in after
+    (reply,) = p.received(json.dumps({"msg": "result", "id": call_id, "result": [{"_id": "GENERAL"}]}), 0)
+    assert reply == Reply(call_id, result=[{"_id": "GENERAL"}])
+    call_id, _ = p.call("x", [])
+    assert p.received(json.dumps({"msg": "result", "id": call_id}), 0) == [Reply(call_id, result=None)]
+
+
+def test_call_errors_keep_the_servers_fields_and_mangled_codes() -> None:
+    err = call_error("x", {"isClientSafe": True, "error": 404, "reason": "Method 'x' not found",
+                           "message": "Method 'x' not found [404]", "errorType": "Meteor.Error"})
+    assert isinstance(err, CallError) and (err.error, err.reason) == (404, "Method 'x' not found")
+    mangled = call_error("login", {"error": "User not found [403]", "message": "User not found [User not found [403]]"})
+    assert mangled.error == 403
+    assert isinstance(call_error("x", {"error": "error-too-many-requests", "details": {"seconds": 3}}), RateLimited)
+
+
+def test_subscribe_ready_nosub_and_routing_on_collection_and_event_name() -> None:
+    p = logged_in()
+    sub_id, out = p.subscribe("stream-room-messages", "GENERAL")
+    assert frames(out) == [{"msg": "sub", "id": sub_id, "name": "stream-room-messages",
+                            "params": ["GENERAL", {"useCollection": False, "args": []}]}]
+    assert Reply(sub_id, sub_id) in p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
+    (e,) = p.received(ROOM_MESSAGE, 0)
+    assert (e.name, e.channel, e.id) == ("stream-room-messages", "GENERAL", "357Cde8axgiCYd3kY")
+    assert e.data[0]["ts"] == datetime.fromtimestamp(1540756719.398, tz=timezone.utc)
+    assert p.received(ROOM_MESSAGE, 0) == []  # the same version again: dropped
+    bad_id, _ = p.subscribe("stream-room-messages", "private")
+    nosub = {"msg": "nosub", "id": bad_id, "error": {"isClientSafe": True, "error": "not-allowed",
+                                                     "message": "[not-allowed]", "errorType": "Meteor.Error"}}
+    reply, report = p.received(json.dumps(nosub), 0)
+    assert isinstance(reply.error, SubscriptionError) and "not-allowed" in str(reply.error)
+    assert isinstance(report, Report)  # callbacks hear of it too
+    with pytest.raises(SubscriptionError):
+        p.subscribe("stream-notify-room", "")
+
+
+def test_reconnect_relogs_in_with_the_token_resubscribes_same_ids_and_fills_gaps_in_order() -> None:
+    p = logged_in()
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
+    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
+    p.received(ROOM_MESSAGE, 0)
+    p.lost()
+    p.opened(10)
+    (login,) = frames(p.received(CONNECTED, 10))
+    assert login["params"] == [{"resume": p.resume_token}]
+    after = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 10))
+    assert after[0] == {"msg": "sub", "id": sub_id, "name": "stream-room-messages",
+                        "params": ["GENERAL", {"useCollection": False, "args": []}]}
+    history = after[1]
+    assert history["method"] == "loadHistory" and history["params"] == ["GENERAL", None, 50, {"$date": 1540756719398}]
+    live = ROOM_MESSAGE.replace("357Cde8axgiCYd3kY", "live1").replace("1540756719398", "1540756719500")
+    assert p.received(live, 10) == []  # held until the gap is filled
+    missed = {"_id": "missed1", "rid": "GENERAL", "msg": "while away", "ts": {"$date": 1540756719450},
+              "_updatedAt": {"$date": 1540756719450}}
+    old = {"_id": "357Cde8axgiCYd3kY", "rid": "GENERAL", "msg": "rbot text here", "ts": {"$date": 1540756719398},
+           "_updatedAt": {"$date": 1540756719402}}
+    out = p.received(json.dumps({"msg": "result", "id": history["id"],
+                                 "result": {"messages": [missed, old], "unreadNotLoaded": 0}}), 10)
+    assert [e.id for e in out if isinstance(e, Event)] == ["missed1", "live1"]
+
+
+def test_history_without_access_is_a_gap_event() -> None:
+    p = logged_in()
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
+    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
+    p.received(ROOM_MESSAGE, 0)
+    p.lost()
+    p.opened(1)
+    (login,) = frames(p.received(CONNECTED, 1))
+    history = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+    (gap,) = p.received(json.dumps({"msg": "result", "id": history["id"], "result": False}), 1)
+    assert gap.name == GAP and gap.channel == "GENERAL" and "no access" in gap.data["reason"]
+
+
+def test_own_liveness_ping_then_stale() -> None:
+    p = logged_in()
+    p.ping_after, p.dead_after = 25, 15
+    p.opened(0)
+    (login,) = frames(p.received(CONNECTED, 0))
+    p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 0)
+    assert p.deadline() == 25
+    (ping,) = frames(p.tick(25))
+    assert ping["msg"] == "ping" and "id" in ping
+    assert p.deadline() == 40
+    (fail,) = p.tick(40)
+    assert isinstance(fail.error, StaleConnection)
+
+
+def test_failed_version_and_garbage() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN)
+    (fail,) = p.received('{"msg":"failed","version":"1"}', 0)
+    assert isinstance(fail.error, ProtocolError)
+    assert isinstance(p.received("{oops", 0)[0], Report)
+    assert p.received('{"msg":"updated","methods":["m1"]}', 0) == []
+
+
+def test_ejson_dates_only_for_exact_objects() -> None:
+    assert decode_ejson({"$date": 0}) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert decode_ejson({"$date": 1, "x": 2}) == {"$date": 1, "x": 2}
+    assert decode_ejson({"$escape": {"$date": 5}}) == {"$date": 5}
+
+
+def test_a_session_that_never_completes_is_dropped() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN, ping_after=25, dead_after=15, handshake_timeout=10)
+    p.opened(0)
+    assert p.deadline() == 10
+    p.heard(9)  # pongs keep coming, but no connected / login result
+    (fail,) = p.tick(10)
+    assert isinstance(fail.error, ConnectionLost) and "connect and login" in str(fail.error)
