@@ -16,8 +16,7 @@ from typing import List
 
 import requests
 import websocket
-
-from common import Row, percentiles, raw_loop_rate
+from common import Row, percentiles, raw_loop_rate, throughput_rows
 
 import rtsync
 
@@ -173,13 +172,7 @@ def run(quick: bool) -> List[Row]:
     finally:
         proc.terminate()
         proc.wait(10)
-    raw_case = "raw recv()+json.loads"
-    skip_case = "raw, skip_utf8_validation=True"
-    return [
-        Row(SUITE, raw_case, best["raw"], "events/s"),
-        Row(SUITE, skip_case, best["raw_skip"], "events/s"),
-        Row(SUITE, "rtsync on() callback", best["rtsync"], "events/s", raw_case, best["raw"]),
-        Row(SUITE, "rtsync on() callback", best["rtsync"], "events/s", skip_case, best["raw_skip"]),
+    return throughput_rows(SUITE, best["raw"], best["raw_skip"], best["rtsync"]) + [
         Row(SUITE, f"raw latency p50 @{rate:g}/s", raw_p50, "ms", higher_is_better=False),
         Row(SUITE, f"rtsync latency p50 @{rate:g}/s", rt_p50, "ms", "raw p50", raw_p50, higher_is_better=False),
         Row(SUITE, f"raw latency p99 @{rate:g}/s", raw_p99, "ms", higher_is_better=False),

@@ -6,7 +6,7 @@ import base64
 import json
 from typing import List
 
-from common import Row, Server, best_of, client_rate, raw_loop_rate
+from common import Row, Server, best_of, client_rate, raw_loop_rate, throughput_rows
 
 import rtsync
 
@@ -33,10 +33,4 @@ def run(quick: bool) -> List[Row]:
         raw_rate = best_of(runs, lambda: raw(False))
         skip_rate = best_of(runs, lambda: raw(True))
         rt_rate = best_of(runs, ours)
-    base, skip = "raw recv()+json.loads", "raw, skip_utf8_validation=True"
-    return [
-        Row(SUITE, base, raw_rate, "events/s"),
-        Row(SUITE, skip, skip_rate, "events/s"),
-        Row(SUITE, "rtsync on() callback", rt_rate, "events/s", base, raw_rate),
-        Row(SUITE, "rtsync on() callback", rt_rate, "events/s", skip, skip_rate),
-    ]
+    return throughput_rows(SUITE, raw_rate, skip_rate, rt_rate)

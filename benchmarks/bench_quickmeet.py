@@ -8,8 +8,7 @@ import time
 from typing import List
 
 import websocket
-
-from common import Row, Server, best_of, client_rate, raw_loop_rate
+from common import Row, Server, best_of, client_rate, raw_loop_rate, throughput_rows
 
 import rtsync
 
@@ -70,12 +69,7 @@ def run(quick: bool) -> List[Row]:
         rt_rate = best_of(runs, ours)
         raw_call_rate = best_of(runs, lambda: raw_calls(server, calls))
         rt_call_rate = best_of(runs, lambda: rtsync_calls(server, calls))
-    base, skip = "raw recv()+json.loads", "raw, skip_utf8_validation=True"
-    return [
-        Row(SUITE, base, raw_rate, "events/s"),
-        Row(SUITE, skip, skip_rate, "events/s"),
-        Row(SUITE, "rtsync on() callback", rt_rate, "events/s", base, raw_rate),
-        Row(SUITE, "rtsync on() callback", rt_rate, "events/s", skip, skip_rate),
+    return throughput_rows(SUITE, raw_rate, skip_rate, rt_rate) + [
         Row(SUITE, "raw method round trips", raw_call_rate, "calls/s"),
         Row(SUITE, "rtsync call() round trips", rt_call_rate, "calls/s", "raw method round trips", raw_call_rate),
     ]

@@ -158,3 +158,14 @@ def client_rate(client, pattern: str, count: int, start: Callable[[], None]) -> 
 
 def best_of(runs: int, fn: Callable[[], float]) -> float:
     return max(fn() for _ in range(runs))
+
+
+def throughput_rows(suite: str, raw: float, raw_skip: float, ours: float) -> List[Row]:
+    """The four rows every throughput benchmark reports: both raw loops, and rtsync against each."""
+    base, skip = "raw recv()+json.loads", "raw, skip_utf8_validation=True"
+    return [
+        Row(suite, base, raw, "events/s"),
+        Row(suite, skip, raw_skip, "events/s"),
+        Row(suite, "rtsync on() callback", ours, "events/s", base, raw),
+        Row(suite, "rtsync on() callback", ours, "events/s", skip, raw_skip),
+    ]

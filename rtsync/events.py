@@ -11,7 +11,18 @@ import logging
 import threading
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple, Type, Union
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Type,
+    Union,
+)
 
 from pydantic import BaseModel, ConfigDict
 

@@ -23,7 +23,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from . import events as ev
 from .errors import CallTimeout, ConnectionLost, ProtocolError, RtsyncError
@@ -44,7 +55,15 @@ from .sansio import (
     WebSocketProtocol,
 )
 from .transport.http import HttpClient
-from .transport.websocket import BINARY, CLOSE, PING, PONG, TEXT, WebSocketLink, close_details
+from .transport.websocket import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    WebSocketLink,
+    close_details,
+)
 
 __all__ = ["Client"]
 

@@ -22,10 +22,11 @@ Timers are deadlines: after every call the runtime asks `deadline()` and calls
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from .errors import RtsyncError
+from .errors import ProtocolError, RtsyncError
 from .events import Event
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Rotate",
     "Send",
     "WebSocketProtocol",
+    "json_object",
 ]
 
 
@@ -110,6 +112,17 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+def json_object(text: str) -> Union[Dict[str, Any], Report]:
+    """A text frame decoded as a JSON object, or the Report that says why it was skipped."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return Report(ProtocolError(f"skipped a frame that is not JSON: {text[:80]!r}"))
+    if not isinstance(value, dict):
+        return Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))
+    return value
 
 
 class WebSocketProtocol:

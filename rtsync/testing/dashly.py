@@ -26,7 +26,18 @@ import struct
 import time
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
 from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web

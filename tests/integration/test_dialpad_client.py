@@ -13,7 +13,12 @@ import responses
 import rtsync
 from rtsync.cli import main
 from rtsync.events import Event
-from rtsync.testing.dialpad import DialpadServer, agent_status_event, call_event, sms_event
+from rtsync.testing.dialpad import (
+    DialpadServer,
+    agent_status_event,
+    call_event,
+    sms_event,
+)
 from tests.conftest import wait_for
 
 KEY = "dp-secret-api-key-123"

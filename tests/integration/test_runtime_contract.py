@@ -12,7 +12,16 @@ from aiohttp import web
 
 import rtsync
 from rtsync.events import Event
-from rtsync.sansio import Connected, Fail, Handshake, Reply, Report, Rotate, Send, WebSocketProtocol
+from rtsync.sansio import (
+    Connected,
+    Fail,
+    Handshake,
+    Reply,
+    Report,
+    Rotate,
+    Send,
+    WebSocketProtocol,
+)
 from rtsync.testing import LocalServer
 from tests.conftest import wait_for
 

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Iterator, List, Optional
 

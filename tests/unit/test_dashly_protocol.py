@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from rtsync.errors import AuthenticationError, ConfigurationError, ConnectionLost, RequestRejected, StaleConnection
+from rtsync.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionLost,
+    RequestRejected,
+    StaleConnection,
+)
 from rtsync.events import GAP, Event
 from rtsync.sansio import Connected, Fail, HttpResponse, Ping, Report
 from rtsync.vendors.dashly.protocol import (

@@ -7,10 +7,22 @@ from datetime import datetime, timezone
 
 import pytest
 
-from rtsync.errors import AuthenticationError, CallError, ConnectionLost, ProtocolError, RateLimited, StaleConnection, SubscriptionError
+from rtsync.errors import (
+    AuthenticationError,
+    CallError,
+    ConnectionLost,
+    ProtocolError,
+    RateLimited,
+    StaleConnection,
+    SubscriptionError,
+)
 from rtsync.events import GAP, Event
 from rtsync.sansio import Connected, Fail, Reply, Report, Send
-from rtsync.vendors.quickmeet.protocol import QuickMeetProtocol, call_error, decode_ejson
+from rtsync.vendors.quickmeet.protocol import (
+    QuickMeetProtocol,
+    call_error,
+    decode_ejson,
+)
 
 DIGEST = "52c53f4abbfe42e1ccd4fd9d864453ee57f8efbd4c9ecec6d88bd83d7f7a9c02"
 LOGIN = {"user": {"username": "him"}, "password": {"digest": DIGEST, "algorithm": "sha-256"}}

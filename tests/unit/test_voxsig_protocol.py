@@ -6,11 +6,20 @@ import json
 
 import pytest
 
-from rtsync.errors import AuthenticationError, ConnectionLost, ProtocolError, StaleConnection
+from rtsync.errors import (
+    AuthenticationError,
+    ConnectionLost,
+    ProtocolError,
+    StaleConnection,
+)
 from rtsync.events import Event
 from rtsync.sansio import Connected, Fail, Report, Send
 from rtsync.vendors.voxsig.models import Message, Presence, Typing
-from rtsync.vendors.voxsig.protocol import SubscriptionTimeout, VoxsigProtocol, build_identifier
+from rtsync.vendors.voxsig.protocol import (
+    SubscriptionTimeout,
+    VoxsigProtocol,
+    build_identifier,
+)
 
 ID = '{"channel":"RoomChannel","pubsub_token":"t","account_id":1,"user_id":2}'
 WELCOME = '{"type":"welcome"}'

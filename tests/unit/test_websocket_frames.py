@@ -5,7 +5,14 @@ from __future__ import annotations
 import struct
 
 from rtsync.sansio import Handshake
-from rtsync.transport.websocket import BINARY, CLOSE, PING, TEXT, WebSocketLink, close_details
+from rtsync.transport.websocket import (
+    BINARY,
+    CLOSE,
+    PING,
+    TEXT,
+    WebSocketLink,
+    close_details,
+)
 
 
 def frame(payload: bytes, opcode: int = 0x1, fin: bool = True, mask: bytes = b"") -> bytes:

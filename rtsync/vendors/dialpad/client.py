@@ -6,7 +6,13 @@ import json
 import time
 from typing import Any, Dict, List, Optional, Union
 
-from ...errors import AuthenticationError, ConfigurationError, ConnectionLost, ProtocolError, RtsyncError
+from ...errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionLost,
+    ProtocolError,
+    RtsyncError,
+)
 from ...policy import Backoff
 from ...runtime import Client
 from ...sansio import Handshake

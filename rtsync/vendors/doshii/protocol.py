@@ -15,7 +15,16 @@ from typing import Any, Callable, List, Optional
 
 from ...errors import ConnectionLost, ProtocolError, RtsyncError, StaleConnection
 from ...events import Event
-from ...sansio import Connected, Fail, Handshake, Output, Report, Send, WebSocketProtocol
+from ...sansio import (
+    Connected,
+    Fail,
+    Handshake,
+    Output,
+    Report,
+    Send,
+    WebSocketProtocol,
+    json_object,
+)
 
 __all__ = ["DoshiiProtocol"]
 
@@ -68,12 +77,9 @@ class DoshiiProtocol(WebSocketProtocol):
     def received(self, text: str, now: float) -> List[Output]:
         if text.startswith("primus::"):
             return []  # pre-v3 heartbeat strings; nothing to do on v3
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            return [Report(ProtocolError(f"skipped a frame that is not JSON: {text[:80]!r}"))]
-        if not isinstance(frame, dict):
-            return [Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))]
+        frame = json_object(text)
+        if isinstance(frame, Report):
+            return [frame]
         if isinstance(frame.get("doshii"), dict):
             return self._heartbeat(frame["doshii"], now)
         emit = frame.get("emit")

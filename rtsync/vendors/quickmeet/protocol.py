@@ -36,7 +36,17 @@ from ...errors import (
     SubscriptionError,
 )
 from ...events import GAP, Event
-from ...sansio import Connected, Fail, Handshake, Output, Reply, Report, Send, WebSocketProtocol
+from ...sansio import (
+    Connected,
+    Fail,
+    Handshake,
+    Output,
+    Reply,
+    Report,
+    Send,
+    WebSocketProtocol,
+    json_object,
+)
 
 __all__ = ["QuickMeetProtocol", "call_error", "decode_ejson", "encode_date"]
 
@@ -199,12 +209,9 @@ class QuickMeetProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self._last_heard, self._pinged = now, False
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            return [Report(ProtocolError(f"skipped a frame that is not JSON: {text[:80]!r}"))]
-        if not isinstance(frame, dict):
-            return [Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))]
+        frame = json_object(text)
+        if isinstance(frame, Report):
+            return [frame]
         kind = frame.get("msg")
         if kind == "ping":
             pong: Dict[str, Any] = {"msg": "pong"}

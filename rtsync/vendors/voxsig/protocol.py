@@ -22,9 +22,23 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional
 
-from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError, StaleConnection
+from ...errors import (
+    AuthenticationError,
+    ConnectionLost,
+    RtsyncError,
+    StaleConnection,
+)
 from ...events import Event
-from ...sansio import Connected, Fail, Handshake, Output, Report, Send, WebSocketProtocol
+from ...sansio import (
+    Connected,
+    Fail,
+    Handshake,
+    Output,
+    Report,
+    Send,
+    WebSocketProtocol,
+    json_object,
+)
 
 __all__ = ["SUBPROTOCOLS", "SubscriptionTimeout", "VoxsigProtocol", "build_identifier"]
 
@@ -110,12 +124,9 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self._last_heard = now
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            return [Report(ProtocolError(f"skipped a frame that is not JSON: {text[:80]!r}"))]
-        if not isinstance(frame, dict):
-            return [Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))]
+        frame = json_object(text)
+        if isinstance(frame, Report):
+            return [frame]
         kind = frame.get("type")
         if kind == "ping":
             return []
