@@ -32,6 +32,54 @@ def raw(server: Server, n: int, skip: bool) -> float:
     )
 
 
+def real_rails(quick: bool) -> List[Row]:
+    """The same comparison on Rails' own ActionCable (Debian's Ruby packages, under Puma), if installed."""
+    import pathlib
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    if not shutil.which("puma"):
+        print("voxsig: no puma/ruby-actioncable here, skipping the real ActionCable rows", file=sys.stderr)
+        return []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = pathlib.Path(__file__).resolve().parent.parent / "tests" / "interop" / "voxsig_rails"
+    proc = subprocess.Popen(["puma", "-b", f"tcp://127.0.0.1:{port}", "-t", "4:8", "config.ru"], cwd=config,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base, cable = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/cable"
+    n = 2_000 if quick else 10_000
+    message = {"event": "message.created", "data": {"id": 1, "content": "hi", "account_id": 1}}
+
+    def broadcast() -> None:
+        requests.post(f"{base}/control/broadcast", json={"stream": "account_1", "message": message, "count": n},
+                      timeout=300)
+
+    try:
+        for _ in range(100):
+            try:
+                requests.post(f"{base}/control/health", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        raw_rate = raw_loop_rate(cable, n, skip_utf8_validation=True, subprotocols=["actioncable-v1-json"],
+                                 origin=base, after_open=subscribe, start=broadcast,
+                                 is_event=lambda m: "message" in m and "type" not in m)
+        client = rtsync.VoxsigClient(TOKEN, 1, 1, url=cable, presence_interval=3600)
+        rt_rate = client_rate(client, "message.created", n, broadcast)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    suite, skip = "voxsig real ActionCable 6.1", "raw, skip_utf8_validation=True"
+    return [Row(suite, skip, raw_rate, "events/s"),
+            Row(suite, "rtsync on() callback", rt_rate, "events/s", skip, raw_rate)]
+
+
 def run(quick: bool) -> List[Row]:
     n, runs = (20_000, 1) if quick else (100_000, 3)
     with Server("voxsig") as server:
@@ -42,4 +90,4 @@ def run(quick: bool) -> List[Row]:
         raw_rate = best_of(runs, lambda: raw(server, n, False))
         skip_rate = best_of(runs, lambda: raw(server, n, True))
         rt_rate = best_of(runs, ours)
-    return throughput_rows(SUITE, raw_rate, skip_rate, rt_rate)
+    return throughput_rows(SUITE, raw_rate, skip_rate, rt_rate) + real_rails(quick)

@@ -61,7 +61,7 @@ control = lambda do |env|
   case request.path_info
   when "/broadcast"
     body = JSON.parse(request.body.read)
-    ActionCable.server.broadcast(body["stream"], body["message"])
+    body.fetch("count", 1).times { ActionCable.server.broadcast(body["stream"], body["message"]) }
   when "/restart"
     ActionCable.server.restart
   when "/health"
