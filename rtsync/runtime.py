@@ -414,6 +414,9 @@ class Client:
         link = self._open()
         with self._lock:
             self._link = link
+        refused = protocol.accepted(link.subprotocol)
+        if refused is not None:
+            raise refused
         if self._stopping.is_set():
             raise _Stopping()
         self.log.debug("connected")
@@ -566,6 +569,10 @@ class Client:
                 raise
             self._apply([Report(exc)], from_link=False)
             return
+        refused = protocol.accepted(new.subprotocol)
+        if refused is not None:
+            new.close()
+            raise refused
         self.log.info("replaced the connection (%s)", reason)
         if old is not None:
             # Events the server sent on the old link before our close still count.

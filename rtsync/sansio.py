@@ -138,6 +138,10 @@ class WebSocketProtocol:
     def handshake(self) -> Handshake:
         raise NotImplementedError
 
+    def accepted(self, subprotocol: Optional[str]) -> Optional[RtsyncError]:
+        """The server's choice of subprotocol (None: it chose none); an error refuses the link."""
+        return None
+
     def opened(self, now: float) -> List[Output]:
         """A new link is open (handshake done)."""
         return []

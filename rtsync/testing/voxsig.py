@@ -79,6 +79,7 @@ class VoxsigServer(LocalServer):
         self.presence_window = presence_window
         self.contact_presence_window = contact_presence_window
         self.reject_mode = False
+        self.protocols: Tuple[str, ...] = SUPPORTED  # what the server supports, in the client's order
         self.reject_connections = False
         self.pause_pings = False
         self.commands: List[Dict[str, Any]] = []  # every well-formed command, for tests
@@ -160,7 +161,7 @@ class VoxsigServer(LocalServer):
         if not self._origin_ok(request):
             log.info("Request origin not allowed: %s", request.headers.get("Origin", ""))
             return web.Response(status=404, text="Page not found", content_type="text/plain")
-        ws = web.WebSocketResponse(protocols=SUPPORTED, autoping=True, max_msg_size=0)
+        ws = web.WebSocketResponse(protocols=self.protocols, autoping=True, max_msg_size=0)
         await ws.prepare(request)
         self.track(ws)
         conn = _Connection(ws)

@@ -97,9 +97,12 @@ class WebSocketLink:
     def connect(self) -> "WebSocketLink":
         """Open the connection; `abort()` from another thread interrupts the handshake."""
         handshake, what = self._handshake, self._what
-        options: Dict[str, Any] = {"timeout": self._timeout, "header": dict(handshake.headers)}
+        headers = dict(handshake.headers)
         if handshake.subprotocols:
-            options["subprotocols"] = list(handshake.subprotocols)
+            # Sent by hand, not with `subprotocols=`: websocket-client fails a server that answers
+            # with none, which is legal; the vendor's protocol judges the answer instead.
+            headers["Sec-WebSocket-Protocol"] = ", ".join(handshake.subprotocols)
+        options: Dict[str, Any] = {"timeout": self._timeout, "header": headers}
         if handshake.origin:
             options["origin"] = handshake.origin
         try:
@@ -116,7 +119,7 @@ class WebSocketLink:
             raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
         if self._closed:
             raise ConnectionLost("the connection was closed while opening")
-        self.subprotocol = self._ws.getsubprotocol()
+        self.subprotocol = (self._ws.getheaders() or {}).get("sec-websocket-protocol")
         self._sock = self._ws.sock
         return self
 

@@ -146,3 +146,15 @@ def test_token_never_leaks(server: VoxsigServer, caplog: pytest.LogCaptureFixtur
         bad.run_forever()
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + repr(bad) + str(info.value)
     assert token not in text and "bad-secret-token" not in text
+
+
+def test_unsupported_subprotocol_is_final_and_none_is_accepted(server: VoxsigServer) -> None:
+    server.protocols = ("actioncable-unsupported",)
+    c = agent(server)
+    with pytest.raises(rtsync.RequestRejected, match="actioncable-unsupported"):
+        c.run_forever()
+    server.protocols = ()  # a server that negotiates no subprotocol at all (not Rails) still works
+    c = agent(server)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)

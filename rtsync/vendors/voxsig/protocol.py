@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from ...errors import (
     AuthenticationError,
     ConnectionLost,
+    RequestRejected,
     RtsyncError,
     StaleConnection,
 )
@@ -114,6 +115,15 @@ class VoxsigProtocol(WebSocketProtocol):
         return Handshake(self.url, subprotocols=SUBPROTOCOLS, origin=self.origin,
                          status_hints={404: "the server refused our Origin header or the URL path is wrong "
                                             "(ActionCable answers 404 to both)"})
+
+    def accepted(self, subprotocol: Optional[str]) -> Optional[RtsyncError]:
+        # The official client treats any protocol but the first as "unsupported" and does not
+        # reconnect; no protocol at all is fine (a non-Rails server).
+        if subprotocol is not None and subprotocol != SUBPROTOCOLS[0]:
+            return RequestRejected(
+                f"the server chose the WebSocket subprotocol {subprotocol!r}, not {SUBPROTOCOLS[0]!r}: "
+                "it does not speak this version of ActionCable. rtsync will not retry.")
+        return None
 
     def opened(self, now: float) -> List[Output]:
         self._reset(now)
