@@ -86,3 +86,21 @@ def test_rotation_before_expiry_and_no_announcement_for_it() -> None:
     assert p.opened(3300) == []  # planned: no rtsync.connected, nothing was lost
     (connected,) = p.lost() or p.opened(4000)
     assert connected.detail == {"gap_possible": True}
+
+
+def test_distinct_events_without_id_or_timestamp_are_never_merged() -> None:
+    # Contact / changelog payloads are opaque: only a byte-identical repeat is a duplicate.
+    p = DialpadProtocol()
+    first = p.received('{"entity": "user", "action": "update", "name": "A"}', 0)
+    second = p.received('{"entity": "office", "action": "delete", "name": "B"}', 0)
+    again = p.received('{"name": "B", "action": "delete", "entity": "office"}', 0)
+    assert [e.data["name"] for e in first + second] == ["A", "B"]
+    assert again == []
+
+
+def test_any_loss_forgets_the_url_so_the_next_connect_fetches_a_fresh_one() -> None:
+    p = DialpadProtocol()
+    p.use_url("wss://x/events/t", 3600, now=0)
+    p.opened(0)
+    p.lost()
+    assert p.url is None and p.time_left(1) < 0

@@ -47,7 +47,8 @@ class DialpadClient(Client):
 
     The URL's token lives an hour. Before every connect the client GETs a
     fresh URL unless the current one has more than `refresh_margin` (300 s)
-    left; `refresh_margin` s before expiry it replaces the connection
+    left, and after any close or drop it always GETs one; `refresh_margin`
+    s before expiry it replaces the connection
     make-before-break (new socket first, old one drained and closed), and
     repeats on both are dropped. A REST 401/403 is `AuthenticationError`
     (final), 429 waits Retry-After, 5xx and network errors back off with

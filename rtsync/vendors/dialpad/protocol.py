@@ -12,6 +12,7 @@ signed frames are rejected and reported). Dialpad replays nothing.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import re
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
@@ -22,7 +23,7 @@ from ...errors import ConnectionLost, ProtocolError, RtsyncError
 from ...events import Event
 from ...sansio import Connected, Handshake, Output, Report, Rotate, WebSocketProtocol
 
-__all__ = ["DialpadProtocol", "event_name", "token_expiry"]
+__all__ = ["DialpadProtocol", "dedupe_key", "event_name", "token_expiry"]
 
 PROVIDER = "dialpad"
 _JWS = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]*$")  # an empty signature is alg "none": rejected below
@@ -54,6 +55,18 @@ def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
     if "contact_type" in data or ("phones" in data and "emails" in data):
         return "contact", data.get("id")
     return "dialpad.event", data.get("id")
+
+
+def dedupe_key(name: str, ident: Any, data: Dict[str, Any]) -> Tuple[Any, ...]:
+    """What makes two deliveries the same event: `(type, id, state, event_timestamp)` where the
+    payload has an id and a timestamp; otherwise only a byte-identical payload (its canonical
+    JSON), so that distinct id-less events (contact, changelog, unknown shapes) are never merged."""
+    ts = data.get("event_timestamp")
+    if ident is not None and ts is not None:
+        return (name, ident, ts, data.get("message_status"), data.get("on_duty_status"),
+                data.get("availability_status"))
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return (name, "json", hashlib.sha1(canonical.encode("utf-8")).hexdigest())
 
 
 class DialpadProtocol(WebSocketProtocol):
@@ -113,7 +126,7 @@ class DialpadProtocol(WebSocketProtocol):
             return [Report(problem)]
         assert data is not None
         name, ident = event_name(data)
-        key = (name, ident, data.get("event_timestamp"), data.get("message_status"), data.get("on_duty_status"))
+        key = dedupe_key(name, ident, data)
         if key in self._seen:
             return []  # the same event on both links during a refresh
         self._seen.add(key)
@@ -152,6 +165,8 @@ class DialpadProtocol(WebSocketProtocol):
 
     def lost(self) -> List[Output]:
         self._rotating = False
+        # Any close means "refresh + reconnect" (the issue, reference section 8): never reuse the URL.
+        self.forget_url()
         return []
 
     def deadline(self) -> Optional[float]:
