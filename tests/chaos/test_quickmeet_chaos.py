@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Iterator, List
@@ -89,6 +90,7 @@ def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> 
         server.silence(True)
         for n in range(25):  # far more than 2 pages of 5
             server.post("GENERAL", f"away{n}")
+            time.sleep(0.002)  # distinct milliseconds: ties are the next test's subject
         server.drop()
         server.silence(False)
         assert wait_for(lambda: any(e.name == "rtsync.gap" for e in got), timeout=5)
@@ -96,6 +98,32 @@ def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> 
         c.stop()
     gap = next(e for e in got if e.name == "rtsync.gap")
     assert gap.channel == "GENERAL" and "more than 10" in gap.data["reason"]
+
+
+def test_messages_sharing_milliseconds_across_history_pages_are_all_filled(
+        server: QuickMeetServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # loadHistory pages by `ts < end` in whole milliseconds; three messages per millisecond put ties on
+    # every page boundary (this once lost messages silently).
+    c = alice(server)
+    c.protocol.history_page, c.protocol.history_pages = 5, 10
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        server.post("GENERAL", "first")
+        assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
+        server.silence(True)
+        calls = itertools.count()
+        monkeypatch.setattr("rtsync.testing.quickmeet._now_ms", lambda: 2_000_000_000_000 + next(calls) // 3)
+        for n in range(22):
+            server.post("GENERAL", f"away{n}")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: sum(e.name == "stream-room-messages" for e in got) == 23, timeout=5)
+    finally:
+        c.stop()
+    texts = [e.data[0]["msg"] for e in got if e.name == "stream-room-messages"]
+    assert texts == ["first"] + [f"away{n}" for n in range(22)]
+    assert not any(e.name == "rtsync.gap" for e in got)
 
 
 def test_edits_are_delivered_as_new_versions(server: QuickMeetServer) -> None:

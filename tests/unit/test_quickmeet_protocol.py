@@ -207,3 +207,53 @@ def test_a_session_that_never_completes_is_dropped() -> None:
     p.heard(9)  # pongs keep coming, but no connected / login result
     (fail,) = p.tick(10)
     assert isinstance(fail.error, ConnectionLost) and "connect and login" in str(fail.error)
+
+
+def test_gap_fill_pages_through_messages_sharing_a_millisecond() -> None:
+    # Rocket.Chat's loadHistory returns `ts < end` newest first, in whole milliseconds: three messages
+    # share the page boundary's millisecond and one shares the last seen one. None may be skipped.
+    p = logged_in()
+    p.history_page = 3
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
+    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
+    p.received(ROOM_MESSAGE, 0)  # last seen: ts 1540756719398
+    p.lost()
+    p.opened(1)
+    (login,) = frames(p.received(CONNECTED, 1))
+    history = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+
+    def msg(n: int, ts: int) -> dict:
+        return {"_id": f"m{n}", "rid": "GENERAL", "msg": str(n), "ts": {"$date": ts}, "_updatedAt": {"$date": ts}}
+
+    seen = json.loads(ROOM_MESSAGE)["fields"]["args"][0]
+    stored = [seen, msg(1, 1540756719398), msg(2, 1540756719399), msg(3, 1540756719400), msg(4, 1540756719400),
+              msg(5, 1540756719401), msg(6, 1540756719401)]
+
+    def load(end: object) -> str:
+        older = [m for m in stored if end is None or m["ts"]["$date"] < end["$date"]]  # type: ignore[index]
+        return json.dumps({"msg": "result", "id": history["id"],
+                           "result": {"messages": list(reversed(older))[:3], "unreadNotLoaded": 0}})
+
+    assert history["params"][1] is None
+    (history,) = frames(p.received(load(None), 1))  # m6, m5, m4: full, nothing known yet
+    assert history["params"][1] == {"$date": 1540756719401}  # one past the oldest: m3 shares m4's millisecond
+    (history,) = frames(p.received(load(history["params"][1]), 1))  # m4 again, m3, m2
+    assert history["params"][1] == {"$date": 1540756719400}
+    out = p.received(load(history["params"][1]), 1)  # m2, m1 and the seen message: known ground reached
+    assert [e.id for e in out] == ["m1", "m2", "m3", "m4", "m5", "m6"]
+
+
+def test_a_full_page_within_one_millisecond_is_a_gap_not_a_loop() -> None:
+    p = logged_in()
+    p.history_page = 2
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
+    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
+    p.received(ROOM_MESSAGE, 0)
+    p.lost()
+    p.opened(1)
+    (login,) = frames(p.received(CONNECTED, 1))
+    history = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+    same = [{"_id": f"s{n}", "rid": "GENERAL", "ts": {"$date": 1540756719500}} for n in (2, 1)]
+    gap, *out = p.received(json.dumps({"msg": "result", "id": history["id"], "result": {"messages": same}}), 1)
+    assert gap.name == GAP and "share one millisecond" in gap.data["reason"]
+    assert [e.id for e in out] == ["s1", "s2"]  # what was found is still delivered, oldest first

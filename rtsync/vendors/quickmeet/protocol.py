@@ -154,8 +154,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         self._queue: List[str] = []  # frames waiting for the login
         self._internal: Dict[str, Tuple[str, Any]] = {}  # method id -> (purpose, context)
         self._filling: Dict[str, List[Dict[str, Any]]] = {}  # rid -> live messages held during its fill
-        self._fill_pages: Dict[str, int] = {}
-        self._fill_found: Dict[str, Dict[Any, Dict[str, Any]]] = {}
+        self._fill_pages: Dict[str, List[List[Dict[str, Any]]]] = {}  # rid -> history pages so far, newest first
         self._tried_password = False
         self._announced = False  # Connected sent for this link
 
@@ -345,7 +344,7 @@ class QuickMeetProtocol(WebSocketProtocol):
     def _deliver_messages(self, rid: str, messages: List[Dict[str, Any]], event_name: str) -> List[Output]:
         out: List[Output] = []
         for message in messages:
-            key = (str(message.get("_id")), _ms(message.get("_updatedAt")) or _ms(message.get("ts")))
+            key = _version(message)
             if key in self._seen:
                 continue  # the same version of a message again (gap fill overlapping live delivery)
             self._seen.add(key)
@@ -370,41 +369,50 @@ class QuickMeetProtocol(WebSocketProtocol):
             if rid not in self._last_seen:
                 continue  # nothing seen yet in that room: no known point to fill from
             self._filling[rid] = []
-            self._fill_pages[rid] = 0
-            self._fill_found[rid] = {}
+            self._fill_pages[rid] = []
             out.append(self._history_call(rid, None))
         return out
 
     def _history_call(self, rid: str, end: Optional[int]) -> Send:
         call_id = self._new_id("h")
         self._internal[call_id] = ("history", rid)
-        self._fill_pages[rid] += 1
         params = [rid, encode_date(end) if end is not None else None, self.history_page,
                   encode_date(self._last_seen[rid])]
         return Send(_dumps({"msg": "method", "id": call_id, "method": "loadHistory", "params": params}))
 
+    def _missed(self, message: Dict[str, Any], since: int) -> bool:
+        # `>=`: messages sharing the last seen millisecond may still be new; `_seen` tells them apart.
+        return (_ms(message.get("ts")) or 0) >= since and _version(message) not in self._seen
+
     def _history(self, rid: str, result: Any, error: Any) -> List[Output]:
         since = self._last_seen.get(rid, 0)
-        found = self._fill_found.setdefault(rid, {})
-        if error is None and isinstance(result, dict):
-            page = [m for m in result.get("messages") or [] if isinstance(m, dict)]
-            newer = [m for m in page if (_ms(m.get("ts")) or 0) > since]
-            for m in reversed(newer):  # the page is newest first; keep equal timestamps in order
-                found[m.get("_id")] = m
-            full = len(page) >= self.history_page and len(newer) == len(page)
-            if full and self._fill_pages[rid] < self.history_pages:
-                oldest = min(_ms(m.get("ts")) or 0 for m in page)
-                return [self._history_call(rid, oldest)]  # older missed messages remain: next page
-            complete = not full
+        pages = self._fill_pages.pop(rid, [])
+        if error is not None:
+            reason: Optional[str] = "loadHistory failed: " + str(call_error("loadHistory", error))
+        elif not isinstance(result, dict):
+            reason = "no access to the room's history"
         else:
-            complete = False
-        messages = sorted([*found.values(), *self._filling.pop(rid, [])], key=lambda m: _ms(m.get("ts")) or 0)
-        self._fill_found.pop(rid, None)
-        out = self._deliver_messages(rid, messages, rid)
-        if not complete:
-            reason = ("loadHistory failed: " + str(call_error("loadHistory", error))) if error is not None else (
-                f"more than {self.history_page * self.history_pages} messages were missed" if result
-                else "no access to the room's history")
+            page = [m for m in result.get("messages") or [] if isinstance(m, dict)]
+            pages.append(page)
+            reason = None
+            if len(page) >= self.history_page and all(self._missed(m, since) for m in page):
+                stamps = [_ms(m.get("ts")) or 0 for m in page]
+                if min(stamps) == max(stamps):
+                    reason = f"more than {self.history_page} messages share one millisecond"
+                elif len(pages) < self.history_pages:
+                    # The server pages by `ts < end` in whole milliseconds, so ending one past this page's
+                    # oldest fetches that millisecond again (deduplicated) instead of skipping the rest of it.
+                    self._fill_pages[rid] = pages
+                    return [self._history_call(rid, min(stamps) + 1)]
+                else:
+                    reason = f"more than {self.history_page * self.history_pages} messages were missed"
+        missed: Dict[Any, Dict[str, Any]] = {}
+        for page in reversed(pages):  # oldest page first; each page is newest first
+            for m in reversed(page):
+                if self._missed(m, since):
+                    missed.setdefault(m.get("_id"), m)
+        out = self._deliver_messages(rid, [*missed.values(), *self._filling.pop(rid, [])], rid)
+        if reason:
             out.insert(0, Event.make(GAP, provider=PROVIDER, channel=rid,
                                      data={"room": rid, "since": encode_date(since), "reason": reason}))
         return out
@@ -436,6 +444,10 @@ class QuickMeetProtocol(WebSocketProtocol):
             self._pinged = True
             return [Send(_dumps({"msg": "ping", "id": self._new_id("p")}))]
         return []
+
+
+def _version(message: Dict[str, Any]) -> Tuple[str, Any]:
+    return str(message.get("_id")), _ms(message.get("_updatedAt")) or _ms(message.get("ts"))
 
 
 def _ms(value: Any) -> Optional[int]:
