@@ -8,6 +8,7 @@ import time
 from typing import Iterator, List
 
 import pytest
+import requests
 import responses
 
 import rtsync
@@ -136,3 +137,33 @@ def test_api_key_and_url_token_never_leak(server: DialpadServer, caplog: pytest.
     assert "/events/***" in text  # we do log where we connect, redacted
     for secret in [KEY, "payload-secret-xyz-of-at-least-32-bytes", *tokens]:
         assert secret not in text
+
+
+def test_the_secret_dialpad_echoes_is_used_and_follows_a_change(server: DialpadServer) -> None:
+    first, second = "owner-set-secret-of-at-least-32-bytes", "rotated-secret-of-at-least-32-bytes!!"
+    websocket_id = make(server).create_websocket(secret=first)["id"]
+    c = make(server, websocket_id=websocket_id)  # no secret given: Dialpad's answer carries it
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+        server.publish(call_event("ringing", call_id=1))
+        assert wait_for(lambda: [e.id for e in vendor(got)] == [1])
+        requests.patch(f"{server.http_url}/api/v2/websockets/{websocket_id}", json={"secret": second},
+                       headers={"Authorization": f"Bearer {KEY}"}, timeout=5).raise_for_status()
+        server.drop()  # the next fresh URL comes with the new secret
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)
+        server.publish(call_event("ringing", call_id=2))
+        assert wait_for(lambda: [e.id for e in vendor(got)] == [1, 2])
+    assert not any(e.name == "rtsync.error" for e in got)
+    assert first in c._secrets and second in c._secrets  # noqa: SLF001 - both redacted
+
+
+def test_hourly_refreshes_do_not_grow_the_redaction_list(server: DialpadServer) -> None:
+    server.token_lifetime = 0.6
+    c = make(server, refresh_margin=0.3)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+        assert wait_for(lambda: sum(r.startswith("GET") for r in server.rest_calls) >= 6, timeout=10)
+    tokens = [t for t in c._secrets if t.count(".") == 2]  # noqa: SLF001
+    assert 1 <= len(tokens) <= 3 and KEY in c._secrets  # noqa: SLF001

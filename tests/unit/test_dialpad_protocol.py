@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 
 import jwt
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from rtsync.events import Event
 from rtsync.sansio import Connected, Report, Rotate
 from rtsync.vendors.dialpad.models import AgentStatus, Call, Sms
-from rtsync.vendors.dialpad.protocol import DialpadProtocol, event_name, token_expiry
+from rtsync.vendors.dialpad.protocol import DialpadProtocol, event_name, token_lifetime
 
 SPEC_URL = ("wss://platform-websockets-5bwy6zprxa-uc.a.run.app/events/eyJhbGciOiJIUzI1NiIsInR5cCI6InZuZC5kaWFscGFkLndl"
             "YnNvY2tldCtqd3QifQ.eyJzdWIiOiJlbmRwb2ludDoxMDAwOioiLCJleHAiOjEzNTcwMDIwMDAsImlzcyI6Imh0dHBzOi8vdGVzdGJl"
@@ -27,9 +29,30 @@ AGENT = {"availability_status": "open", "call_center_ids": ["4"], "date": 1, "ev
          "on_duty_status": "available", "target": {"id": 77, "type": "user"}}
 
 
-def test_reads_exp_from_the_spec_example_url_without_verifying() -> None:
-    assert token_expiry(SPEC_URL) == 1357002000
-    assert token_expiry("wss://x/events/not-a-jwt") is None
+def test_token_lifetime_from_the_spec_example_url_read_without_verifying() -> None:
+    iat, exp = 1356998400, 1357002000
+    assert token_lifetime(SPEC_URL, now=iat + 100) == 3500
+    # A clock hours ahead or behind must not make a fresh token look expired (a rotation loop) or
+    # live for hours: the server's own exp - iat wins.
+    assert token_lifetime(SPEC_URL, now=exp + 7200) == 3600
+    assert token_lifetime(SPEC_URL, now=iat - 7200) == 3600
+    assert token_lifetime("wss://x/events/not-a-jwt", now=iat) == 3600
+
+
+def test_a_short_secret_is_logged_once_and_never_warns_per_frame(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rtsync")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the test's own signing may warn; the client may not
+        frame = jwt.encode(CALL, "test_secret", algorithm="HS256")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyJWT's InsecureKeyLengthWarning would fail here
+        p = DialpadProtocol(secret="test_secret")  # the spec's own example
+        for _ in range(3):
+            p._seen.clear()  # noqa: SLF001 - the same frame three times, verified each time
+            (e,) = p.received(frame, 0)
+            assert e.data["call_id"] == CALL["call_id"]
+    (record,) = caplog.records
+    assert "11 bytes" in record.getMessage() and "test_secret" not in record.getMessage()
 
 
 @pytest.mark.parametrize("data,name,ident,model", [
@@ -53,8 +76,10 @@ def test_signed_frames_verified_and_claims_delivered() -> None:
 @pytest.mark.parametrize("frame,why", [
     (json.dumps(CALL), "unsigned"),
     (jwt.encode(CALL, "another_secret_of_at_least_32_bytes", algorithm="HS256"), "bad signature"),
-    (jwt.encode(CALL, None, algorithm="none"), "malformed"),
-    (jwt.encode(CALL, "test_secret_of_at_least_32_bytes!" * 2, algorithm="HS512"), "malformed"),
+    (jwt.encode(CALL, None, algorithm="none"), "'none', not HS256"),
+    (jwt.encode(CALL, "test_secret_of_at_least_32_bytes!" * 2, algorithm="HS512"), "'HS512', not HS256"),
+    ("bm90IGpzb24.e30.c2ln", "malformed"),
+    (jwt.encode({"a": 1}, "test_secret_of_at_least_32_bytes!", algorithm="HS256").replace(".", "é.", 1), "malformed"),
     ("You are connected without a valid token, please send your api key for verification", "neither"),
 ])
 def test_unsigned_or_badly_signed_frames_rejected_when_a_secret_is_set(frame: str, why: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import time
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Deque, Dict, List, Optional, Union
 
 from ...errors import (
     AuthenticationError,
@@ -17,13 +18,12 @@ from ...policy import Backoff
 from ...runtime import Client
 from ...sansio import Handshake
 from . import models  # noqa: F401  (registers the typed views)
-from .protocol import DialpadProtocol, token_expiry
+from .protocol import DialpadProtocol, token_lifetime
 
 __all__ = ["DialpadClient"]
 
 DEFAULT_BASE_URL = "https://dialpad.com"
 SUBSCRIPTION_TYPES = ("call", "sms", "agent_status", "contact", "changelog")
-DEFAULT_LIFETIME = 3600.0
 Id = Union[int, str]
 
 
@@ -48,15 +48,18 @@ class DialpadClient(Client):
     The URL's token lives an hour. Before every connect the client GETs a
     fresh URL unless the current one has more than `refresh_margin` (300 s)
     left, and after any close or drop it always GETs one; `refresh_margin`
-    s before expiry it replaces the connection
-    make-before-break (new socket first, old one drained and closed), and
+    s before expiry (measured by the token's own `exp - iat` if the local
+    clock disagrees with it) it replaces the connection make-before-break (new socket first, old one drained and closed), and
     repeats on both are dropped. A REST 401/403 is `AuthenticationError`
     (final), 429 waits Retry-After, 5xx and network errors back off with
     jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
     `data["gap_possible"]` true means re-query the REST API for what you missed.
 
-    With `secret`, every frame must be an HS256 JWT signed with it: unsigned
-    or badly signed frames are dropped and reported as `rtsync.error`.
+    With a secret, every frame must be an HS256 JWT signed with it: unsigned
+    or badly signed frames are dropped and reported as `rtsync.error`. The
+    secret is `secret`, or the one Dialpad's answer carries (its
+    `signature.secret`), which wins: a websocket given a new secret with PATCH
+    is followed at the next connect.
     """
 
     provider = "dialpad"
@@ -93,6 +96,7 @@ class DialpadClient(Client):
         self.subscription_type = subscription_type
         self._create_secret = secret
         self.protocol: DialpadProtocol = DialpadProtocol(secret, refresh_margin=refresh_margin)
+        self._url_tokens: Deque[str] = collections.deque()
         self._socket_attempt = False
 
     def __repr__(self) -> str:
@@ -116,10 +120,18 @@ class DialpadClient(Client):
         url = proto.get("websocket_url")
         if not isinstance(url, str):
             raise ProtocolError("Dialpad's answer has no websocket_url")
-        self._secrets.append(url.rstrip("/").rsplit("/", 1)[-1])  # the URL token is a credential
+        token = url.rstrip("/").rsplit("/", 1)[-1]  # the URL token is a credential
+        if token not in self._secrets:
+            # An hourly refresh must not grow the redaction list for ever; older tokens are dead anyway.
+            self._secrets.append(token)
+            self._url_tokens.append(token)
+            if len(self._url_tokens) > 3:
+                self._secrets.remove(self._url_tokens.popleft())
         secret = (proto.get("signature") or {}).get("secret")
-        if secret:
-            self._secrets.append(secret)
+        if isinstance(secret, str) and secret:
+            if secret not in self._secrets:
+                self._secrets.append(secret)
+            self.protocol.use_secret(secret)  # Dialpad's own word on what signs the frames
         return url
 
     def create_websocket(self, secret: Optional[str] = None) -> Dict[str, Any]:
@@ -190,8 +202,6 @@ class DialpadClient(Client):
         now = time.monotonic()
         if protocol.rotating or protocol.url is None or protocol.time_left(now) < protocol.refresh_margin:
             url = self._fresh_url()
-            exp = token_expiry(url)
-            lifetime = DEFAULT_LIFETIME if exp is None else exp - time.time()
-            protocol.use_url(url, lifetime, time.monotonic())
+            protocol.use_url(url, token_lifetime(url, time.time()), time.monotonic())
         self._socket_attempt = True  # what fails from here on is the event socket, not REST
         return protocol.handshake()

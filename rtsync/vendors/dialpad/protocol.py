@@ -14,31 +14,46 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import logging
 import re
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from ...errors import ConnectionLost, ProtocolError, RtsyncError
 from ...events import Event
 from ...sansio import Connected, Handshake, Output, Report, Rotate, WebSocketProtocol
 
-__all__ = ["DialpadProtocol", "dedupe_key", "event_name", "token_expiry"]
+__all__ = ["DialpadProtocol", "dedupe_key", "event_name", "token_lifetime"]
 
 PROVIDER = "dialpad"
+DEFAULT_LIFETIME = 3600.0
+_HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
+log = logging.getLogger("rtsync.dialpad")
 _JWS = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]*$")  # an empty signature is alg "none": rejected below
 
 
-def token_expiry(url: str) -> Optional[int]:
-    """The `exp` of the JWT in a websocket URL's last path segment, read WITHOUT verification
-    (it is Dialpad's ES256 token; we only need to know when to refresh). None if not a JWT."""
+def token_lifetime(url: str, now: float) -> float:
+    """Seconds the token in a websocket URL's last path segment has left at wall-clock `now`.
+
+    The JWT is Dialpad's ES256 token, read WITHOUT verification: we only need to know when to
+    refresh. `exp - now` when the local clock agrees with the token's `iat`; the server's own
+    `exp - iat` when it does not (a skewed clock must not make a fresh token look expired and
+    rotate in a loop); an hour when the URL carries no readable token.
+    """
     token = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        return None
-    exp = claims.get("exp")
-    return int(exp) if isinstance(exp, (int, float)) else None
+        return DEFAULT_LIFETIME
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, (int, float)):
+        return DEFAULT_LIFETIME
+    left = exp - now
+    if isinstance(iat, (int, float)) and exp > iat and not 0 < left <= exp - iat:
+        return float(exp - iat)
+    return float(left)
 
 
 def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
@@ -77,7 +92,9 @@ class DialpadProtocol(WebSocketProtocol):
 
     def __init__(self, secret: Optional[str] = None, *, refresh_margin: float = 300.0,
                  retry_refresh: float = 10.0) -> None:
-        self.secret = secret
+        self.secret: Optional[bytes] = None
+        if secret is not None:
+            self.use_secret(secret)
         self.refresh_margin = refresh_margin
         self.retry_refresh = retry_refresh
         self.url: Optional[str] = None
@@ -88,6 +105,14 @@ class DialpadProtocol(WebSocketProtocol):
         self.refusals = 0  # event-socket upgrades refused in a row (see DialpadClient._classify)
         self._seen: Set[Tuple[Any, ...]] = set()
         self._order: Deque[Tuple[Any, ...]] = collections.deque()
+
+    def use_secret(self, secret: str) -> None:
+        """Verify frames with this HS256 secret from now on (Dialpad echoes it; a PATCH may change it)."""
+        key = secret.encode("utf-8")
+        if key != self.secret and len(key) < 32:
+            log.warning("the Dialpad websocket secret is %d bytes; RFC 7518 asks for at least 32 for HS256, "
+                        "so set a longer one with PATCH /api/v2/websockets/{id}", len(key))
+        self.secret = key
 
     def use_url(self, url: str, lifetime: float, now: float) -> None:
         """A fresh websocket_url valid for `lifetime` more seconds."""
@@ -150,15 +175,27 @@ class DialpadProtocol(WebSocketProtocol):
             if self.secret is None:
                 return None, ProtocolError(
                     "received a signed (JWT) event but no secret is configured: pass secret= to verify it")
-            try:
-                claims = jwt.decode(stripped, self.secret, algorithms=["HS256"],
-                                    options={"verify_exp": False, "verify_aud": False, "require": []})
-            except jwt.InvalidSignatureError:
-                return None, ProtocolError("rejected an event with a bad signature (wrong secret, or forged)")
-            except jwt.PyJWTError as exc:
-                return None, ProtocolError(f"rejected a malformed signed event ({type(exc).__name__})")
-            return claims, None
+            return self._verified(stripped)
         return None, ProtocolError(f"skipped a frame that is neither JSON nor a JWT: {text[:60]!r}")
+
+    def _verified(self, token: str) -> Tuple[Optional[Dict[str, Any]], Optional[RtsyncError]]:
+        # By hand on PyJWT's parts: only HS256 is ever accepted, and PyJWT's decode would warn
+        # about a short key on every frame where we warn once in use_secret().
+        assert self.secret is not None
+        signing_input, _, signature = token.rpartition(".")
+        try:
+            header = json.loads(jwt.utils.base64url_decode(signing_input.split(".", 1)[0]))
+            if not isinstance(header, dict) or header.get("alg") != "HS256":
+                alg = header.get("alg") if isinstance(header, dict) else None
+                return None, ProtocolError(f"rejected a signed event whose algorithm is {alg!r}, not HS256")
+            if not _HS256.verify(signing_input.encode("ascii"), self.secret, jwt.utils.base64url_decode(signature)):
+                return None, ProtocolError("rejected an event with a bad signature (wrong secret, or forged)")
+            claims = json.loads(jwt.utils.base64url_decode(signing_input.split(".", 1)[1]))
+        except (ValueError, UnicodeError, TypeError):
+            return None, ProtocolError("rejected a malformed signed event (not base64url JSON)")
+        if not isinstance(claims, dict):
+            return None, ProtocolError("rejected a signed event whose claims are not an object")
+        return claims, None
 
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
         return ConnectionLost(f"Dialpad closed the connection (code {code}); fetching a fresh URL")
