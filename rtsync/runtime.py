@@ -215,8 +215,8 @@ class Client:
         dispatcher = self._dispatcher
         self._stopping.set()
         self._http.cancel()
-        with self._lock:
-            link, connecting = self._link, self._connecting
+        # Read without the lock: a rotation holds it while its new link connects.
+        link, connecting = self._link, self._connecting
         if link is not None:
             link.close()
         if connecting is not None:
@@ -565,6 +565,8 @@ class Client:
         try:
             new = self._open()
         except RtsyncError as exc:
+            if self._stopping.is_set():
+                raise _Stopping() from None
             if not exc.retryable:
                 raise
             self._apply([Report(exc)], from_link=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Iterator, List
@@ -11,6 +12,7 @@ import pytest
 
 import rtsync
 from rtsync.events import Event
+from rtsync.sansio import Handshake
 from rtsync.testing.dialpad import DialpadServer, call_event
 from tests.conftest import wait_for
 
@@ -151,3 +153,25 @@ def test_stop_at_any_point(server: DialpadServer) -> None:
         t0 = time.monotonic()
         c.stop()
         assert time.monotonic() - t0 < 1.0
+
+
+def test_stop_while_a_replacement_link_hangs_in_its_handshake(server: DialpadServer) -> None:
+    # The rotation opens its new link with the client's lock held; stop() must not wait for it.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)  # accepts TCP, never answers the upgrade
+    try:
+        c = make(server, connect_timeout=30)
+        got: List[Event] = []
+        c.on("*", got.append)
+        c.start()
+        assert wait_for(lambda: any(e.name == "rtsync.connected" for e in got))
+        hanging = Handshake(f"ws://127.0.0.1:{listener.getsockname()[1]}/events/x")
+        c._handshake = lambda: hanging  # type: ignore[method-assign]  # noqa: SLF001
+        assert wait_for(lambda: c._connecting is not None, timeout=5)  # noqa: SLF001 - the rotation is connecting
+        t0 = time.monotonic()
+        c.stop()
+        assert time.monotonic() - t0 < 1.0
+        assert not any(e.name == "rtsync.error" for e in got)  # stopping is not an error
+    finally:
+        listener.close()
