@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from .errors import ProtocolError, RtsyncError
+from .errors import ProtocolError, RtsyncError, StaleConnection
 from .events import Event
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Handshake",
     "HttpRequest",
     "HttpResponse",
+    "Liveness",
     "Output",
     "Ping",
     "PollingProtocol",
@@ -123,6 +124,33 @@ def json_object(text: str) -> Union[Dict[str, Any], Report]:
     if not isinstance(value, dict):
         return Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))
     return value
+
+
+class Liveness:
+    """For vendors without an app heartbeat: after `keepalive` s without any frame, an RFC 6455
+    ping; `keepalive + pong_timeout` s without one is a stale link (a half-open TCP connection
+    would otherwise look healthy until the OS gives up, hours later)."""
+
+    def __init__(self, vendor: str, keepalive: float, pong_timeout: float) -> None:
+        self.vendor, self.keepalive, self.pong_timeout = vendor, keepalive, pong_timeout
+        self._last_heard = 0.0
+        self._pinged = False
+
+    def heard(self, now: float) -> None:
+        self._last_heard, self._pinged = now, False
+
+    def deadline(self) -> float:
+        return self._last_heard + self.keepalive + (self.pong_timeout if self._pinged else 0.0)
+
+    def tick(self, now: float) -> List[Output]:
+        silent = now - self._last_heard
+        if self._pinged and silent >= self.keepalive + self.pong_timeout:
+            return [Fail(StaleConnection(
+                f"no frame from {self.vendor} for {silent:.0f} s (not even a PONG); reconnecting"))]
+        if not self._pinged and silent >= self.keepalive:
+            self._pinged = True
+            return [Ping()]
+        return []
 
 
 class WebSocketProtocol:

@@ -7,8 +7,9 @@ nesting their `websocket`; every create/GET issues a NEW `websocket_url`
 checks the token at the upgrade (bad or expired: 403) and is closed with 1000
 when the token expires; events go to every live socket of the websocket, as
 plain JSON, or as HS256 JWTs (claims = the event) when it has a secret; no
-replay. Controls: `publish()`, `rate_limit(n)` (the next n REST calls get 429
-with Retry-After), `drop()`, `restart()`, `silence()`.
+replay; RFC 6455 pings are answered, except while `silence()` is on (a
+half-open link). Controls: `publish()`, `rate_limit(n)` (the next n REST
+calls get 429 with Retry-After), `drop()`, `restart()`, `silence()`.
 
 The URL token is HS256 here (as in the vendor spec's example); production
 uses ES256, which clients never verify anyway.
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Set
 
 import jwt
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from ._server import LocalServer
 
@@ -264,15 +265,16 @@ class DialpadServer(LocalServer):
                 raise ValueError("revoked")
         except (jwt.PyJWTError, KeyError, ValueError, IndexError):
             return web.Response(status=403, text="Forbidden")
-        sock = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        sock = web.WebSocketResponse(autoping=False, max_msg_size=0)
         await sock.prepare(request)
         self.track(sock)
         ws.sockets.add(sock)
         self._transports[sock] = request.transport
         expiry = asyncio.ensure_future(self._expire(sock, float(claims["exp"])))
         try:
-            async for _ in sock:
-                pass  # client text is ignored
+            async for msg in sock:  # client text is ignored
+                if msg.type == WSMsgType.PING and not self.silent:
+                    await sock.pong(msg.data)
         finally:
             expiry.cancel()
             self._transports.pop(sock, None)

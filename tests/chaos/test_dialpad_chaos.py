@@ -175,3 +175,22 @@ def test_stop_while_a_replacement_link_hangs_in_its_handshake(server: DialpadSer
         assert not any(e.name == "rtsync.error" for e in got)  # stopping is not an error
     finally:
         listener.close()
+
+
+def test_a_half_open_link_is_noticed_by_its_pings_and_replaced(server: DialpadServer) -> None:
+    server.token_lifetime = 60  # no refresh during the test: only liveness can notice
+    c = make(server, keepalive=0.3, pong_timeout=0.3)
+    got: List[Event] = []
+    c.on("*", got.append)
+    with c:
+        assert wait_for(lambda: any(e.name == "rtsync.connected" for e in got))
+        time.sleep(1.0)  # a quiet but healthy line: pinged, answered, kept
+        assert not any(e.name == "rtsync.disconnected" for e in got)
+        server.silence(True)  # no pong, no data: the link looks open but is dead
+        assert wait_for(lambda: any(e.name == "rtsync.disconnected" for e in got), timeout=3)
+        server.silence(False)
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=5)
+        server.publish(call_event("ringing", n=1))
+        assert wait_for(lambda: calls(got) == [1])
+    (lost,) = [e for e in got if e.name == "rtsync.disconnected"][:1]
+    assert "not even a PONG" in lost.data["reason"]

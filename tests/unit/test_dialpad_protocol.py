@@ -10,7 +10,8 @@ import jwt
 import pytest
 
 from rtsync.events import Event
-from rtsync.sansio import Connected, Report, Rotate
+from rtsync.errors import StaleConnection
+from rtsync.sansio import Connected, Fail, Ping, Report, Rotate
 from rtsync.vendors.dialpad.models import AgentStatus, Call, Sms
 from rtsync.vendors.dialpad.protocol import DialpadProtocol, event_name, token_lifetime
 
@@ -100,7 +101,7 @@ def test_repeats_across_the_overlap_are_dropped_but_new_states_kept() -> None:
 
 
 def test_rotation_before_expiry_and_no_announcement_for_it() -> None:
-    p = DialpadProtocol(refresh_margin=300, retry_refresh=10)
+    p = DialpadProtocol(refresh_margin=300, retry_refresh=10, keepalive=10_000)
     p.use_url("wss://x/events/t", 3600, now=0)
     assert p.deadline() == 3300
     assert isinstance(p.opened(0)[0], Connected)
@@ -111,6 +112,20 @@ def test_rotation_before_expiry_and_no_announcement_for_it() -> None:
     assert p.opened(3300) == []  # planned: no rtsync.connected, nothing was lost
     (connected,) = p.lost() or p.opened(4000)
     assert connected.detail == {"gap_possible": True}
+
+
+def test_a_quiet_link_is_pinged_and_a_silent_one_is_stale() -> None:
+    p = DialpadProtocol(keepalive=30, pong_timeout=15)
+    p.use_url("wss://x/events/t", 3600, now=0)
+    p.opened(0)
+    assert p.deadline() == 30 and p.tick(29) == []
+    assert p.tick(30) == [Ping()]
+    p.heard(31)  # the PONG
+    assert p.deadline() == 61
+    assert p.tick(61) == [Ping()]
+    assert p.deadline() == 76
+    (fail,) = p.tick(76)
+    assert isinstance(fail, Fail) and isinstance(fail.error, StaleConnection) and fail.error.retryable
 
 
 def test_distinct_events_without_id_or_timestamp_are_never_merged() -> None:

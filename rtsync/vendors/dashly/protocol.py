@@ -32,7 +32,6 @@ from ...errors import (
     ProtocolError,
     RequestRejected,
     RtsyncError,
-    StaleConnection,
 )
 from ...events import GAP, Event, _now
 from ...sansio import (
@@ -41,8 +40,8 @@ from ...sansio import (
     Handshake,
     HttpRequest,
     HttpResponse,
+    Liveness,
     Output,
-    Ping,
     PollingProtocol,
     Report,
     WebSocketProtocol,
@@ -433,11 +432,8 @@ class WebSocketStream(_Base, WebSocketProtocol):
         keepalive: float = 20.0, pong_timeout: float = 10.0, step_back: int = 1,
     ) -> None:
         super().__init__(base_url, token, state)
-        self.keepalive = keepalive
-        self.pong_timeout = pong_timeout
+        self.liveness = Liveness("Dashly", keepalive, pong_timeout)
         self.step_back = step_back
-        self._last_heard = 0.0
-        self._pinged = False
         self._links = 0
 
     def handshake(self) -> Handshake:
@@ -447,16 +443,16 @@ class WebSocketStream(_Base, WebSocketProtocol):
         return Handshake(self.url(cursor))
 
     def opened(self, now: float) -> List[Output]:
-        self._last_heard, self._pinged = now, False
+        self.liveness.heard(now)
         self._links += 1
         return [Connected(resumed=self.state.cursor is not None and self._links > 1)]
 
     def received(self, text: str, now: float) -> List[Output]:
-        self._last_heard, self._pinged = now, False
+        self.liveness.heard(now)
         return self.state.accept(text, now)
 
     def heard(self, now: float) -> None:
-        self._last_heard, self._pinged = now, False
+        self.liveness.heard(now)
 
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
         if code == 1008:
@@ -473,20 +469,12 @@ class WebSocketStream(_Base, WebSocketProtocol):
         return ConnectionLost(f"Dashly closed the connection (code {code})")
 
     def deadline(self) -> Optional[float]:
-        due = self._last_heard + self.keepalive + (self.pong_timeout if self._pinged else 0.0)
+        due = self.liveness.deadline()
         gaps = self.state.gap_deadline()
         return due if gaps is None else min(due, gaps)
 
     def tick(self, now: float) -> List[Output]:
-        out = self.state.due_gaps(now)
-        if now - self._last_heard >= self.keepalive + self.pong_timeout and self._pinged:
-            out.append(Fail(StaleConnection(
-                f"no frame from Dashly for {now - self._last_heard:.0f} s (not even a PONG); reconnecting"
-            )))
-        elif now - self._last_heard >= self.keepalive and not self._pinged:
-            self._pinged = True
-            out.append(Ping())
-        return out
+        return self.state.due_gaps(now) + self.liveness.tick(now)
 
 
 class _Polling(_Base, PollingProtocol):

@@ -54,6 +54,9 @@ class DialpadClient(Client):
     (final), 429 waits Retry-After, 5xx and network errors back off with
     jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
     `data["gap_possible"]` true means re-query the REST API for what you missed.
+    Dialpad sends nothing on a quiet line, so after `keepalive` (30 s) of
+    silence we send an RFC 6455 ping; no frame `pong_timeout` (15 s) later is
+    a stale link, replaced like a drop.
 
     With a secret, every frame must be an HS256 JWT signed with it: unsigned
     or badly signed frames are dropped and reported as `rtsync.error`. The
@@ -74,6 +77,8 @@ class DialpadClient(Client):
         *,
         subscription_type: str = "call",
         refresh_margin: float = 300.0,
+        keepalive: float = 30.0,
+        pong_timeout: float = 15.0,
         backoff: Optional[Backoff] = None,
         **options: Any,
     ) -> None:
@@ -95,7 +100,10 @@ class DialpadClient(Client):
         self.subscription_id = subscription_id
         self.subscription_type = subscription_type
         self._create_secret = secret
-        self.protocol: DialpadProtocol = DialpadProtocol(secret, refresh_margin=refresh_margin)
+        if keepalive <= 0 or pong_timeout <= 0:
+            raise ConfigurationError("keepalive and pong_timeout must be positive (seconds)")
+        self.protocol: DialpadProtocol = DialpadProtocol(
+            secret, refresh_margin=refresh_margin, keepalive=keepalive, pong_timeout=pong_timeout)
         self._url_tokens: Deque[str] = collections.deque()
         self._socket_attempt = False
 

@@ -23,7 +23,7 @@ from jwt.algorithms import HMACAlgorithm
 
 from ...errors import ConnectionLost, ProtocolError, RtsyncError
 from ...events import Event
-from ...sansio import Connected, Handshake, Output, Report, Rotate, WebSocketProtocol
+from ...sansio import Connected, Handshake, Liveness, Output, Report, Rotate, WebSocketProtocol
 
 __all__ = ["DialpadProtocol", "dedupe_key", "event_name", "token_lifetime"]
 
@@ -91,12 +91,15 @@ class DialpadProtocol(WebSocketProtocol):
     dedupe_size = 4096
 
     def __init__(self, secret: Optional[str] = None, *, refresh_margin: float = 300.0,
-                 retry_refresh: float = 10.0) -> None:
+                 retry_refresh: float = 10.0, keepalive: float = 30.0, pong_timeout: float = 15.0) -> None:
         self.secret: Optional[bytes] = None
         if secret is not None:
             self.use_secret(secret)
         self.refresh_margin = refresh_margin
         self.retry_refresh = retry_refresh
+        # Dialpad has no app heartbeat and sends nothing on a quiet line: our pings are the only
+        # way to notice a dead link before the hourly refresh.
+        self.liveness = Liveness("Dialpad", keepalive, pong_timeout)
         self.url: Optional[str] = None
         self.expires_at: Optional[float] = None  # monotonic
         self._rotate_at: Optional[float] = None
@@ -137,6 +140,7 @@ class DialpadProtocol(WebSocketProtocol):
         self.url = self.expires_at = self._rotate_at = None
 
     def opened(self, now: float) -> List[Output]:
+        self.liveness.heard(now)
         self._links += 1
         self.refusals = 0
         if self._rotating:  # a planned replacement: nothing was lost, nothing to announce
@@ -145,7 +149,11 @@ class DialpadProtocol(WebSocketProtocol):
         # Dialpad replays nothing: after an unplanned reconnect events may have been missed.
         return [Connected(detail={"gap_possible": self._links > 1})]
 
+    def heard(self, now: float) -> None:
+        self.liveness.heard(now)
+
     def received(self, text: str, now: float) -> List[Output]:
+        self.liveness.heard(now)
         data, problem = self._decode(text)
         if problem is not None:
             return [Report(problem)]
@@ -207,12 +215,14 @@ class DialpadProtocol(WebSocketProtocol):
         return []
 
     def deadline(self) -> Optional[float]:
-        return self._rotate_at
+        due = self.liveness.deadline()
+        return due if self._rotate_at is None else min(due, self._rotate_at)
 
     def tick(self, now: float) -> List[Output]:
-        if self._rotate_at is None or now < self._rotate_at:
-            return []
-        # If the new link cannot be opened, the runtime keeps the old one; ask again a bit later.
-        self._rotate_at = now + self.retry_refresh
-        self._rotating = True
-        return [Rotate("websocket token refresh")]
+        out = self.liveness.tick(now)
+        if self._rotate_at is not None and now >= self._rotate_at:
+            # If the new link cannot be opened, the runtime keeps the old one; ask again a bit later.
+            self._rotate_at = now + self.retry_refresh
+            self._rotating = True
+            out.append(Rotate("websocket token refresh"))
+        return out
