@@ -2,7 +2,7 @@
 
 Every vendor's test server subclasses `LocalServer` and builds its routes in
 `routes()`. The base gives them what chaos tests need: `drop()` (TCP reset,
-no close frame), `restart()` (same port, every connection cut), `silence()`
+no close frame), `restart()` (same port, every connection cut), `close_all(code)`, `silence()`
 (keep sockets open but send nothing), and thread-safe `call()` into the loop.
 aiohttp is used rather than `websockets` because several vendors serve REST
 or long polling and WebSocket on one port, which needs a full HTTP server.
@@ -153,6 +153,15 @@ class LocalServer:
             if downtime:
                 await asyncio.sleep(downtime)
             await self._listen()
+
+        self.call(go)
+
+    def close_all(self, code: int = 1000, message: str = "") -> None:
+        """Close every open WebSocket with this close code and reason."""
+
+        async def go() -> None:
+            for ws in list(self.websockets):
+                await ws.close(code=code, message=message.encode())
 
         self.call(go)
 

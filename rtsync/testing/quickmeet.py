@@ -1,6 +1,6 @@
-"""A local QuickMeet.Chat: Rocket.Chat's realtime API over Meteor DDP (the monolith's behaviour).
+"""A local QuickMeet.Chat: Rocket.Chat's realtime API over DDP, as the Meteor monolith or the ddp-streamer serves it.
 
-It follows protocols/quickmeet-ddp.md section 15 for the Meteor mode:
+It follows protocols/quickmeet-ddp.md section 15. In the Meteor mode (default):
 `/websocket` with an optional leading `server_id` frame; `connect` first
 (else `error "Must connect first"`), version negotiation (`failed` + close);
 a fresh `session` every time and no replay; pings after `ping_interval`
@@ -11,9 +11,19 @@ a 5-per-10-s throttle for unauthenticated logins; methods (`sendMessage`,
 `stream-notify-room` typing, unknown = 404 then `updated`, no `result` for
 undefined); streams with `ready`/`nosub` (`not-allowed`, 404,
 `invalid-event-name`) and `changed` events on (collection, eventName); EJSON
-dates; rate limits with `too-many-requests` shapes. Controls: `post()`
-(another user writes), `edit()`, `rate_limit()`, `hold_results`, `drop()`,
-`restart()`, `silence()`.
+dates; rate limits with `too-many-requests` shapes.
+
+`mode="streamer"` plays Rocket.Chat's ddp-streamer instead (sections 4, 7.2
+and 9.1): a ping about 30 ms after open, before any `connect`; no version
+check; anything but `connect` first, or a malformed method or sub, closes
+with 1002, invalid JSON with 1007, no pong in time with 4000 "TIMEOUT";
+unknown `msg` ignored; falsy results omitted; a duplicate sub id re-runs;
+`unsub` of an unknown id is silent; the newer `{"msg":"server_id"}` frame.
+
+Controls: `post()` (another user writes), `edit()`, `rate_limit()`,
+`hold_results`, `mangle_errors` (errors as the broker passes them on:
+`"error": "User not found [403]"`), `drop()`, `restart()`, `close_all(code)`,
+`silence()`.
 
 Users: `alice` / `alice-password` (id `alice-id`) and `bob` / `bob-password`;
 rooms `GENERAL` (everyone) and `private-room` (bob only).
@@ -68,15 +78,20 @@ class _Session:
 class QuickMeetServer(LocalServer):
     """The local DDP server. Knobs are attributes tests may change at run time.
 
-    ping_interval / ping_timeout: the heartbeat (15 s and 15 s in Meteor).
-    send_server_id: start each socket with the legacy `{"server_id":"0"}` frame.
+    mode: "meteor" (the monolith) or "streamer" (the ddp-streamer).
+    ping_interval / ping_timeout: the heartbeat (15 s and 15 s in Meteor, 30 s and 30 s in the streamer).
+    send_server_id: start each socket with a `server_id` frame (the legacy form in Meteor mode).
     hold_results: stop answering methods (their results never come), for in-flight failure tests.
+    mangle_errors: send method errors the way the streamer's broker mangles them.
     """
+
+    early_ping_after = 0.03  # the streamer pings this soon after the socket opens
 
     def __init__(
         self,
         *,
         users: Optional[Dict[str, Tuple[str, str]]] = None,
+        mode: str = "meteor",
         ping_interval: float = 15.0,
         ping_timeout: float = 15.0,
         send_server_id: bool = True,
@@ -84,11 +99,16 @@ class QuickMeetServer(LocalServer):
         port: int = 0,
     ) -> None:
         super().__init__(host=host, port=port)
+        if mode not in ("meteor", "streamer"):
+            raise ValueError(f"mode must be 'meteor' or 'streamer', not {mode!r}")
+        self.mode = mode
         self.users = users or {"alice": ("alice-password", "alice-id"), "bob": ("bob-password", "bob-id")}
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.send_server_id = send_server_id
         self.hold_results = False
+        self.mangle_errors = False
+        self.closes: List[Tuple[int, str]] = []  # (code, reason) of every close the server decided on
         self.revoked: Set[str] = set()
         self.tokens: Dict[str, str] = {}  # resume token -> username
         self.rooms: Dict[str, Set[str]] = {"GENERAL": set(self.users), "private-room": {"bob"}}
@@ -101,6 +121,10 @@ class QuickMeetServer(LocalServer):
     @property
     def websocket_url(self) -> str:
         return f"{self.ws_url}/websocket"
+
+    @property
+    def streamer(self) -> bool:
+        return self.mode == "streamer"
 
     # -- test-thread API ---------------------------------------------------
     def post(self, rid: str, text: str, user: str = "bob") -> Dict[str, Any]:
@@ -150,7 +174,7 @@ class QuickMeetServer(LocalServer):
         heart = asyncio.ensure_future(self._heartbeat(session))
         try:
             if self.send_server_id:
-                await ws.send_str('{"server_id":"0"}')
+                await ws.send_str('{"msg":"server_id","server_id":"0"}' if self.streamer else '{"server_id":"0"}')
             async for msg in ws:
                 session.last_in = time.monotonic()  # any inbound frame counts as a pong
                 if msg.type == WSMsgType.TEXT:
@@ -165,13 +189,23 @@ class QuickMeetServer(LocalServer):
         if not self.silent and not session.ws.closed:
             await session.ws.send_str(json.dumps(value, separators=(",", ":")))
 
+    async def _close(self, session: _Session, code: int, reason: str = "") -> None:
+        self.closes.append((code, reason))
+        await session.ws.close(code=code, message=reason.encode())
+
     async def _heartbeat(self, session: _Session) -> None:
         pinged_at: Optional[float] = None
+        if self.streamer:  # before any connect: a client that answers it first gets 1002
+            await asyncio.sleep(self.early_ping_after)
+            pinged_at = time.monotonic()
+            await self._send(session, {"msg": "ping"})
         while not session.ws.closed:
             await asyncio.sleep(self.ping_interval / 3)
+            if self.silent:
+                continue  # a silent server is a dead end of a half-open link: it neither pings nor closes
             now = time.monotonic()
             if pinged_at is not None and session.last_in < pinged_at and now - pinged_at >= self.ping_timeout:
-                await session.ws.close(code=1000)
+                await self._close(session, *((4000, "TIMEOUT") if self.streamer else (1000, "")))
                 return
             if now - session.last_in >= self.ping_interval and (pinged_at is None or session.last_in >= pinged_at):
                 pinged_at = now
@@ -183,16 +217,24 @@ class QuickMeetServer(LocalServer):
             if not isinstance(frame, dict):
                 raise ValueError
         except ValueError:
-            await self._send(session, {"msg": "error", "reason": "Bad request"})
+            if self.streamer:
+                await self._close(session, 1007, "UNSUPPORTED_DATA")
+            else:
+                await self._send(session, {"msg": "error", "reason": "Bad request"})
             return
         self.frames_in.append(frame)
         kind = frame.get("msg")
         if not session.connected:
             if kind != "connect":
-                await self._send(session, {"msg": "error", "reason": "Must connect first", "offendingMessage": frame})
+                if self.streamer:
+                    await self._close(session, 1002, "CLOSE_PROTOCOL_ERROR")
+                else:
+                    await self._send(session, {"msg": "error", "reason": "Must connect first",
+                                               "offendingMessage": frame})
                 return
             support = frame.get("support")
-            if not isinstance(support, list) or frame.get("version") not in support or "1" not in support:
+            if not self.streamer and (
+                    not isinstance(support, list) or frame.get("version") not in support or "1" not in support):
                 await self._send(session, {"msg": "failed", "version": "1"})
                 await session.ws.close()
                 return
@@ -210,17 +252,21 @@ class QuickMeetServer(LocalServer):
         elif kind == "sub":
             await self._sub(session, frame)
         elif kind == "unsub":
-            session.subs.pop(str(frame.get("id")), None)
-            await self._send(session, {"msg": "nosub", "id": frame.get("id")})
-        else:
+            known = session.subs.pop(str(frame.get("id")), None)
+            if known or not self.streamer:  # Meteor answers even unknown ids; the streamer stays silent
+                await self._send(session, {"msg": "nosub", "id": frame.get("id")})
+        elif not self.streamer:  # the streamer ignores what it does not know
             await self._send(session, {"msg": "error", "reason": "Bad request", "offendingMessage": frame})
 
     # -- methods -----------------------------------------------------------
     async def _method(self, session: _Session, frame: Dict[str, Any]) -> None:
         call_id, method, params = frame.get("id"), frame.get("method"), frame.get("params", [])
         if not isinstance(call_id, str) or not isinstance(method, str) or not isinstance(params, list):
-            await self._send(session, {"msg": "error", "reason": "Malformed method invocation",
-                                       "offendingMessage": frame})
+            if self.streamer:
+                await self._close(session, 1002, "CLOSE_PROTOCOL_ERROR")
+            else:
+                await self._send(session, {"msg": "error", "reason": "Malformed method invocation",
+                                           "offendingMessage": frame})
             return
         if self.hold_results:
             return
@@ -252,8 +298,11 @@ class QuickMeetServer(LocalServer):
     async def _result(self, session: _Session, call_id: str, result: Any = None, error: Any = None) -> None:
         frame: Dict[str, Any] = {"msg": "result", "id": call_id}
         if error is not None:
+            if self.mangle_errors:  # the broker keeps only the message, as the code
+                error = {"error": error.get("message") or str(error.get("error"))}
             frame["error"] = error
-        elif result is not None:  # Meteor omits `result` for undefined
+        elif result is not None and not (self.streamer and _js_falsy(result)):
+            # Meteor omits `result` for undefined only; the streamer (`...(result && {result})`) for any falsy value
             frame["result"] = result
         await self._send(session, frame)
         await self._send(session, {"msg": "updated", "methods": [call_id]})
@@ -338,10 +387,14 @@ class QuickMeetServer(LocalServer):
     async def _sub(self, session: _Session, frame: Dict[str, Any]) -> None:
         sub_id, name, params = frame.get("id"), frame.get("name"), frame.get("params", [])
         if not isinstance(sub_id, str) or not isinstance(name, str):
-            await self._send(session, {"msg": "error", "reason": "Malformed subscription", "offendingMessage": frame})
+            if self.streamer:
+                await self._close(session, 1002, "CLOSE_PROTOCOL_ERROR")
+            else:
+                await self._send(session, {"msg": "error", "reason": "Malformed subscription",
+                                           "offendingMessage": frame})
             return
-        if sub_id in session.subs:
-            return  # Meteor ignores a duplicate active id
+        if sub_id in session.subs and not self.streamer:
+            return  # Meteor ignores a duplicate active id; the streamer runs it again
         if name not in ("stream-room-messages", "stream-notify-room", "stream-notify-user"):
             await self._send(session, {"msg": "nosub", "id": sub_id,
                                        "error": meteor_error(404, f"Subscription '{name}' not found")})
@@ -379,6 +432,10 @@ class QuickMeetServer(LocalServer):
             await self._emit("stream-notify-user", f"{uid}/notification", [notification])
 
         self.call(go)
+
+
+def _js_falsy(value: Any) -> bool:
+    return value is None or value is False or value == 0 or value == ""  # [] and {} are truthy in JS
 
 
 class _MeteorError(Exception):

@@ -17,9 +17,10 @@ from tests.conftest import wait_for
 FAST = rtsync.Backoff(base=0.02, cap=0.1)
 
 
-@pytest.fixture
-def server() -> Iterator[QuickMeetServer]:
-    with QuickMeetServer(ping_interval=0.5, ping_timeout=0.5) as s:
+@pytest.fixture(params=["meteor", "streamer"])
+def server(request: pytest.FixtureRequest) -> Iterator[QuickMeetServer]:
+    # Rocket.Chat serves DDP from the Meteor monolith or from its ddp-streamer: a client must handle both.
+    with QuickMeetServer(mode=request.param, ping_interval=0.5, ping_timeout=0.5) as s:
         yield s
 
 
@@ -39,6 +40,10 @@ def started(c: rtsync.Client) -> List[Event]:
     c.start()
     assert up.wait(5)
     return got
+
+
+def messages(got: List[Event]) -> List[str]:
+    return [e.data[0]["msg"] for e in got if e.name == "stream-room-messages"]
 
 
 def test_a_drop_during_a_call_fails_it_at_once(server: QuickMeetServer) -> None:
@@ -171,6 +176,58 @@ def test_server_restart_and_malformed_frames(server: QuickMeetServer) -> None:
     finally:
         c.stop()
     assert sum(e.name == "rtsync.error" for e in got) == 2
+
+
+@pytest.mark.parametrize("code,reason,meaning", [
+    (4000, "TIMEOUT", "ping timeout"), (1002, "CLOSE_PROTOCOL_ERROR", "protocol error"),
+    (1007, "UNSUPPORTED_DATA", "could not parse"), (1013, "SLOW_CONSUMER", "read too slowly"),
+])
+def test_the_streamers_close_codes_are_explained_retried_and_lose_nothing(
+        server: QuickMeetServer, code: int, reason: str, meaning: str) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        server.post("GENERAL", "before")
+        assert wait_for(lambda: messages(got) == ["before"])
+        server.close_all(code, reason)
+        server.post("GENERAL", "during")  # live on the old link, or filled on the new one: once either way
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=5)
+        server.post("GENERAL", "after")
+        assert wait_for(lambda: messages(got) == ["before", "during", "after"])
+    finally:
+        c.stop()
+    (lost,) = [e for e in got if e.name == "rtsync.disconnected"]
+    assert f"code {code}: {reason}" in lost.data["reason"] and meaning in lost.data["reason"]
+
+
+def test_broker_mangled_login_errors_are_still_final(server: QuickMeetServer) -> None:
+    server.mangle_errors = True  # {"error": "Incorrect password [403]"}: no number, no reason
+    c = rtsync.QuickMeetClient(server.websocket_url, username="alice", password="wrong", backoff=FAST)
+    with pytest.raises(rtsync.AuthenticationError, match="403"):
+        c.run_forever()
+    assert sum(1 for f in server.frames_in if f.get("msg") == "connect") == 1
+
+
+def test_the_streamer_never_had_a_reason_to_close_on_us() -> None:
+    # It pings ~30 ms after open, before `connect`: a client answering that first gets 1002.
+    with QuickMeetServer(mode="streamer", ping_interval=0.3, ping_timeout=0.3) as server:
+        server.early_ping_after = 0.0
+        c = alice(server, ping_after=0.4, dead_after=0.4)
+        got = started(c)
+        try:
+            c.subscribe_room_messages("GENERAL")
+            c.subscribe_room_messages("GENERAL")  # the same room twice is one subscription, still fine
+            assert c.call("rooms/get")
+            time.sleep(1.0)  # several heartbeats both ways
+            server.drop()
+            assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=5)
+        finally:
+            c.stop()
+        assert [f["msg"] for f in server.frames_in if f.get("msg") == "connect"] == ["connect", "connect"]
+        assert server.frames_in[0]["msg"] == "connect"
+        assert server.closes == []
+        assert not any(e.name == "rtsync.error" for e in got)
 
 
 def test_stop_at_any_point(server: QuickMeetServer) -> None:

@@ -47,6 +47,13 @@ class QuickMeetClient(Client):
     server that keeps the socket but never completes connect and login within
     `handshake_timeout` s is dropped and retried too.
 
+    Both servers Rocket.Chat puts behind `/websocket` work: the Meteor
+    monolith and the ddp-streamer (`connect` always goes first, before even
+    the streamer's early ping is answered; its close codes 4000, 1002, 1007
+    and 1013 are explained in `rtsync.disconnected` and retried; a missing
+    `result` is None; broker-mangled errors such as `"User not found [403]"`
+    are still read as 403).
+
     Threading: `call()` and `subscribe()` block the calling thread (never a
     callback's: they would wait for the dispatcher they run on); calls made
     while the login is under way wait for it; calls in flight when the link
