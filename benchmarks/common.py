@@ -60,8 +60,10 @@ def raw_loop_rate(
     after_open: Optional[Callable[[websocket.WebSocket], None]] = None,
     is_event: Callable[[object], bool] = lambda msg: True,
     start: Optional[Callable[[], None]] = None,
+    decode: Callable[[str], object] = json.loads,
 ) -> float:
-    """Events/s of a plain websocket-client loop (`recv()` + `json.loads`) reading `count` events.
+    """Events/s of a plain websocket-client loop (`recv()` + `decode`, `json.loads` by default)
+    reading `count` events.
 
     `start()` tells the server to begin sending (after the socket is open);
     `is_event` filters protocol chatter (pings, confirmations) out of the count.
@@ -79,7 +81,7 @@ def raw_loop_rate(
         got = 0
         first = None
         while got < count:
-            msg = json.loads(ws.recv())
+            msg = decode(ws.recv())
             if is_event(msg):
                 if first is None:
                     first = time.perf_counter()
@@ -115,9 +117,16 @@ class Server:
 
     def blast(self, text: str, count: int) -> None:
         """Have the server write `count` pre-encoded frames of `text` (`{n}` numbered) to every WebSocket."""
+        self._blast({"text": text, "count": count})
+
+    def blast_texts(self, texts: List[str]) -> None:
+        """Have the server write these frames, as they are, to every WebSocket."""
+        self._blast({"texts": texts})
+
+    def _blast(self, body: dict) -> None:
         import requests
 
-        requests.post(f"{self.http_url}/_rtsync/blast", json={"text": text, "count": count}, timeout=120)
+        requests.post(f"{self.http_url}/_rtsync/blast", json=body, timeout=120)
 
     def close(self) -> None:
         self.proc.terminate()

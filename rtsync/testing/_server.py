@@ -171,13 +171,15 @@ class LocalServer:
 
     async def _blast(self, request: web.Request) -> web.StreamResponse:
         """Benchmark control: write `count` text frames to every WebSocket, pre-encoded, in one write each,
-        so that a benchmark measures the client and not this server. `{n}` in `text` becomes 0, 1, ..."""
+        so that a benchmark measures the client and not this server. `{n}` in `text` becomes 0, 1, ...;
+        or `texts`, a list of frames to write as they are."""
         body = await request.json()
-        text, count = body["text"], int(body["count"])
-        if "{n}" in text:
-            data = b"".join(_text_frame(text.replace("{n}", str(i))) for i in range(count))
+        if "texts" in body:  # distinct frames made by the caller (e.g. each one signed)
+            data = b"".join(_text_frame(text) for text in body["texts"])
+        elif "{n}" in body["text"]:
+            data = b"".join(_text_frame(body["text"].replace("{n}", str(i))) for i in range(int(body["count"])))
         else:
-            data = _text_frame(text) * count
+            data = _text_frame(body["text"]) * int(body["count"])
         for ws in list(self.websockets):
             transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001
             if transport is not None:
