@@ -84,15 +84,21 @@ def test_every_message_exactly_once_in_order_across_drops(server: QuickMeetServe
     assert not any(e.name == "rtsync.gap" for e in got)
 
 
-def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> None:
+def listening_in_general(server: QuickMeetServer, pages: int) -> tuple:
+    """A client (history pages of 5) that has seen "first" in GENERAL, and a server gone silent."""
     c = alice(server)
-    c.protocol.history_page, c.protocol.history_pages = 5, 2
+    c.protocol.history_page, c.protocol.history_pages = 5, pages
     got = started(c)
+    c.subscribe_room_messages("GENERAL")
+    server.post("GENERAL", "first")
+    assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
+    server.silence(True)
+    return c, got
+
+
+def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> None:
+    c, got = listening_in_general(server, pages=2)
     try:
-        c.subscribe_room_messages("GENERAL")
-        server.post("GENERAL", "first")
-        assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
-        server.silence(True)
         for n in range(25):  # far more than 2 pages of 5
             server.post("GENERAL", f"away{n}")
             time.sleep(0.002)  # distinct milliseconds: ties are the next test's subject
@@ -109,14 +115,8 @@ def test_messages_sharing_milliseconds_across_history_pages_are_all_filled(
         server: QuickMeetServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # loadHistory pages by `ts < end` in whole milliseconds; three messages per millisecond put ties on
     # every page boundary (this once lost messages silently).
-    c = alice(server)
-    c.protocol.history_page, c.protocol.history_pages = 5, 10
-    got = started(c)
+    c, got = listening_in_general(server, pages=10)
     try:
-        c.subscribe_room_messages("GENERAL")
-        server.post("GENERAL", "first")
-        assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
-        server.silence(True)
         calls = itertools.count()
         monkeypatch.setattr("rtsync.testing.quickmeet._now_ms", lambda: 2_000_000_000_000 + next(calls) // 3)
         for n in range(22):

@@ -159,15 +159,20 @@ def test_reconnect_relogs_in_with_the_token_resubscribes_same_ids_and_fills_gaps
     assert [e.id for e in out if isinstance(e, Event)] == ["missed1", "live1"]
 
 
-def test_history_without_access_is_a_gap_event() -> None:
-    p = logged_in()
+def reconnected_to_fill(p: QuickMeetProtocol) -> dict:
+    """Seen ROOM_MESSAGE in GENERAL, lost the link, logged in again: the first loadHistory frame."""
     sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
     p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
     p.received(ROOM_MESSAGE, 0)
     p.lost()
     p.opened(1)
     (login,) = frames(p.received(CONNECTED, 1))
-    history = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+    return frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+
+
+def test_history_without_access_is_a_gap_event() -> None:
+    p = logged_in()
+    history = reconnected_to_fill(p)
     (gap,) = p.received(json.dumps({"msg": "result", "id": history["id"], "result": False}), 1)
     assert gap.name == GAP and gap.channel == "GENERAL" and "no access" in gap.data["reason"]
 
@@ -214,13 +219,7 @@ def test_gap_fill_pages_through_messages_sharing_a_millisecond() -> None:
     # share the page boundary's millisecond and one shares the last seen one. None may be skipped.
     p = logged_in()
     p.history_page = 3
-    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
-    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
-    p.received(ROOM_MESSAGE, 0)  # last seen: ts 1540756719398
-    p.lost()
-    p.opened(1)
-    (login,) = frames(p.received(CONNECTED, 1))
-    history = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+    history = reconnected_to_fill(p)  # last seen: ROOM_MESSAGE, ts 1540756719398
 
     def msg(n: int, ts: int) -> dict:
         return {"_id": f"m{n}", "rid": "GENERAL", "msg": str(n), "ts": {"$date": ts}, "_updatedAt": {"$date": ts}}
@@ -246,13 +245,7 @@ def test_gap_fill_pages_through_messages_sharing_a_millisecond() -> None:
 def test_a_full_page_within_one_millisecond_is_a_gap_not_a_loop() -> None:
     p = logged_in()
     p.history_page = 2
-    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
-    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
-    p.received(ROOM_MESSAGE, 0)
-    p.lost()
-    p.opened(1)
-    (login,) = frames(p.received(CONNECTED, 1))
-    history = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+    history = reconnected_to_fill(p)
     same = [{"_id": f"s{n}", "rid": "GENERAL", "ts": {"$date": 1540756719500}} for n in (2, 1)]
     gap, *out = p.received(json.dumps({"msg": "result", "id": history["id"], "result": {"messages": same}}), 1)
     assert gap.name == GAP and "share one millisecond" in gap.data["reason"]
