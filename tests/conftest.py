@@ -1,11 +1,11 @@
-"""Shared fixtures: thread-leak checks and the skip-locally / fail-in-CI rule for external dependencies."""
+"""Shared test helpers: thread-leak checks, the skip-locally / fail-in-CI rule, and event recorders."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -27,6 +27,23 @@ def rtsync_threads() -> list:
         t for t in threading.enumerate()
         if t.name.startswith("rtsync-") and t.name != "rtsync-testserver" and t.is_alive()
     ]
+
+
+def watch(c, pattern: str = "*") -> Tuple[List, threading.Event]:
+    """Record the client's events matching `pattern`; the Event is set once it is connected."""
+    got: List = []
+    up = threading.Event()
+    c.on(pattern, got.append)
+    c.on("rtsync.connected", lambda e: up.set())
+    return got, up
+
+
+def started(c) -> List:
+    """Record every event of the client, start it and wait (5 s at most) until it is connected."""
+    got, up = watch(c)
+    c.start()
+    assert up.wait(5), "the client did not connect within 5 s"
+    return got
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:

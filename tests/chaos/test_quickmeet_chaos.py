@@ -12,7 +12,7 @@ import pytest
 import rtsync
 from rtsync.events import Event
 from rtsync.testing.quickmeet import QuickMeetServer
-from tests.conftest import wait_for
+from tests.conftest import started, wait_for
 
 FAST = rtsync.Backoff(base=0.02, cap=0.1)
 
@@ -31,15 +31,6 @@ def alice(server: QuickMeetServer, **kw) -> rtsync.QuickMeetClient:
     return rtsync.QuickMeetClient(server.websocket_url, username="alice", password="alice-password",
                                   backoff=FAST, **kw)
 
-
-def started(c: rtsync.Client) -> List[Event]:
-    got: List[Event] = []
-    up = threading.Event()
-    c.on("*", got.append)
-    c.on("rtsync.connected", lambda e: up.set())
-    c.start()
-    assert up.wait(5)
-    return got
 
 
 def messages(got: List[Event]) -> List[str]:

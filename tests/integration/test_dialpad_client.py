@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Iterator, List
 
@@ -20,7 +19,7 @@ from rtsync.testing.dialpad import (
     call_event,
     sms_event,
 )
-from tests.conftest import wait_for
+from tests.conftest import wait_for, watch
 
 KEY = "dp-secret-api-key-123"
 FAST = rtsync.Backoff(base=0.05, cap=0.2)
@@ -36,13 +35,6 @@ def make(server: DialpadServer, **kw) -> rtsync.DialpadClient:
     kw.setdefault("backoff", FAST)
     return rtsync.DialpadClient(KEY, base_url=server.http_url, **kw)
 
-
-def watch(c: rtsync.Client) -> tuple:
-    got: List[Event] = []
-    up = threading.Event()
-    c.on("*", got.append)
-    c.on("rtsync.connected", lambda e: up.set())
-    return got, up
 
 
 def vendor(got: List[Event]) -> List[Event]:

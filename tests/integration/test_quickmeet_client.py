@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from typing import Iterator, List
 
 import pytest
@@ -13,7 +12,7 @@ import rtsync
 from rtsync.cli import main
 from rtsync.events import Event
 from rtsync.testing.quickmeet import QuickMeetServer
-from tests.conftest import wait_for
+from tests.conftest import started, wait_for
 
 FAST = rtsync.Backoff(base=0.05, cap=0.2)
 
@@ -31,15 +30,6 @@ def alice(server: QuickMeetServer, **kw) -> rtsync.QuickMeetClient:
     kw.setdefault("dead_after", 1.0)
     return rtsync.QuickMeetClient(server.websocket_url, username="alice", password="alice-password", **kw)
 
-
-def started(c: rtsync.Client) -> List[Event]:
-    got: List[Event] = []
-    up = threading.Event()
-    c.on("*", got.append)
-    c.on("rtsync.connected", lambda e: up.set())
-    c.start()
-    assert up.wait(5)
-    return got
 
 
 def messages(got: List[Event]) -> List[str]:

@@ -23,7 +23,7 @@ from rtsync.sansio import (
     WebSocketProtocol,
 )
 from rtsync.testing import LocalServer
-from tests.conftest import wait_for
+from tests.conftest import started, wait_for
 
 
 class EchoServer(LocalServer):
@@ -112,15 +112,6 @@ def server() -> Iterator[EchoServer]:
     with EchoServer() as s:
         yield s
 
-
-def started(c: ToyClient) -> List[Event]:
-    got: List[Event] = []
-    c.on("*", got.append)
-    up = threading.Event()
-    c.on("rtsync.connected", lambda e: up.set())
-    c.start()
-    assert up.wait(5)
-    return got
 
 
 def test_call_gets_its_reply(server: EchoServer) -> None:

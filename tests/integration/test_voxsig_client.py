@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
 import rtsync
-from rtsync.events import Event
 from rtsync.testing.voxsig import VoxsigServer
-from tests.conftest import wait_for
+from tests.conftest import wait_for, watch
 
 FAST = rtsync.Backoff(base=0.05, cap=0.2)
 
@@ -28,13 +26,6 @@ def agent(server: VoxsigServer, **kw) -> rtsync.VoxsigClient:
     kw.setdefault("stale_after", 1.0)
     return rtsync.VoxsigClient("good-user-token", 1, 1, url=server.cable_url, **kw)
 
-
-def watch(c: rtsync.Client, pattern: str = "*") -> tuple:
-    got: List[Event] = []
-    up = threading.Event()
-    c.on(pattern, got.append)
-    c.on("rtsync.connected", lambda e: up.set())
-    return got, up
 
 
 def test_agent_receives_account_and_token_streams(server: VoxsigServer) -> None:

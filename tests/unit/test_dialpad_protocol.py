@@ -9,8 +9,8 @@ import warnings
 import jwt
 import pytest
 
-from rtsync.events import Event
 from rtsync.errors import StaleConnection
+from rtsync.events import Event
 from rtsync.sansio import Connected, Fail, Ping, Report, Rotate
 from rtsync.vendors.dialpad.models import AgentStatus, Call, Sms
 from rtsync.vendors.dialpad.protocol import DialpadProtocol, event_name, token_lifetime

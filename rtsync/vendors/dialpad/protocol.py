@@ -23,7 +23,15 @@ from jwt.algorithms import HMACAlgorithm
 
 from ...errors import ConnectionLost, ProtocolError, RtsyncError
 from ...events import Event
-from ...sansio import Connected, Handshake, Liveness, Output, Report, Rotate, WebSocketProtocol
+from ...sansio import (
+    Connected,
+    Handshake,
+    Liveness,
+    Output,
+    Report,
+    Rotate,
+    WebSocketProtocol,
+)
 
 __all__ = ["DialpadProtocol", "dedupe_key", "event_name", "token_lifetime"]
 
