@@ -7,7 +7,9 @@ a fresh `session` every time and no replay; pings after `ping_interval`
 seconds of inbound silence and a close `ping_timeout` later, pongs echoing
 ids; `login` by SHA-256 digest or resume token with the real 403 shapes and
 a 5-per-10-s throttle for unauthenticated logins; methods (`sendMessage`,
-`loadHistory` newest first or `false` without access, `rooms/get`,
+`loadHistory` newest first or `false` without access, `rooms/get` and
+`subscriptions/get` (an array, or `{update, remove}` since a `$date`),
+`getUsersOfRoom`,
 `stream-notify-room` typing, unknown = 404 then `updated`, no `result` for
 undefined); streams with `ready`/`nosub` (`not-allowed`, 404,
 `invalid-event-name`) and `changed` events on (collection, eventName); EJSON
@@ -20,7 +22,10 @@ with 1002, invalid JSON with 1007, no pong in time with 4000 "TIMEOUT";
 unknown `msg` ignored; falsy results omitted; a duplicate sub id re-runs;
 `unsub` of an unknown id is silent; the newer `{"msg":"server_id"}` frame.
 
-Controls: `post()` (another user writes), `edit()`, `rate_limit()`,
+Controls: `post()` (another user writes), `edit()`, `add_room()`, `rename_room()`,
+`remove_room()`, `mark_unread()` (each pushed on the members'
+`<uid>/rooms-changed` or `/subscriptions-changed`), `totp` (users whose
+login needs a second factor), `rate_limit()`,
 `hold_results`, `mangle_errors` (errors as the broker passes them on:
 `"error": "User not found [403]"`), `drop()`, `restart()`, `close_all(code)`,
 `silence()`.
@@ -39,7 +44,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 from aiohttp import WSMsgType, web
 
@@ -112,8 +117,17 @@ class QuickMeetServer(LocalServer):
         self.revoked: Set[str] = set()
         self.tokens: Dict[str, str] = {}  # resume token -> username
         self.rooms: Dict[str, Set[str]] = {"GENERAL": set(self.users), "private-room": {"bob"}}
+        start = _now_ms()
+        self.room_info: Dict[str, Dict[str, Any]] = {
+            rid: {"_id": rid, "name": rid, "t": "c" if rid == "GENERAL" else "p", "_updatedAt": {"$date": start}}
+            for rid in self.rooms}
+        self.unread: Dict[Tuple[str, str], int] = {}  # (username, rid) -> unread count
+        self._sub_updated: Dict[Tuple[str, str], int] = {}  # (username, rid) -> ms
+        self.trash: List[Tuple[Set[str], Dict[str, Any]]] = []  # removed rooms: (members, {"_id", "_deletedAt"})
+        self.totp: Dict[str, str] = {}  # username -> the code its second factor wants
         self.messages: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
         self.frames_in: List[Dict[str, Any]] = []
+        self.frames_out: List[Dict[str, Any]] = []  # every frame sent, for asserting peers' runs
         self._limits: Dict[str, List[int]] = defaultdict(list)  # method -> timeToReset values to answer with
         self._sessions: Set[_Session] = set()
         self._ids = itertools.count(1)
@@ -152,6 +166,50 @@ class QuickMeetServer(LocalServer):
         """The next `times` calls of `method` get `too-many-requests` with this `timeToReset`."""
         self._limits[method].extend([time_to_reset_ms] * times)
 
+    def add_room(self, rid: str, members: Iterable[str]) -> None:
+        """A new room: its members hear `["inserted", room]` on `<uid>/rooms-changed`."""
+
+        async def go() -> None:
+            self.rooms[rid] = set(members)
+            self.room_info[rid] = room = {"_id": rid, "name": rid, "t": "p", "_updatedAt": {"$date": _now_ms()}}
+            await self._notify_members(rid, "rooms-changed", ["inserted", room])
+
+        self.call(go)
+
+    def rename_room(self, rid: str, name: str) -> None:
+        """A room changes: members hear `["updated", room]` on `<uid>/rooms-changed`."""
+
+        async def go() -> None:
+            room = self.room_info[rid]
+            room.update(name=name, _updatedAt={"$date": _now_ms()})
+            await self._notify_members(rid, "rooms-changed", ["updated", room])
+
+        self.call(go)
+
+    def remove_room(self, rid: str) -> None:
+        """A room is deleted: members hear `["removed", {"_id"}]`; `rooms/get` lists it under `remove`."""
+
+        async def go() -> None:
+            members = self.rooms.pop(rid)
+            del self.room_info[rid]
+            self.trash.append((members, {"_id": rid, "_deletedAt": {"$date": _now_ms()}}))
+            for username in members:
+                await self._emit("stream-notify-user", f"{self.users[username][1]}/rooms-changed",
+                                 ["removed", {"_id": rid}])
+
+        self.call(go)
+
+    def mark_unread(self, username: str, rid: str, count: int) -> None:
+        """The user's subscription to a room changes: `["updated", subscription]` on `<uid>/subscriptions-changed`."""
+
+        async def go() -> None:
+            self.unread[(username, rid)] = count
+            self._sub_updated[(username, rid)] = _now_ms()
+            await self._emit("stream-notify-user", f"{self.users[username][1]}/subscriptions-changed",
+                             ["updated", self._subscription(username, rid)])
+
+        self.call(go)
+
     def issue_token(self, username: str) -> str:
         token = secrets.token_urlsafe(32)
         self.tokens[token] = username
@@ -187,6 +245,7 @@ class QuickMeetServer(LocalServer):
 
     async def _send(self, session: _Session, value: Dict[str, Any]) -> None:
         if not self.silent and not session.ws.closed:
+            self.frames_out.append(value)
             await session.ws.send_str(json.dumps(value, separators=(",", ":")))
 
     async def _close(self, session: _Session, code: int, reason: str = "") -> None:
@@ -279,7 +338,8 @@ class QuickMeetServer(LocalServer):
             return
         handler = {
             "login": self._login, "sendMessage": self._send_message, "loadHistory": self._load_history,
-            "rooms/get": self._rooms_get, "stream-notify-room": self._notify_room,
+            "rooms/get": self._rooms_get, "subscriptions/get": self._subscriptions_get,
+            "getUsersOfRoom": self._users_of_room, "stream-notify-room": self._notify_room,
         }.get(method)
         if handler is None:
             reason = f"Method '{method}' not found"
@@ -324,6 +384,10 @@ class QuickMeetServer(LocalServer):
                 raise _MeteorError(meteor_error(403, "You've been logged out by the server. Please log in again."))
             kind = "resume"
         else:
+            code = None
+            if isinstance(request.get("totp"), dict):  # the second try: {"totp": {"login": {...}, "code"}}
+                code = request["totp"].get("code")
+                request = request["totp"].get("login") or {}
             username = (request.get("user") or {}).get("username")
             digest = (request.get("password") or {}).get("digest")
             if username not in self.users:
@@ -331,6 +395,11 @@ class QuickMeetServer(LocalServer):
             if digest != hashlib.sha256(self.users[username][0].encode()).hexdigest():
                 raise _MeteorError({"error": 403, "reason": "Incorrect password",
                                     "message": "Incorrect password [403]", "errorType": "Meteor.Error"})
+            if username in self.totp and code is None:
+                raise _MeteorError(meteor_error("totp-required", "TOTP Required", {
+                    "method": "email", "codeGenerated": True, "availableMethods": ["email"]}))
+            if username in self.totp and code != self.totp[username]:
+                raise _MeteorError(meteor_error("totp-invalid", "TOTP Invalid", {"method": "email"}))
             token = self.issue_token(username)
             kind = "password"
         session.user = username
@@ -372,11 +441,48 @@ class QuickMeetServer(LocalServer):
         newest_first = list(reversed(stored))[:limit]
         return {"messages": newest_first, "unreadNotLoaded": 0}
 
+    @staticmethod
+    def _since(params: List[Any]) -> Optional[int]:
+        """A `{"$date"}` first param asks for what changed after it; anything else (even 0) for all."""
+        first = params[0] if params else None
+        return int(first["$date"]) if isinstance(first, dict) and "$date" in first else None
+
+    def _changed_since(self, session: _Session, items: List[Dict[str, Any]], since: Optional[int],
+                       suffix: str = "") -> Any:
+        if since is None:
+            return items
+        return {"update": [i for i in items if i["_updatedAt"]["$date"] > since],
+                "remove": [{**gone, "_id": gone["_id"] + suffix} for members, gone in self.trash
+                           if session.user in members and gone["_deletedAt"]["$date"] > since]}
+
     async def _rooms_get(self, session: _Session, params: List[Any]) -> Any:
-        rooms = [{"_id": rid, "name": rid, "t": "c"} for rid in self.rooms if self._member(session, rid)]
-        if params and isinstance(params[0], dict) and "$date" in params[0]:
-            return {"update": rooms, "remove": []}
-        return rooms
+        rooms = [self.room_info[rid] for rid in self.rooms if self._member(session, rid)]
+        return self._changed_since(session, rooms, self._since(params))
+
+    def _subscription(self, username: str, rid: str) -> Dict[str, Any]:
+        room, unread = self.room_info[rid], self.unread.get((username, rid), 0)
+        updated = max(room["_updatedAt"]["$date"], self._sub_updated.get((username, rid), 0))
+        return {"_id": f"{rid}-{username}", "rid": rid, "name": room["name"], "fname": room["name"], "t": room["t"],
+                "u": {"_id": self.users[username][1], "username": username}, "open": True, "alert": unread > 0,
+                "unread": unread, "userMentions": 0, "groupMentions": 0, "_updatedAt": {"$date": updated}}
+
+    async def _subscriptions_get(self, session: _Session, params: List[Any]) -> Any:
+        username = session.user or ""
+        subs = [self._subscription(username, rid) for rid in self.rooms if self._member(session, rid)]
+        return self._changed_since(session, subs, self._since(params), suffix=f"-{username}")
+
+    async def _users_of_room(self, session: _Session, params: List[Any]) -> Any:
+        rid = params[0] if params else None
+        if not isinstance(rid, str) or rid not in self.rooms:
+            raise _MeteorError(meteor_error("error-invalid-room", "Invalid room"))
+        if not self._member(session, rid):
+            raise _MeteorError(meteor_error("error-not-allowed", "Not allowed"))
+        records = [{"_id": self.users[u][1], "username": u, "name": u} for u in sorted(self.rooms[rid])]
+        return {"total": len(records), "records": records}
+
+    async def _notify_members(self, rid: str, what: str, args: List[Any]) -> None:
+        for username in self.rooms.get(rid, set()):
+            await self._emit("stream-notify-user", f"{self.users[username][1]}/{what}", args)
 
     async def _notify_room(self, session: _Session, params: List[Any]) -> None:
         if len(params) >= 3 and isinstance(params[0], str) and params[1] == session.user:

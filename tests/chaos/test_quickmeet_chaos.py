@@ -122,6 +122,40 @@ def test_messages_sharing_milliseconds_across_history_pages_are_all_filled(
     assert not any(e.name == "rtsync.gap" for e in got)
 
 
+def test_room_and_subscription_changes_made_while_away_are_recovered(server: QuickMeetServer) -> None:
+    server.add_room("old-team", ["alice", "bob"])
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_changes()
+        c.subscribe_subscription_changes()
+        server.rename_room("GENERAL", "General")  # live
+        assert wait_for(lambda: len(changes(got, "rooms-changed")) == 1)
+        server.silence(True)
+        server.add_room("new-team", ["alice"])
+        server.rename_room("GENERAL", "Lobby")
+        server.remove_room("old-team")
+        server.mark_unread("alice", "GENERAL", 3)
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len(changes(got, "rooms-changed")) == 4, timeout=5)
+        assert wait_for(lambda: any(d[0] == "removed" for d in changes(got, "subscriptions-changed")), timeout=5)
+        time.sleep(0.3)  # nothing more may come: no repeats of what was fetched
+    finally:
+        c.stop()
+    rooms = [(action, item.get("name", item["_id"])) for action, item in changes(got, "rooms-changed")]
+    assert rooms[0] == ("updated", "General")
+    assert sorted(rooms[1:]) == [("inserted", "new-team"), ("removed", "old-team"), ("updated", "Lobby")]
+    subs = {(action, item["_id"]): item for action, item in changes(got, "subscriptions-changed")}
+    assert subs[("updated", "GENERAL-alice")]["unread"] == 3 and subs[("updated", "GENERAL-alice")]["name"] == "Lobby"
+    assert ("inserted", "new-team-alice") in subs and ("removed", "old-team-alice") in subs
+    assert len(subs) == len(changes(got, "subscriptions-changed"))  # each change once
+
+
+def changes(got: List[Event], kind: str) -> List[list]:
+    return [e.data for e in got if e.name == "stream-notify-user" and e.channel.endswith("/" + kind)]
+
+
 def test_edits_are_delivered_as_new_versions(server: QuickMeetServer) -> None:
     c = alice(server)
     got = started(c)

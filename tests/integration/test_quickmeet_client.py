@@ -157,3 +157,38 @@ def test_subscriptions_registered_before_start_go_out_with_the_login(server: Qui
     finally:
         c.stop()
     assert any(e.name == "rtsync.error" and "not-allowed" in e.data["error"] for e in got)
+
+
+def test_rooms_subscriptions_and_members_methods(server: QuickMeetServer) -> None:
+    c = alice(server)
+    started(c)
+    try:
+        rooms = c.call("rooms/get")
+        assert [r["_id"] for r in rooms] == ["GENERAL"]
+        since = c.call("subscriptions/get", {"$date": 0})  # a Date asks for {update, remove}
+        assert [s["rid"] for s in since["update"]] == ["GENERAL"] and since["remove"] == []
+        members = c.call("getUsersOfRoom", "GENERAL", True, {"limit": 50, "skip": 0}, "")
+        assert members["total"] == 2 and {u["username"] for u in members["records"]} == {"alice", "bob"}
+        with pytest.raises(rtsync.CallError, match="not-allowed"):
+            c.call("getUsersOfRoom", "private-room", True, {"limit": 50, "skip": 0}, "")
+    finally:
+        c.stop()
+
+
+def test_an_account_wanting_a_second_factor_is_final_and_says_what_to_do(server: QuickMeetServer) -> None:
+    server.totp["alice"] = "123456"
+    c = alice(server)
+    with pytest.raises(rtsync.AuthenticationError, match="personal access token"):
+        c.run_forever()
+    assert sum(1 for f in server.frames_in if f.get("msg") == "connect") == 1
+    # The server's second try, as Rocket.Chat's own client makes it: {"totp": {"login": ..., "code"}}.
+    bob = rtsync.QuickMeetClient(server.websocket_url, username="bob", password="bob-password", backoff=FAST)
+    started(bob)
+    try:
+        first = {"user": {"username": "alice"},
+                 "password": {"digest": hashlib.sha256(b"alice-password").hexdigest(), "algorithm": "sha-256"}}
+        with pytest.raises(rtsync.CallError, match="totp-invalid"):
+            bob.call("login", {"totp": {"login": first, "code": "000000"}})
+        assert bob.call("login", {"totp": {"login": first, "code": "123456"}})["id"] == "alice-id"
+    finally:
+        bob.stop()

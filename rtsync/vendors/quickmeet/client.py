@@ -41,6 +41,9 @@ class QuickMeetClient(Client):
     room with `loadHistory` from the newest message it had delivered: missed
     messages come in order, live ones that arrive meanwhile wait behind them,
     repeats are dropped; what cannot be fetched is an `rtsync.gap` event.
+    Room and subscription changes (`subscribe_room_changes()`,
+    `subscribe_subscription_changes()`) missed meanwhile are fetched with
+    `rooms/get` / `subscriptions/get` since the newest change known.
 
     Liveness: every server ping is answered; after `ping_after` s of silence
     we ping, and `dead_after` s more without any frame is a stale link. A
@@ -161,9 +164,23 @@ class QuickMeetClient(Client):
 
     def subscribe_notifications(self) -> str:
         """The logged-in user's notifications: `stream-notify-user` events, channel `<uid>/notification`."""
+        return self._subscribe_own("notification")
+
+    def subscribe_room_changes(self) -> str:
+        """The user's rooms changing: `stream-notify-user` events, channel `<uid>/rooms-changed`, data
+        `[action, room]`. Changes made while disconnected are fetched with `rooms/get` after a reconnect
+        and delivered the same way."""
+        return self._subscribe_own("rooms-changed")
+
+    def subscribe_subscription_changes(self) -> str:
+        """The user's subscriptions (unread counts, open/alert flags) changing: channel
+        `<uid>/subscriptions-changed`; recovered after a reconnect with `subscriptions/get`."""
+        return self._subscribe_own("subscriptions-changed")
+
+    def _subscribe_own(self, what: str) -> str:
         if not self.user_id:
             raise ConfigurationError("not logged in yet: wait for rtsync.connected")
-        return self.subscribe("stream-notify-user", f"{self.user_id}/notification")
+        return self.subscribe("stream-notify-user", f"{self.user_id}/{what}")
 
     def send_message(self, rid: str, text: str, timeout: float = 30.0) -> Message:
         return Message.model_validate(self.call("sendMessage", {"rid": rid, "msg": text}, timeout=timeout))

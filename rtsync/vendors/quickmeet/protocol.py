@@ -10,7 +10,8 @@ Rules from protocols/quickmeet-ddp.md that this module enforces:
   the password digest if the token is refused and a password is known),
   resubscribes every stream with its old id, then fills the gap per room with
   `loadHistory` since the newest message seen, delivering missed and buffered
-  live messages in order and without duplicates (`_id` + `_updatedAt`);
+  live messages in order and without duplicates (`_id` + `_updatedAt`), and
+  recovers missed room and subscription changes (`sync.ChangeLog`);
 - calls made before the login completes wait in a queue; their `Reply`
   comes from `result`; errors keep the server's `error`/`reason`/`details`;
   `too-many-requests` waits `timeToReset`;
@@ -47,6 +48,7 @@ from ...sansio import (
     WebSocketProtocol,
     json_object,
 )
+from .sync import ChangeLog, kind_of
 
 __all__ = ["QuickMeetProtocol", "call_error", "decode_ejson", "encode_date"]
 
@@ -154,6 +156,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         self._last_seen: Dict[str, int] = {}  # rid -> newest message ts (ms) delivered
         self._seen: Set[Tuple[str, Any]] = set()
         self._seen_order: Deque[Tuple[str, Any]] = collections.deque()
+        self._changes: Dict[str, ChangeLog] = {}  # "rooms-changed" / "subscriptions-changed"
         self._reset(0.0)
 
     def _reset(self, now: float) -> None:
@@ -271,6 +274,10 @@ class QuickMeetProtocol(WebSocketProtocol):
         self._queue = []
         if self._links > 1:
             out += self._start_gap_fill()
+            for kind, log in self._changes.items():
+                log.pending = False  # whatever was out went down with the old link
+                if log.baselined:
+                    out.append(self._sync_call(kind))
         if not self.subs:
             out += self._announce()
         return out
@@ -294,11 +301,18 @@ class QuickMeetProtocol(WebSocketProtocol):
                 return [Fail(failure)]
             if context and self._password_login and not self._tried_password and _code(error) == 403:
                 return self._login(False)  # the resume token was refused: the password still works
+            if _code(error) == "totp-required":
+                return [Fail(AuthenticationError(
+                    "QuickMeet wants a second factor (TOTP) for this account, which an unattended client "
+                    "cannot give: log in with a personal access token (resume_token=...) instead. "
+                    "rtsync will not retry."))]
             return [Fail(AuthenticationError(
                 f"QuickMeet refused the login: {failure.reason if isinstance(failure, CallError) else failure} "
                 f"[{_code(error)}]. Check the credentials; rtsync will not retry."))]
         if purpose == "history":
             return self._history(context, frame.get("result"), error)
+        if purpose == "sync":
+            return self._synced(context, frame.get("result"), error)
         if purpose == "call":
             if error is not None:
                 return [Reply(str(frame["id"]), error=call_error(str(context), error))]
@@ -313,6 +327,11 @@ class QuickMeetProtocol(WebSocketProtocol):
             if sub is not None and not sub.ready:
                 sub.ready = True
                 out.append(Reply(sub.id, sub.id))
+                kind = kind_of(sub.stream, sub.event_name)
+                if kind is not None:
+                    log = self._changes.setdefault(kind, ChangeLog(kind))
+                    if not log.baselined and not log.pending:
+                        out.append(self._sync_call(kind))
         if self.state == "ready" and all(s.ready for s in self.subs.values()):
             out += self._announce()
         return out
@@ -349,6 +368,9 @@ class QuickMeetProtocol(WebSocketProtocol):
                 self._filling[rid].append(message)  # delivered in order once its gap is filled
                 return []
             return self._deliver_messages(rid, [message], str(event_name))
+        kind = kind_of(stream, str(event_name))
+        if kind is not None and not self._changes.setdefault(kind, ChangeLog(kind)).live(args):
+            return []  # a change we already delivered from a sync answer
         return [Event.make(stream, provider=PROVIDER, channel=str(event_name), data=decode_ejson(args), raw=raw)]
 
     def _deliver_messages(self, rid: str, messages: List[Dict[str, Any]], event_name: str) -> List[Output]:
@@ -426,6 +448,25 @@ class QuickMeetProtocol(WebSocketProtocol):
             out.insert(0, Event.make(GAP, provider=PROVIDER, channel=rid,
                                      data={"room": rid, "since": encode_date(since), "reason": reason}))
         return out
+
+    # -- room and subscription changes ---------------------------------------
+    def _sync_call(self, kind: str) -> Send:
+        log = self._changes[kind]
+        log.pending = True
+        call_id = self._new_id("c")
+        self._internal[call_id] = ("sync", kind)
+        return Send(_dumps({"msg": "method", "id": call_id, "method": log.method, "params": log.params()}))
+
+    def _synced(self, kind: str, result: Any, error: Any) -> List[Output]:
+        log = self._changes[kind]
+        channel = next((s.event_name for s in self.subs.values() if kind_of(s.stream, s.event_name) == kind), kind)
+        if error is not None:
+            log.pending = False
+            return [Event.make(GAP, provider=PROVIDER, channel=channel, data={
+                "reason": f"{log.method} failed, changes made while disconnected may be missing: "
+                          f"{call_error(log.method, error)}"})]
+        return [Event.make("stream-notify-user", provider=PROVIDER, channel=channel, data=decode_ejson(change))
+                for change in log.answer(result)]
 
     # -- the link ends / timers ---------------------------------------------
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
