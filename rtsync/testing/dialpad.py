@@ -2,17 +2,22 @@
 
 It follows protocols/dialpad.md section 10: REST on one base URL (Bearer or
 `?apikey=`; a wrong key is 401), integer ids, cursor pages, subscriptions
-nesting their `websocket`; every create/GET issues a NEW `websocket_url`
-(`/events/<jwt>`, `exp = iat + token_lifetime`, 3600 s by default); the socket
-checks the token at the upgrade (bad or expired: 403) and is closed with 1000
-when the token expires; events go to every live socket of the websocket, as
-plain JSON, or as HS256 JWTs (claims = the event) when it has a secret; no
-replay; RFC 6455 pings are answered, except while `silence()` is on (a
-half-open link). Controls: `publish()`, `rate_limit(n)` (the next n REST
-calls get 429 with Retry-After), `drop()`, `restart()`, `silence()`.
-
-The URL token is HS256 here (as in the vendor spec's example); production
-uses ES256, which clients never verify anyway.
+(create, list, get, PATCH, DELETE) nesting their `websocket`, per-op rate
+limits (250/min create, 1200/min others, 20/s in all) answered with 429 and
+Retry-After; every create/GET issues a NEW `websocket_url` (`/events/<jwt>`,
+ES256 under a key made per server, `typ: vnd.dialpad.websocket+jwt`,
+`exp = iat + token_lifetime`, 3600 s by default); the socket checks the token
+at the upgrade (bad or expired: 403, or an accepted socket closed with 1008)
+and is closed with 1000 (or 1001, or a TCP drop) when the token expires.
+`emit()` routes an event as Dialpad does, to every socket whose websocket
+has an enabled subscription of its kind with matching `call_states` and
+`direction` (websocket-wide URLs, or that subscription's own); `publish()`
+injects one into every socket regardless. Frames are plain JSON, or HS256
+JWTs (claims = the event) when the websocket has a secret (PATCH changes
+it); no replay; RFC 6455 pings are answered, except while `silence()` is on
+(a half-open link). Other controls: `rate_limit(n)` (the next n REST calls
+get 429), `expire_now()`, `drop()`, `restart()`; `call_sequence()` makes one
+call's ringing, connected and hangup events.
 
     with DialpadServer(api_keys={"key"}) as server:
         client = rtsync.DialpadClient("key", base_url=server.http_url)
@@ -25,15 +30,17 @@ import asyncio
 import itertools
 import json
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 import jwt
 from aiohttp import WSMsgType, web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ._server import LocalServer
 
-__all__ = ["DialpadServer", "agent_status_event", "call_event", "sms_event"]
+__all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "sms_event"]
 
 _ids = itertools.count(5071678191976448)
 
@@ -52,6 +59,15 @@ def call_event(state: str, call_id: Optional[int] = None, **extra: Any) -> Dict[
         "target": {"email": "", "id": 5527348325810176, "name": "Oasis Legal Services", "type": "office"},
         "duration": 0, "total_duration": 0, "labels": [], **extra,
     }
+
+
+def call_sequence(call_id: Optional[int] = None, **extra: Any) -> List[Dict[str, Any]]:
+    """One call's events in order: ringing, connected, hangup (same call_id, growing timestamps)."""
+    call_id = call_id or next(_ids)
+    events = [call_event(state, call_id, **extra) for state in ("ringing", "connected", "hangup")]
+    for n, event in enumerate(events):
+        event["event_timestamp"] += n  # each later than the one before, even within one millisecond
+    return events
 
 
 def sms_event(text: str = "Hello", **extra: Any) -> Dict[str, Any]:
@@ -78,8 +94,10 @@ class DialpadServer(LocalServer):
     """The local Dialpad. Knobs are attributes tests may change at run time.
 
     token_lifetime: seconds each issued websocket_url stays valid (3600).
-    expiry_close: how a socket ends at expiry: "close" (1000) or "drop" (TCP reset).
-    refuse_urls: answer 403 to every event-socket URL (a revoked endpoint).
+    expiry_close: how a socket ends at expiry: "close" (1000), "close-1001" or "drop" (TCP reset).
+    refusal: how a bad or expired URL is refused: "403" at the upgrade, or "close-1008" after it.
+    refuse_urls: refuse every event-socket URL (a revoked endpoint).
+    limits: REST rate limits, `{class: (calls, per seconds)}` for "create", "other" and "global".
     """
 
     def __init__(
@@ -88,6 +106,7 @@ class DialpadServer(LocalServer):
         api_keys: Iterable[str] = ("test-api-key",),
         token_lifetime: float = 3600.0,
         expiry_close: str = "close",
+        refusal: str = "403",
         page_size: int = 2,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -96,14 +115,19 @@ class DialpadServer(LocalServer):
         self.api_keys = set(api_keys)
         self.token_lifetime = token_lifetime
         self.expiry_close = expiry_close
+        self.refusal = refusal
         self.page_size = page_size
+        self.limits: Dict[str, Tuple[int, float]] = {"create": (250, 60.0), "other": (1200, 60.0), "global": (20, 1.0)}
+        self._calls: Dict[str, Deque[float]] = defaultdict(deque)
         self.rest_calls: List[str] = []  # "METHOD /path" of every REST call, for tests
         self.refuse_urls = False  # refuse every event-socket URL, even fresh ones
         self.retry_after = 1
         self._limited = 0
-        self._signing_key = "rtsync-local-dialpad-url-signing-key-0123456789"
+        # URL tokens are ES256 as in production, under a key made for this server.
+        self._signing_key = ec.generate_private_key(ec.SECP256R1())
         self._websockets: Dict[int, _Websocket] = {}
         self._transports: Dict[web.WebSocketResponse, Any] = {}
+        self._scopes: Dict[web.WebSocketResponse, str] = {}  # socket -> "*" or "<kind>:<subscription id>"
         self._subscriptions: Dict[str, Dict[int, Dict[str, Any]]] = {}
         self._next = itertools.count(1000)
         self._jti = itertools.count(1)
@@ -118,12 +142,31 @@ class DialpadServer(LocalServer):
             for ws in self._websockets.values():
                 if websocket_id is not None and ws.id != websocket_id:
                     continue
-                frame = (jwt.encode(event, ws.secret, algorithm="HS256", headers={"typ": "JWT"})
-                         if ws.secret else json.dumps(event))
+                frame = self._frame(ws, event)
                 for sock in list(ws.sockets):
                     if not sock.closed and not self.silent:
                         for _ in range(count):
                             await sock.send_str(frame)
+                        sent += 1
+            return sent
+
+        return self.call(go)
+
+    def emit(self, event: Dict[str, Any]) -> int:
+        """Deliver an event the way Dialpad routes it: to the sockets of every websocket with an enabled
+        subscription of the event's kind whose filters match, websocket-wide URLs and that subscription's
+        own URLs alike. Returns how many sockets got it."""
+
+        async def go() -> int:
+            kind, sent = _kind(event), 0
+            for ws in self._websockets.values():
+                matching = {f"{kind}:{sub['id']}" for sub in self._subscriptions.get(kind, {}).values()
+                            if int(sub.get("endpoint_id", -1)) == ws.id and _wants(sub, event)}
+                frame = self._frame(ws, event)
+                for sock in list(ws.sockets):
+                    scope = self._scopes.get(sock, "*")
+                    if (matching if scope == "*" else scope in matching) and not sock.closed and not self.silent:
+                        await sock.send_str(frame)
                         sent += 1
             return sent
 
@@ -151,6 +194,10 @@ class DialpadServer(LocalServer):
 
         self.call(go)
 
+    @staticmethod
+    def _frame(ws: _Websocket, event: Dict[str, Any]) -> str:
+        return jwt.encode(event, ws.secret, algorithm="HS256", headers={"typ": "JWT"}) if ws.secret else json.dumps(event)
+
     def live_sockets(self) -> int:
         return sum(len(ws.sockets) for ws in self._websockets.values())
 
@@ -168,22 +215,42 @@ class DialpadServer(LocalServer):
 
     def _check(self, request: web.Request) -> Optional[web.Response]:
         self.rest_calls.append(f"{request.method} {request.path}")
+        create = request.method == "POST" and request.path == "/api/v2/websockets"
         if self._limited:
             self._limited -= 1
-            return web.json_response({"error": {"code": 429, "message": "Too many requests"}}, status=429,
-                                     headers={"Retry-After": str(self.retry_after)})
+            return self._too_many(self.retry_after)
+        for name in ("global", "create" if create else "other"):
+            wait = self._over(name)
+            if wait:
+                return self._too_many(wait)
         auth = request.headers.get("Authorization", "")
         key = auth[7:] if auth.startswith("Bearer ") else request.query.get("apikey", "")
         if key not in self.api_keys:
             return web.json_response({"error": {"code": 401, "message": "Unauthorized"}}, status=401)
         return None
 
+    def _over(self, name: str) -> int:
+        """Seconds to wait if one more call of this class would break its limit, else 0 (and count it)."""
+        allowed, per = self.limits[name]
+        calls, now = self._calls[name], time.monotonic()
+        while calls and now - calls[0] >= per:
+            calls.popleft()
+        if len(calls) >= allowed:
+            return max(1, int(per - (now - calls[0]) + 0.999))
+        calls.append(now)
+        return 0
+
+    @staticmethod
+    def _too_many(retry_after: int) -> web.Response:
+        return web.json_response({"error": {"code": 429, "message": "Too many requests"}}, status=429,
+                                 headers={"Retry-After": str(retry_after)})
+
     def _proto(self, ws: _Websocket, scope: str = "*") -> Dict[str, Any]:
         now = time.time()
         token = jwt.encode(
             {"sub": f"endpoint:{ws.id}:{scope}", "iss": self.http_url, "iat": int(now),
              "exp": now + self.token_lifetime, "jti": str(next(self._jti))},
-            self._signing_key, algorithm="HS256", headers={"typ": "vnd.dialpad.websocket+jwt"})
+            self._signing_key, algorithm="ES256", headers={"typ": "vnd.dialpad.websocket+jwt"})
         proto: Dict[str, Any] = {"id": ws.id, "websocket_url": f"{self.ws_url}/events/{token}"}
         if ws.secret:
             proto["signature"] = {"algo": "HS256", "secret": ws.secret, "type": "jwt"}
@@ -245,9 +312,14 @@ class DialpadServer(LocalServer):
         refused = self._check(request)
         if refused:
             return refused
-        sub = self._subscriptions.get(request.match_info["kind"], {}).get(int(request.match_info["id"]))
+        subs = self._subscriptions.get(request.match_info["kind"], {})
+        sub = subs.get(int(request.match_info["id"]))
         if sub is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
+        if request.method == "PATCH":
+            sub.update({k: v for k, v in (await self._body(request)).items() if k != "id"})
+        elif request.method == "DELETE":
+            del subs[sub["id"]]
         ws = self._websockets[int(sub["endpoint_id"])]
         return web.json_response({**sub, "websocket": self._proto(ws, f"{request.match_info['kind']}:{sub['id']}")})
 
@@ -256,7 +328,7 @@ class DialpadServer(LocalServer):
         try:
             # exp is checked here, not by PyJWT, which truncates it to whole seconds: fast tests use
             # sub-second lifetimes.
-            claims = jwt.decode(request.match_info["token"], self._signing_key, algorithms=["HS256"],
+            claims = jwt.decode(request.match_info["token"], self._signing_key.public_key(), algorithms=["ES256"],
                                 options={"verify_exp": False})
             ws = self._websockets[int(str(claims["sub"]).split(":")[1])]
             if float(claims["exp"]) <= time.time():
@@ -264,11 +336,17 @@ class DialpadServer(LocalServer):
             if self.refuse_urls or int(claims.get("jti", 0)) <= self._revoked_upto:
                 raise ValueError("revoked")
         except (jwt.PyJWTError, KeyError, ValueError, IndexError):
-            return web.Response(status=403, text="Forbidden")
+            if self.refusal != "close-1008":
+                return web.Response(status=403, text="Forbidden")
+            refused = web.WebSocketResponse()
+            await refused.prepare(request)
+            await refused.close(code=1008, message=b"invalid or expired token")
+            return refused
         sock = web.WebSocketResponse(autoping=False, max_msg_size=0)
         await sock.prepare(request)
         self.track(sock)
         ws.sockets.add(sock)
+        self._scopes[sock] = str(claims["sub"]).split(":", 2)[2]
         self._transports[sock] = request.transport
         expiry = asyncio.ensure_future(self._expire(sock, float(claims["exp"])))
         try:
@@ -278,6 +356,7 @@ class DialpadServer(LocalServer):
         finally:
             expiry.cancel()
             self._transports.pop(sock, None)
+            self._scopes.pop(sock, None)
             ws.sockets.discard(sock)
             self.untrack(sock)
         return sock
@@ -291,4 +370,28 @@ class DialpadServer(LocalServer):
         if self.expiry_close == "drop" and transport is not None:
             transport.abort()
         else:
-            await sock.close(code=1000)
+            await sock.close(code=1001 if self.expiry_close == "close-1001" else 1000)
+
+
+def _kind(event: Dict[str, Any]) -> str:
+    """The subscription family an event belongs to, by its shape (Dialpad sends no type field)."""
+    if "call_id" in event:
+        return "call"
+    if "message_status" in event or "from_number" in event:
+        return "sms"
+    if "on_duty_status" in event:
+        return "agent_status"
+    if "contact_type" in event or "phones" in event:
+        return "contact"
+    return "changelog"
+
+
+def _wants(sub: Dict[str, Any], event: Dict[str, Any]) -> bool:
+    """A subscription's filters: `enabled`, `call_states` (or "all"), `direction` (or "all")."""
+    if not sub.get("enabled", True):
+        return False
+    states = sub.get("call_states")
+    if "call_id" in event and states and "all" not in states and event.get("state") not in states:
+        return False
+    direction = sub.get("direction", "all")
+    return direction in ("all", None) or event.get("direction") == direction

@@ -55,7 +55,7 @@ def test_no_event_lost_across_refreshes(server: DialpadServer, secret) -> None:
     assert not any(e.name == "rtsync.disconnected" for e in got)
 
 
-@pytest.mark.parametrize("how", ["close", "drop"])
+@pytest.mark.parametrize("how", ["close", "close-1001", "drop"])
 def test_early_expiry_refused_url_then_fresh_url(server: DialpadServer, how: str) -> None:
     server.token_lifetime = 60  # the client thinks its URL is good for a minute
     server.expiry_close = how
@@ -76,7 +76,9 @@ def test_early_expiry_refused_url_then_fresh_url(server: DialpadServer, how: str
     assert reasons and not any("refused" in r for r in reasons), reasons
 
 
-def test_a_url_refused_again_and_again_is_final(server: DialpadServer) -> None:
+@pytest.mark.parametrize("refusal", ["403", "close-1008"])
+def test_a_url_refused_again_and_again_is_final(server: DialpadServer, refusal: str) -> None:
+    server.refusal = refusal  # an HTTP 403 at the upgrade, or a socket accepted then closed with 1008
     c = make(server)
     c.start()
     try:
@@ -87,6 +89,20 @@ def test_a_url_refused_again_and_again_is_final(server: DialpadServer) -> None:
     finally:
         c.stop()
     assert isinstance(c.error, rtsync.AuthenticationError) and "three fresh websocket URLs" in str(c.error)
+
+
+def test_a_1008_refusal_of_an_expired_url_is_followed_by_a_fresh_one(server: DialpadServer) -> None:
+    server.token_lifetime, server.refusal = 60, "close-1008"
+    c = make(server)
+    got: List[Event] = []
+    c.on("*", got.append)
+    with c:
+        assert wait_for(lambda: any(e.name == "rtsync.connected" for e in got))
+        server.expire_now()
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=6)
+        server.publish(call_event("ringing", n=1))
+        assert wait_for(lambda: calls(got) == [1])
+    assert c.error is None
 
 
 def test_429_storm_waits_retry_after(server: DialpadServer) -> None:

@@ -17,6 +17,7 @@ from rtsync.testing.dialpad import (
     DialpadServer,
     agent_status_event,
     call_event,
+    call_sequence,
     sms_event,
 )
 from tests.conftest import wait_for, watch
@@ -159,3 +160,43 @@ def test_hourly_refreshes_do_not_grow_the_redaction_list(server: DialpadServer) 
         assert wait_for(lambda: sum(r.startswith("GET") for r in server.rest_calls) >= 6, timeout=10)
     tokens = [t for t in c._secrets if t.count(".") == 2]  # noqa: SLF001
     assert 1 <= len(tokens) <= 3 and KEY in c._secrets  # noqa: SLF001
+
+
+def test_events_reach_the_sockets_their_subscriptions_route_them_to(server: DialpadServer) -> None:
+    owner = make(server)
+    ringing = owner.create_subscription("call", call_states=["ringing"])  # creates the websocket
+    owner.create_subscription("sms", direction="outbound")
+    wide = make(server, websocket_id=owner.websocket_id)
+    scoped = make(server, subscription_id=ringing["id"])
+    wide_got, wide_up = watch(wide)
+    scoped_got, scoped_up = watch(scoped)
+    with wide, scoped:
+        assert wide_up.wait(5) and scoped_up.wait(5)
+        for event in call_sequence(call_id=7):
+            server.emit(event)
+        server.emit(sms_event("in", direction="inbound"))  # filtered out: the sms subscription is outbound
+        server.emit(sms_event("out", direction="outbound"))
+        assert wait_for(lambda: len(vendor(wide_got)) == 2 and len(vendor(scoped_got)) == 1)
+        owner.update_subscription("call", ringing["id"], enabled=False)
+        server.emit(call_event("ringing", call_id=8))
+        server.emit(sms_event("last", direction="outbound"))
+        assert wait_for(lambda: len(vendor(wide_got)) == 3)
+    assert [e.name for e in vendor(wide_got)] == ["call.ringing", "sms", "sms"]
+    assert [e.name for e in vendor(scoped_got)] == ["call.ringing"]
+
+
+def test_rest_rate_limits_per_operation(server: DialpadServer) -> None:
+    server.limits["create"] = (2, 60.0)
+    c = make(server)
+    first = c.create_websocket()
+    c.create_websocket()
+    with pytest.raises(rtsync.RateLimited) as limited:
+        c.create_websocket()
+    assert 1 <= (limited.value.retry_after or 0) <= 60
+    assert c.get_websocket(first["id"])["id"] == first["id"]  # other operations have their own budget
+    assert [ws["id"] for ws in c.list_websockets()][:1] == [first["id"]]
+    c.update_websocket(first["id"], "new-secret-of-at-least-thirty-two-bytes")
+    assert c.get_websocket(first["id"])["signature"]["secret"] == "new-secret-of-at-least-thirty-two-bytes"
+    c.delete_websocket(first["id"])
+    with pytest.raises(rtsync.RequestRejected):
+        c.get_websocket(first["id"])

@@ -10,7 +10,6 @@ from typing import Any, Deque, Dict, List, Optional, Union
 from ...errors import (
     AuthenticationError,
     ConfigurationError,
-    ConnectionLost,
     ProtocolError,
     RtsyncError,
 )
@@ -49,10 +48,12 @@ class DialpadClient(Client):
     fresh URL unless the current one has more than `refresh_margin` (300 s)
     left, and after any close or drop it always GETs one; `refresh_margin`
     s before expiry (measured by the token's own `exp - iat` if the local
-    clock disagrees with it) it replaces the connection make-before-break (new socket first, old one drained and closed), and
-    repeats on both are dropped. A REST 401/403 is `AuthenticationError`
-    (final), 429 waits Retry-After, 5xx and network errors back off with
-    jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
+    clock disagrees with it) it replaces the connection make-before-break
+    (new socket first, old one drained and closed), and repeats on both are
+    dropped. A URL the event socket refuses (403 at the upgrade, or close
+    1008) means a fresh one; three fresh ones refused in a row are final. A
+    REST 401/403 is `AuthenticationError` (final), 429 waits Retry-After,
+    5xx and network errors back off with jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
     `data["gap_possible"]` true means re-query the REST API for what you missed.
     Dialpad sends nothing on a quiet line, so after `keepalive` (30 s) of
     silence we send an RFC 6455 ping; no frame `pong_timeout` (15 s) later is
@@ -160,8 +161,7 @@ class DialpadClient(Client):
         `kind` is call, sms, agent_status, contact or changelog; `fields` are the
         vendor's (e.g. `call_states=["ringing", "hangup"]`, `direction="inbound"`).
         """
-        if kind not in SUBSCRIPTION_TYPES:
-            raise ConfigurationError(f"kind must be one of {', '.join(SUBSCRIPTION_TYPES)}")
+        _kind(kind)
         if self.websocket_id is None:
             self.websocket_id = self.create_websocket(self._create_secret)["id"]
         body = {"endpoint_id": self.websocket_id, "enabled": True, **fields}
@@ -169,12 +169,35 @@ class DialpadClient(Client):
 
     def list_subscriptions(self, kind: str) -> List[Dict[str, Any]]:
         """Every subscription of `kind`, following the `cursor` pages."""
-        if kind not in SUBSCRIPTION_TYPES:
-            raise ConfigurationError(f"kind must be one of {', '.join(SUBSCRIPTION_TYPES)}")
+        return self._pages(f"subscriptions/{_kind(kind)}")
+
+    def update_subscription(self, kind: str, subscription_id: Id, **fields: Any) -> Dict[str, Any]:
+        """`PATCH /api/v2/subscriptions/<kind>/{id}` (e.g. `enabled=False`, new `call_states`)."""
+        return self._rest("PATCH", f"subscriptions/{_kind(kind)}/{subscription_id}", fields)
+
+    def delete_subscription(self, kind: str, subscription_id: Id) -> Dict[str, Any]:
+        """`DELETE /api/v2/subscriptions/<kind>/{id}`."""
+        return self._rest("DELETE", f"subscriptions/{_kind(kind)}/{subscription_id}")
+
+    def list_websockets(self) -> List[Dict[str, Any]]:
+        """Every websocket endpoint of the account, following the `cursor` pages."""
+        return self._pages("websockets")
+
+    def update_websocket(self, websocket_id: Id, secret: Optional[str]) -> Dict[str, Any]:
+        """`PATCH /api/v2/websockets/{id}`: a new signing secret (events are signed with it from now on)."""
+        if secret:
+            self._secrets.append(secret)
+        return self._rest("PATCH", f"websockets/{websocket_id}", {"secret": secret})
+
+    def delete_websocket(self, websocket_id: Id) -> Dict[str, Any]:
+        """`DELETE /api/v2/websockets/{id}`."""
+        return self._rest("DELETE", f"websockets/{websocket_id}")
+
+    def _pages(self, path: str) -> List[Dict[str, Any]]:
         items: List[Dict[str, Any]] = []
         cursor: Optional[str] = None
         while True:
-            page = self._rest("GET", f"subscriptions/{kind}" + (f"?cursor={cursor}" if cursor else ""))
+            page = self._rest("GET", path + (f"?cursor={cursor}" if cursor else ""))
             items.extend(page.get("items", []))
             cursor = page.get("cursor")
             if not cursor:
@@ -194,15 +217,7 @@ class DialpadClient(Client):
     def _classify(self, error: RtsyncError) -> RtsyncError:
         if not (isinstance(error, AuthenticationError) and self._socket_attempt):
             return error  # REST refused the key (or anything else): as classified
-        # The event socket refused its URL: the token expired or was revoked. A fresh URL
-        # fixes the first; three refusals in a row of fresh URLs mean it will not.
-        self.protocol.forget_url()
-        self.protocol.refusals += 1
-        if self.protocol.refusals >= 3:
-            return AuthenticationError(
-                "Dialpad refused three fresh websocket URLs in a row although the API key works for REST; "
-                "check the key's access to this websocket or subscription. rtsync will not retry.")
-        return ConnectionLost("the websocket URL was refused (expired token); fetching a fresh one")
+        return self.protocol.refused("HTTP 403 at the upgrade")
 
     def _handshake(self) -> Handshake:
         self._socket_attempt = False
@@ -213,3 +228,9 @@ class DialpadClient(Client):
             protocol.use_url(url, token_lifetime(url, time.time()), time.monotonic())
         self._socket_attempt = True  # what fails from here on is the event socket, not REST
         return protocol.handshake()
+
+
+def _kind(kind: str) -> str:
+    if kind not in SUBSCRIPTION_TYPES:
+        raise ConfigurationError(f"kind must be one of {', '.join(SUBSCRIPTION_TYPES)}")
+    return kind

@@ -21,7 +21,7 @@ from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
-from ...errors import ConnectionLost, ProtocolError, RtsyncError
+from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError
 from ...events import Event
 from ...sansio import (
     Connected,
@@ -113,7 +113,7 @@ class DialpadProtocol(WebSocketProtocol):
         self._rotate_at: Optional[float] = None
         self._rotating = False
         self._links = 0
-        self.refusals = 0  # event-socket upgrades refused in a row (see DialpadClient._classify)
+        self.refusals = 0  # fresh URLs refused in a row (see refused())
         self._seen: Set[Tuple[Any, ...]] = set()
         self._order: Deque[Tuple[Any, ...]] = collections.deque()
 
@@ -150,7 +150,6 @@ class DialpadProtocol(WebSocketProtocol):
     def opened(self, now: float) -> List[Output]:
         self.liveness.heard(now)
         self._links += 1
-        self.refusals = 0
         if self._rotating:  # a planned replacement: nothing was lost, nothing to announce
             self._rotating = False
             return []
@@ -159,9 +158,10 @@ class DialpadProtocol(WebSocketProtocol):
 
     def heard(self, now: float) -> None:
         self.liveness.heard(now)
+        self.refusals = 0  # a frame proves the URL works (an upgrade alone does not: see closed())
 
     def received(self, text: str, now: float) -> List[Output]:
-        self.liveness.heard(now)
+        self.heard(now)
         data, problem = self._decode(text)
         if problem is not None:
             return [Report(problem)]
@@ -213,7 +213,20 @@ class DialpadProtocol(WebSocketProtocol):
             return None, ProtocolError("rejected a signed event whose claims are not an object")
         return claims, None
 
+    def refused(self, how: str) -> RtsyncError:
+        """The event socket refused its URL (expired or revoked token). A fresh URL fixes the
+        first; three fresh ones refused in a row mean it will not."""
+        self.forget_url()
+        self.refusals += 1
+        if self.refusals >= 3:
+            return AuthenticationError(
+                "Dialpad refused three fresh websocket URLs in a row although the API key works for REST; "
+                "check the key's access to this websocket or subscription. rtsync will not retry.")
+        return ConnectionLost(f"the websocket URL was refused ({how}); fetching a fresh one")
+
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
+        if code == 1008:  # policy violation right after the upgrade: the token was not accepted
+            return self.refused(f"closed with 1008{': ' + reason if reason else ''}")
         return ConnectionLost(f"Dialpad closed the connection (code {code}); fetching a fresh URL")
 
     def lost(self) -> List[Output]:
