@@ -7,7 +7,9 @@ a fresh `session` every time and no replay; pings after `ping_interval`
 seconds of inbound silence and a close `ping_timeout` later, pongs echoing
 ids; `login` by SHA-256 digest or resume token with the real 403 shapes and
 a 5-per-10-s throttle for unauthenticated logins; methods (`sendMessage`,
-`loadHistory` newest first or `false` without access, `rooms/get` and
+`loadHistory` newest first or `false` without access, `loadMissedMessages`
+(everything after a Date; `missed_messages_method=False` makes it unknown, as
+on servers that dropped it), `rooms/get` and
 `subscriptions/get` (an array, or `{update, remove}` since a `$date`),
 `getUsersOfRoom`,
 `stream-notify-room` typing, unknown = 404 then `updated`, no `result` for
@@ -113,6 +115,7 @@ class QuickMeetServer(LocalServer):
         self.send_server_id = send_server_id
         self.hold_results = False
         self.mangle_errors = False
+        self.missed_messages_method = True  # False: a server without loadMissedMessages (404, as for any unknown)
         self.closes: List[Tuple[int, str]] = []  # (code, reason) of every close the server decided on
         self.revoked: Set[str] = set()
         self.tokens: Dict[str, str] = {}  # resume token -> username
@@ -338,6 +341,7 @@ class QuickMeetServer(LocalServer):
             return
         handler = {
             "login": self._login, "sendMessage": self._send_message, "loadHistory": self._load_history,
+            "loadMissedMessages": self._load_missed if self.missed_messages_method else None,
             "rooms/get": self._rooms_get, "subscriptions/get": self._subscriptions_get,
             "getUsersOfRoom": self._users_of_room, "stream-notify-room": self._notify_room,
         }.get(method)
@@ -454,6 +458,16 @@ class QuickMeetServer(LocalServer):
         return {"update": [i for i in items if i["_updatedAt"]["$date"] > since],
                 "remove": [{**gone, "_id": gone["_id"] + suffix} for members, gone in self.trash
                            if session.user in members and gone["_deletedAt"]["$date"] > since]}
+
+    async def _load_missed(self, session: _Session, params: List[Any]) -> Any:
+        rid = params[0] if params else None
+        start = params[1] if len(params) > 1 else None
+        if not isinstance(rid, str) or not (isinstance(start, dict) and "$date" in start):
+            raise _MeteorError(meteor_error(400, "Match failed"))  # check(rid, String); check(start, Date)
+        if not self._member(session, rid):
+            return False
+        newer = [m for m in self.messages.get(rid, []) if m["ts"]["$date"] > start["$date"]]
+        return list(reversed(newer))  # every message after `start`, newest first, no limit
 
     async def _rooms_get(self, session: _Session, params: List[Any]) -> Any:
         rooms = [self.room_info[rid] for rid in self.rooms if self._member(session, rid)]

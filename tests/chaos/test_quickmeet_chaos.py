@@ -75,8 +75,10 @@ def test_every_message_exactly_once_in_order_across_drops(server: QuickMeetServe
     assert not any(e.name == "rtsync.gap" for e in got)
 
 
-def listening_in_general(server: QuickMeetServer, pages: int) -> tuple:
-    """A client (history pages of 5) that has seen "first" in GENERAL, and a server gone silent."""
+def listening_in_general(server: QuickMeetServer, pages: int, missed_method: bool = False) -> tuple:
+    """A client (history pages of 5) that has seen "first" in GENERAL, and a server gone silent; by
+    default one without loadMissedMessages, so that the gap is filled with loadHistory pages."""
+    server.missed_messages_method = missed_method
     c = alice(server)
     c.protocol.history_page, c.protocol.history_pages = 5, pages
     got = started(c)
@@ -100,6 +102,24 @@ def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> 
         c.stop()
     gap = next(e for e in got if e.name == "rtsync.gap")
     assert gap.channel == "GENERAL" and "more than 10" in gap.data["reason"]
+
+
+def test_load_missed_messages_fills_a_gap_of_any_size_in_one_call(server: QuickMeetServer) -> None:
+    c, got = listening_in_general(server, pages=2, missed_method=True)
+    try:
+        for n in range(60):  # far more than 2 history pages of 5: no matter with loadMissedMessages
+            server.post("GENERAL", f"away{n}")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len(messages(got)) == 61, timeout=5)
+        server.post("GENERAL", "back")
+        assert wait_for(lambda: len(messages(got)) == 62)
+    finally:
+        c.stop()
+    assert messages(got) == ["first"] + [f"away{n}" for n in range(60)] + ["back"]
+    assert not any(e.name == "rtsync.gap" for e in got)
+    fills = [f["method"] for f in server.frames_in if f.get("method") in ("loadMissedMessages", "loadHistory")]
+    assert fills == ["loadMissedMessages"]
 
 
 def test_messages_sharing_milliseconds_across_history_pages_are_all_filled(

@@ -146,17 +146,42 @@ def test_reconnect_relogs_in_with_the_token_resubscribes_same_ids_and_fills_gaps
     after = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 10))
     assert after[0] == {"msg": "sub", "id": sub_id, "name": "stream-room-messages",
                         "params": ["GENERAL", {"useCollection": False, "args": []}]}
-    history = after[1]
-    assert history["method"] == "loadHistory" and history["params"] == ["GENERAL", None, 50, {"$date": 1540756719398}]
+    fill = after[1]
+    # Everything after the last seen message, from one millisecond earlier (the server's `ts > start`).
+    assert fill["method"] == "loadMissedMessages" and fill["params"] == ["GENERAL", {"$date": 1540756719397}]
     live = ROOM_MESSAGE.replace("357Cde8axgiCYd3kY", "live1").replace("1540756719398", "1540756719500")
     assert p.received(live, 10) == []  # held until the gap is filled
     missed = {"_id": "missed1", "rid": "GENERAL", "msg": "while away", "ts": {"$date": 1540756719450},
               "_updatedAt": {"$date": 1540756719450}}
+    same_ms = {"_id": "missed0", "rid": "GENERAL", "msg": "same ms as the last seen", "ts": {"$date": 1540756719398},
+               "_updatedAt": {"$date": 1540756719398}}
     old = {"_id": "357Cde8axgiCYd3kY", "rid": "GENERAL", "msg": "rbot text here", "ts": {"$date": 1540756719398},
            "_updatedAt": {"$date": 1540756719402}}
-    out = p.received(json.dumps({"msg": "result", "id": history["id"],
-                                 "result": {"messages": [missed, old], "unreadNotLoaded": 0}}), 10)
-    assert [e.id for e in out if isinstance(e, Event)] == ["missed1", "live1"]
+    out = p.received(json.dumps({"msg": "result", "id": fill["id"], "result": [missed, same_ms, old]}), 10)
+    assert [e.id for e in out if isinstance(e, Event)] == ["missed0", "missed1", "live1"]
+
+
+def test_a_server_without_load_missed_messages_gets_load_history_pages() -> None:
+    p = logged_in()
+    fill = reconnected_to_fill(p)
+    not_found = {"isClientSafe": True, "error": 404, "reason": "Method 'loadMissedMessages' not found",
+                 "message": "Method 'loadMissedMessages' not found [404]", "errorType": "Meteor.Error"}
+    (history,) = frames(p.received(json.dumps({"msg": "result", "id": fill["id"], "error": not_found}), 1))
+    assert history["method"] == "loadHistory" and history["params"] == ["GENERAL", None, 50, {"$date": 1540756719398}]
+    assert not p.missed_method  # and later fills go straight to loadHistory
+
+
+def test_a_fill_never_answered_ends_with_a_gap_and_the_held_messages() -> None:
+    p = logged_in()
+    p.fill_timeout, p.ping_after = 30, 1000
+    reconnected_to_fill(p)  # at t=1; the answer never comes
+    live = ROOM_MESSAGE.replace("357Cde8axgiCYd3kY", "live1").replace("1540756719398", "1540756719500")
+    assert p.received(live, 2) == []
+    assert p.deadline() == 31
+    gap, held = p.tick(31)
+    assert gap.name == GAP and "did not answer the gap fill within 30 s" in gap.data["reason"]
+    assert held.id == "live1"
+    assert p.received(live.replace("live1", "live2"), 32)[0].id == "live2"  # no longer held
 
 
 def reconnected_to_fill(p: QuickMeetProtocol) -> dict:
@@ -218,7 +243,7 @@ def test_gap_fill_pages_through_messages_sharing_a_millisecond() -> None:
     # Rocket.Chat's loadHistory returns `ts < end` newest first, in whole milliseconds: three messages
     # share the page boundary's millisecond and one shares the last seen one. None may be skipped.
     p = logged_in()
-    p.history_page = 3
+    p.history_page, p.missed_method = 3, False
     history = reconnected_to_fill(p)  # last seen: ROOM_MESSAGE, ts 1540756719398
 
     def msg(n: int, ts: int) -> dict:
@@ -244,7 +269,7 @@ def test_gap_fill_pages_through_messages_sharing_a_millisecond() -> None:
 
 def test_a_full_page_within_one_millisecond_is_a_gap_not_a_loop() -> None:
     p = logged_in()
-    p.history_page = 2
+    p.history_page, p.missed_method = 2, False
     history = reconnected_to_fill(p)
     same = [{"_id": f"s{n}", "rid": "GENERAL", "ts": {"$date": 1540756719500}} for n in (2, 1)]
     gap, *out = p.received(json.dumps({"msg": "result", "id": history["id"], "result": {"messages": same}}), 1)

@@ -38,8 +38,9 @@ class QuickMeetClient(Client):
 
     After a reconnect the client logs in again before anything else,
     resubscribes with the same ids, then fills the gap of each subscribed
-    room with `loadHistory` from the newest message it had delivered: missed
-    messages come in order, live ones that arrive meanwhile wait behind them,
+    room with `loadMissedMessages` from the newest message it had delivered
+    (`loadHistory` pages on servers without it): missed messages come in
+    order, live ones that arrive meanwhile wait behind them (30 s at most),
     repeats are dropped; what cannot be fetched is an `rtsync.gap` event.
     Room and subscription changes (`subscribe_room_changes()`,
     `subscribe_subscription_changes()`) missed meanwhile are fetched with

@@ -9,9 +9,11 @@ Rules from protocols/quickmeet-ddp.md that this module enforces:
 - DDP has no session resumption: each link logs in again (resume token first,
   the password digest if the token is refused and a password is known),
   resubscribes every stream with its old id, then fills the gap per room with
-  `loadHistory` since the newest message seen, delivering missed and buffered
-  live messages in order and without duplicates (`_id` + `_updatedAt`), and
-  recovers missed room and subscription changes (`sync.ChangeLog`);
+  `loadMissedMessages` since the newest message seen (`loadHistory` pages on
+  servers without it; no answer within `fill_timeout` is a gap), delivering
+  missed and buffered live messages in order and without duplicates (`_id` +
+  `_updatedAt`), and recovers missed room and subscription changes
+  (`sync.ChangeLog`);
 - calls made before the login completes wait in a queue; their `Reply`
   comes from `result`; errors keep the server's `error`/`reason`/`details`;
   `too-many-requests` waits `timeToReset`;
@@ -140,6 +142,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         handshake_timeout: float = 15.0,
         history_page: int = 50,
         history_pages: int = 5,
+        fill_timeout: float = 30.0,
     ) -> None:
         self.url = url
         self._password_login = login  # {"user": {...}, "password": {"digest", "algorithm"}} or {}
@@ -150,6 +153,9 @@ class QuickMeetProtocol(WebSocketProtocol):
         # Pongs prove the socket, not the session: connect + login must finish in this time.
         self.handshake_timeout = handshake_timeout
         self.history_page, self.history_pages = history_page, history_pages
+        self.fill_timeout = fill_timeout
+        # loadMissedMessages answers a whole gap in one call; servers without it get loadHistory pages.
+        self.missed_method = True
         self.subs: Dict[str, _Sub] = {}
         self._next_id = 0
         self._links = 0
@@ -168,6 +174,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         self._internal: Dict[str, Tuple[str, Any]] = {}  # method id -> (purpose, context)
         self._filling: Dict[str, List[Dict[str, Any]]] = {}  # rid -> live messages held during its fill
         self._fill_pages: Dict[str, List[List[Dict[str, Any]]]] = {}  # rid -> history pages so far, newest first
+        self._fill_due: Optional[float] = None  # fills not answered by then end with a gap
         self._tried_password = False
         self._announced = False  # Connected sent for this link
 
@@ -273,7 +280,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         out += [Send(frame) for frame in self._queue]
         self._queue = []
         if self._links > 1:
-            out += self._start_gap_fill()
+            out += self._start_gap_fill(now)
             for kind, log in self._changes.items():
                 log.pending = False  # whatever was out went down with the old link
                 if log.baselined:
@@ -311,6 +318,8 @@ class QuickMeetProtocol(WebSocketProtocol):
                 f"[{_code(error)}]. Check the credentials; rtsync will not retry."))]
         if purpose == "history":
             return self._history(context, frame.get("result"), error)
+        if purpose == "missed":
+            return self._missed_messages(context, frame.get("result"), error)
         if purpose == "sync":
             return self._synced(context, frame.get("result"), error)
         if purpose == "call":
@@ -395,22 +404,41 @@ class QuickMeetProtocol(WebSocketProtocol):
         return [s.event_name for s in self.subs.values()
                 if s.stream == ROOM_MESSAGES and not s.event_name.startswith("__")]
 
-    def _start_gap_fill(self) -> List[Output]:
+    def _start_gap_fill(self, now: float) -> List[Output]:
         out: List[Output] = []
         for rid in self._room_subs():
             if rid not in self._last_seen:
                 continue  # nothing seen yet in that room: no known point to fill from
             self._filling[rid] = []
             self._fill_pages[rid] = []
-            out.append(self._history_call(rid, None))
+            out.append(self._missed_call(rid) if self.missed_method else self._history_call(rid, None))
+        if out:
+            self._fill_due = now + self.fill_timeout
         return out
 
-    def _history_call(self, rid: str, end: Optional[int]) -> Send:
+    def _fill_call(self, purpose: str, rid: str, method: str, params: List[Any]) -> Send:
         call_id = self._new_id("h")
-        self._internal[call_id] = ("history", rid)
-        params = [rid, encode_date(end) if end is not None else None, self.history_page,
-                  encode_date(self._last_seen[rid])]
-        return Send(_dumps({"msg": "method", "id": call_id, "method": "loadHistory", "params": params}))
+        self._internal[call_id] = (purpose, rid)
+        return Send(_dumps({"msg": "method", "id": call_id, "method": method, "params": params}))
+
+    def _missed_call(self, rid: str) -> Send:
+        # `ts > start` in whole milliseconds: one earlier, so a message sharing the last seen one's
+        # millisecond comes too (`_seen` drops the ones we have).
+        return self._fill_call("missed", rid, "loadMissedMessages", [rid, encode_date(self._last_seen[rid] - 1)])
+
+    def _history_call(self, rid: str, end: Optional[int]) -> Send:
+        return self._fill_call("history", rid, "loadHistory", [
+            rid, encode_date(end) if end is not None else None, self.history_page, encode_date(self._last_seen[rid])])
+
+    def _missed_messages(self, rid: str, result: Any, error: Any) -> List[Output]:
+        if error is not None and _code(error) == 404:  # "Method 'loadMissedMessages' not found"
+            self.missed_method = False
+            return [self._history_call(rid, None)]
+        if error is not None:
+            return self._end_fill(rid, [], "loadMissedMessages failed: " + str(call_error("loadMissedMessages", error)))
+        if not isinstance(result, list):
+            return self._end_fill(rid, [], "no access to the room's history")
+        return self._end_fill(rid, [[m for m in result if isinstance(m, dict)]], None)
 
     def _missed(self, message: Dict[str, Any], since: int) -> bool:
         # `>=`: messages sharing the last seen millisecond may still be new; `_seen` tells them apart.
@@ -438,6 +466,12 @@ class QuickMeetProtocol(WebSocketProtocol):
                     return [self._history_call(rid, min(stamps) + 1)]
                 else:
                     reason = f"more than {self.history_page * self.history_pages} messages were missed"
+        return self._end_fill(rid, pages, reason)
+
+    def _end_fill(self, rid: str, pages: List[List[Dict[str, Any]]], reason: Optional[str]) -> List[Output]:
+        """Deliver what the fill found (pages newest first), then the live messages held meanwhile."""
+        since = self._last_seen.get(rid, 0)
+        self._fill_pages.pop(rid, None)
         missed: Dict[Any, Dict[str, Any]] = {}
         for page in reversed(pages):  # oldest page first; each page is newest first
             for m in reversed(page):
@@ -484,9 +518,15 @@ class QuickMeetProtocol(WebSocketProtocol):
         due = self._last_heard + self.ping_after + (self.dead_after if self._pinged else 0.0)
         if self.state != "ready":
             due = min(due, self._opened_at + self.handshake_timeout)
+        if self._filling and self._fill_due is not None:
+            due = min(due, self._fill_due)
         return due
 
     def tick(self, now: float) -> List[Output]:
+        if self._filling and self._fill_due is not None and now >= self._fill_due:
+            # Held live messages must not wait for ever on an answer that may never come.
+            reason = f"the server did not answer the gap fill within {self.fill_timeout:g} s"
+            return [out for rid in list(self._filling) for out in self._end_fill(rid, [], reason)]
         if self.state != "ready" and now - self._opened_at >= self.handshake_timeout:
             return [Fail(ConnectionLost(
                 f"the server did not complete connect and login within {self.handshake_timeout:g} s"))]
