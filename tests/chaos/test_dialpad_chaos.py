@@ -91,20 +91,6 @@ def test_a_url_refused_again_and_again_is_final(server: DialpadServer, refusal: 
     assert isinstance(c.error, rtsync.AuthenticationError) and "three fresh websocket URLs" in str(c.error)
 
 
-def test_a_1008_refusal_of_an_expired_url_is_followed_by_a_fresh_one(server: DialpadServer) -> None:
-    server.token_lifetime, server.refusal = 60, "close-1008"
-    c = make(server)
-    got: List[Event] = []
-    c.on("*", got.append)
-    with c:
-        assert wait_for(lambda: any(e.name == "rtsync.connected" for e in got))
-        server.expire_now()
-        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=6)
-        server.publish(call_event("ringing", n=1))
-        assert wait_for(lambda: calls(got) == [1])
-    assert c.error is None
-
-
 def test_429_storm_waits_retry_after(server: DialpadServer) -> None:
     server.rate_limit(3, retry_after=0)
     c = make(server)
