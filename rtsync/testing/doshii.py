@@ -1,4 +1,4 @@
-"""A local Doshii App WebSocket v3 server: heartbeat pongs, the idle close, emit frames, and fault controls.
+"""A local Doshii App WebSocket v3 server: heartbeat pongs, the idle close, emit frames, devices, and fault controls.
 
 It follows protocols/doshii.md section 11 (its [assumed] defaults included):
 `/app/socket/v3` and `/app/socket` with `?auth=<base64(client id)>` (an
@@ -10,6 +10,23 @@ payload]}` (or the `event`/`type` shapes, or binary frames, for tolerance
 tests); no replay. Controls: `emit()`, `server_ping()`, `ignore_pings`,
 `drop()`, `restart()`, `silence()`, `close_all(code)`.
 
+The device registry (section 4, `POST`, `PUT`, `DELETE /partner/v3/devices`)
+wants `Authorization: Bearer <HS256 JWT over {clientId, timestamp}>` signed
+with the client's secret (`client_secrets`), its timestamp within 10 minutes
+of now; else 401 `{"message": ...}`. Versions are opaque strings ("1", "2",
+...), moved on by every PUT; a PUT with another version is 409, an unknown
+device 404. A socket opened with `deviceId=<doshiiId>` gets only the events
+its device lets through (section 9 #8, [assumed]): AND across the device's
+non-empty lists, OR within one, an empty list no restriction. The fields
+matched are [assumed]: `events` against the event name, `locationIds`
+against the payload's `locationId`, `terminals` against its `posTerminalId`
+and `channels` against its `channel`; a payload without the field fails a
+non-empty list. The device is looked up at every event, so an update applies
+to open sockets and a deleted device stops filtering. An unknown deviceId
+(or another client's) is ignored (#4); `reject_unknown_device` answers the
+upgrade with HTTP 400 instead. Sockets per client id are unlimited and every
+event goes to each socket whose filter lets it through (#9).
+
     with DoshiiServer(client_ids={"my-client-id"}) as server:
         client = rtsync.DoshiiClient("my-client-id", url=server.socket_url)
         server.emit("order_created", {"id": "3", "status": "pending"})
@@ -20,16 +37,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime
+import itertools
 import json
+import secrets
 import time
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 from urllib.parse import unquote
 
+import jwt
 from aiohttp import WSMsgType, web
 
 from ._server import LocalServer
 
-__all__ = ["DoshiiServer"]
+__all__ = ["DoshiiServer", "device_matches"]
 
 SAMPLE_EVENTS = [
     ("order_created", {"id": "3", "status": "pending", "locationId": "aH43yx2", "posRef": "X-1234-5678",
@@ -41,15 +62,34 @@ SAMPLE_EVENTS = [
                        "uri": "https://sandbox.doshii.co/partner/v3/orders/3"}),
 ]
 
+CHANNELS = ("Pay@Table", "Order ahead", "Reservations", "Loyalty", "PIP", "MAR", "Resources", "GiftCards")
+LIST_FIELDS = ("events", "terminals", "channels", "locationIds")
+
+
+def device_matches(device: Mapping[str, Any], name: str, payload: Any) -> bool:
+    """Whether a device's criteria let event `name` with `payload` through (section 9 #8, [assumed] fields)."""
+    fields = payload if isinstance(payload, dict) else {}
+    for key, value in (("events", name), ("locationIds", fields.get("locationId")),
+                       ("terminals", fields.get("posTerminalId")), ("channels", fields.get("channel"))):
+        wanted = device.get(key) or []
+        if wanted and value not in wanted:
+            return False
+    return True
+
 
 class DoshiiServer(LocalServer):
-    """The local Doshii socket server. Knobs are attributes tests may change at run time.
+    """The local Doshii socket server and device registry. Knobs are attributes tests may change at run time.
 
     client_ids: accepted client ids (the `auth` parameter is base64 of one).
     idle_timeout: close with 1000 this long after the client's last frame (90 s).
     auth_failure: 401, 403, or "close-1008" for an unknown client id.
     hold_until_ping: deliver no event before the connection's first ping.
     ignore_pings: stop answering pings (a half-dead server, for stale detection).
+    client_secrets: client id -> secret, for the REST Bearer tokens (none: every REST call is 401).
+    token_validity: how old (or how far ahead) a token's timestamp may be (600 s).
+    reject_unknown_device: HTTP 400 at the upgrade for an unknown deviceId, instead of ignoring it.
+    devices: the registry, doshiiId -> device as the REST API returns it.
+    bearer_tokens: every Bearer token received, for secrets tests.
     """
 
     api_version = "3.2.0"
@@ -61,6 +101,9 @@ class DoshiiServer(LocalServer):
         idle_timeout: float = 90.0,
         auth_failure: Any = 401,
         hold_until_ping: bool = False,
+        client_secrets: Optional[Mapping[str, str]] = None,
+        reject_unknown_device: bool = False,
+        token_validity: float = 600.0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -72,15 +115,29 @@ class DoshiiServer(LocalServer):
         self.ignore_pings = False
         self.pings: List[Dict[str, Any]] = []  # every heartbeat received, for tests
         self.device_ids: List[Optional[str]] = []
+        self.client_secrets: Dict[str, str] = dict(client_secrets or {})
+        self.reject_unknown_device = reject_unknown_device
+        self.token_validity = token_validity
+        self.devices: Dict[str, Dict[str, Any]] = {}
+        self.bearer_tokens: List[str] = []
+        self._owners: Dict[str, str] = {}  # doshiiId -> the client id that registered it
+        self._versions = itertools.count(1)
         self._pinged: Set[web.WebSocketResponse] = set()
+        self._sockets: Dict[web.WebSocketResponse, Tuple[str, Optional[str]]] = {}  # -> (client id, deviceId)
 
     @property
     def socket_url(self) -> str:
         return f"{self.ws_url}/app/socket/v3"
 
+    @property
+    def rest_url(self) -> str:
+        return f"{self.http_url}/partner/v3"
+
     # -- test-thread API ---------------------------------------------------
-    def emit(self, name: str, payload: Any, shape: str = "emit", count: int = 1) -> int:
-        """Send an event to every connection; `shape` is emit, event, type or binary. Returns how many."""
+    def emit(self, name: str, payload: Any, shape: str = "emit", count: int = 1,
+             client_id: Optional[str] = None) -> int:
+        """Send an event to every connection (of `client_id` if given) whose device filter lets it through;
+        `shape` is emit, event, type or binary. Returns to how many connections."""
         if shape == "emit" or shape == "binary":
             frame = json.dumps({"emit": [name, payload]})
         else:
@@ -90,6 +147,8 @@ class DoshiiServer(LocalServer):
             sent = 0
             for ws in list(self.websockets):
                 if self.silent or ws.closed or (self.hold_until_ping and ws not in self._pinged):
+                    continue
+                if not self._wants(ws, name, payload, client_id):
                     continue
                 for _ in range(count):
                     if shape == "binary":
@@ -123,6 +182,9 @@ class DoshiiServer(LocalServer):
         app.router.add_get("/app/socket/v3", self._socket)
         app.router.add_get("/app/socket", self._socket)
         app.router.add_post("/_rtsync/emit", self._control_emit)
+        app.router.add_post("/partner/v3/devices", self._register_device)
+        app.router.add_put("/partner/v3/devices/{doshii_id}", self._update_device)
+        app.router.add_delete("/partner/v3/devices/{doshii_id}", self._delete_device)
 
     def _client_id(self, request: web.Request) -> Optional[str]:
         raw = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
@@ -135,17 +197,34 @@ class DoshiiServer(LocalServer):
                     return None
         return None
 
+    def _owns(self, client_id: Optional[str], device_id: Optional[str]) -> bool:
+        return device_id is not None and client_id is not None and self._owners.get(device_id) == client_id
+
+    def _wants(self, ws: web.WebSocketResponse, name: str, payload: Any, client_id: Optional[str]) -> bool:
+        owner, device_id = self._sockets.get(ws, (None, None))
+        if client_id is not None and owner != client_id:
+            return False
+        if not self._owns(owner, device_id):
+            return True  # no device, or one this server does not know: no filter ([assumed] #4)
+        assert device_id is not None
+        return device_matches(self.devices[device_id], name, payload)
+
     async def _socket(self, request: web.Request) -> web.StreamResponse:
-        known = self._client_id(request) in self.client_ids
+        client_id = self._client_id(request)
+        known = client_id in self.client_ids
         if not known and self.auth_failure in (401, 403):
             return web.Response(status=self.auth_failure, text="Unauthorized")
+        device_id = request.query.get("deviceId")
+        if known and device_id is not None and self.reject_unknown_device and not self._owns(client_id, device_id):
+            return web.json_response({"message": "Unknown deviceId"}, status=400)
         ws = web.WebSocketResponse(autoping=True, max_msg_size=0)
         await ws.prepare(request)
-        if not known:
+        if not known or client_id is None:
             await ws.close(code=1008, message=b"invalid auth")
             return ws
         self.track(ws)
-        self.device_ids.append(request.query.get("deviceId"))
+        self._sockets[ws] = (client_id, device_id)
+        self.device_ids.append(device_id)
         last_frame = [time.monotonic()]
         idle = asyncio.ensure_future(self._idle_close(ws, last_frame))
         try:
@@ -156,6 +235,7 @@ class DoshiiServer(LocalServer):
         finally:
             idle.cancel()
             self._pinged.discard(ws)
+            self._sockets.pop(ws, None)
             self.untrack(ws)
         return ws
 
@@ -186,6 +266,122 @@ class DoshiiServer(LocalServer):
         body = await request.json()
         frame = json.dumps({"emit": [body["name"], body["payload"]]})
         for ws in list(self.websockets):
+            if not self._wants(ws, body["name"], body["payload"], None):
+                continue
             for _ in range(int(body.get("count", 1))):
                 await ws.send_str(frame)
         return web.json_response({"sockets": len(self.websockets)})
+
+    # -- the device registry (REST) ------------------------------------------
+    def _authorize(self, request: web.Request) -> Union[str, web.Response]:
+        """The client id a valid Bearer token names, or the 401 to answer."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _error(401, "Missing Bearer token")
+        self.bearer_tokens.append(token)
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            return _error(401, "Malformed token")
+        client_id = claims.get("clientId")
+        if not isinstance(client_id, str) or client_id not in self.client_secrets:
+            return _error(401, "Unknown clientId")
+        try:
+            jwt.decode(token, self.client_secrets[client_id], algorithms=["HS256"])
+        except jwt.InvalidTokenError:
+            return _error(401, "Invalid token signature")
+        stamp = claims.get("timestamp")
+        if not isinstance(stamp, (int, float)) or isinstance(stamp, bool) \
+                or abs(time.time() - stamp) > self.token_validity:
+            return _error(401, "Token expired: the timestamp must be within 10 minutes of now")
+        return client_id
+
+    async def _body(self, request: web.Request) -> Union[Dict[str, Any], web.Response]:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "The body must be JSON")
+        return body if isinstance(body, dict) else _error(400, "The body must be a JSON object")
+
+    async def _register_device(self, request: web.Request) -> web.StreamResponse:
+        client_id = self._authorize(request)
+        if isinstance(client_id, web.Response):
+            return client_id
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        fields = _device_fields({**{key: [] for key in LIST_FIELDS}, **body}, required=("name", "ref"))
+        if isinstance(fields, web.Response):
+            return fields
+        doshii_id = secrets.token_hex(5)
+        now = _now()
+        self.devices[doshii_id] = {"doshiiId": doshii_id, **fields, "version": str(next(self._versions)),
+                                   "createdAt": now, "updatedAt": now}
+        self._owners[doshii_id] = client_id
+        return web.json_response(self.devices[doshii_id])
+
+    def _device(self, request: web.Request) -> Union[Tuple[str, Dict[str, Any]], web.Response]:
+        client_id = self._authorize(request)
+        if isinstance(client_id, web.Response):
+            return client_id
+        doshii_id = request.match_info["doshii_id"]
+        if not self._owns(client_id, doshii_id):
+            return _error(404, "Device not found")
+        return doshii_id, self.devices[doshii_id]
+
+    async def _update_device(self, request: web.Request) -> web.StreamResponse:
+        found = self._device(request)
+        if isinstance(found, web.Response):
+            return found
+        _, device = found
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        if "version" not in body:
+            return _error(400, "version is required")
+        if str(body["version"]) != device["version"]:
+            return _error(409, "Version conflict: the device has changed")
+        fields = _device_fields(body, required=())
+        if isinstance(fields, web.Response):
+            return fields
+        device.update(fields, version=str(next(self._versions)), updatedAt=_now())
+        return web.json_response(device)
+
+    async def _delete_device(self, request: web.Request) -> web.StreamResponse:
+        found = self._device(request)
+        if isinstance(found, web.Response):
+            return found
+        doshii_id, _ = found
+        del self.devices[doshii_id]
+        del self._owners[doshii_id]
+        return web.json_response({"message": "The requested device has been removed"})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"message": message}, status=status)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _device_fields(body: Mapping[str, Any], required: Iterable[str]) -> Union[Dict[str, Any], web.Response]:
+    """The device fields of a request body, checked, or the 400 to answer."""
+    for key in required:
+        if key not in body:
+            return _error(400, f"{key} is required")
+    fields: Dict[str, Any] = {}
+    for key in ("name", "ref"):
+        if key in body:
+            if not isinstance(body[key], str) or not body[key]:
+                return _error(400, f"{key} must be a non-empty string")
+            fields[key] = body[key]
+    for key in LIST_FIELDS:
+        if key in body:
+            value = body[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                return _error(400, f"{key} must be an array of strings")
+            if key == "channels" and any(v not in CHANNELS for v in value):
+                return _error(400, f"channels must be among {', '.join(CHANNELS)}")
+            fields[key] = list(value)
+    return fields
