@@ -9,6 +9,7 @@ than `max_message_size` are skipped without being buffered and reported.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import ssl
 import struct
@@ -179,12 +180,18 @@ class WebSocketLink:
             raise ConnectionLost("the connection is closed")
         sock = self._sock
         assert sock is not None, "recv() before connect()"
+        # Wait with select, never with settimeout(): the timeout is the socket's, shared with
+        # writes from other threads, and settimeout(0) would make it non-blocking (BlockingIOError).
+        pending = getattr(sock, "pending", None)  # bytes the TLS layer holds are invisible to select
         try:
-            sock.settimeout(timeout)
+            if not (pending is not None and pending()):
+                readable, _, _ = select.select([sock], [], [], timeout)
+                if not readable:
+                    return []
             chunk = sock.recv(_READ_SIZE)
         except (socket.timeout, ssl.SSLWantReadError):
             return []
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: select on a socket closed meanwhile
             raise ConnectionLost(f"connection lost: {type(exc).__name__}") from None
         if not chunk:
             raise ConnectionLost("connection closed by the server without a close frame")

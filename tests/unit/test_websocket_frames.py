@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 
+import pytest
+
+from rtsync.errors import ConnectionLost
 from rtsync.sansio import Handshake
 from rtsync.transport.websocket import (
     BINARY,
@@ -87,3 +91,22 @@ def test_oversized_fragmented_message_is_reported() -> None:
 def test_invalid_utf8_text_is_reported_not_raised() -> None:
     (item,) = feed(reader(), frame(b"\xff\xfe"))
     assert item[0] == -2
+
+
+def test_reads_wait_without_touching_the_sockets_timeout() -> None:
+    # A zero timeout once made the socket non-blocking: BlockingIOError, read as a lost connection,
+    # and writes from other threads inherited the reader's short timeouts.
+    ours, theirs = socket.socketpair()
+    try:
+        ours.settimeout(5.0)
+        link = reader()
+        link._sock = ours  # noqa: SLF001 - a connected socket without a handshake
+        assert link.recv(0) == [] and link.recv(0.01) == []
+        assert ours.gettimeout() == 5.0
+        theirs.sendall(frame(b"hello"))
+        assert link.recv(1.0) == [(TEXT, "hello")]
+        theirs.close()
+        with pytest.raises(ConnectionLost):
+            link.recv(1.0)
+    finally:
+        ours.close()
