@@ -93,6 +93,7 @@ class WebSocketLink:
             sslopt["ca_certs"] = verify
         self._ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True, enable_multithread=True)
         self._sock: Optional[socket.socket] = None
+        self._poller: Any = None  # select.poll() on the socket, made by the first recv()
         self.subprotocol: Optional[str] = None
 
     def connect(self) -> "WebSocketLink":
@@ -180,18 +181,16 @@ class WebSocketLink:
             raise ConnectionLost("the connection is closed")
         sock = self._sock
         assert sock is not None, "recv() before connect()"
-        # Wait with select, never with settimeout(): the timeout is the socket's, shared with
+        # Wait with poll, never with settimeout(): the timeout is the socket's, shared with
         # writes from other threads, and settimeout(0) would make it non-blocking (BlockingIOError).
-        pending = getattr(sock, "pending", None)  # bytes the TLS layer holds are invisible to select
+        pending = getattr(sock, "pending", None)  # bytes the TLS layer holds are invisible to poll
         try:
-            if not (pending is not None and pending()):
-                readable, _, _ = select.select([sock], [], [], timeout)
-                if not readable:
-                    return []
+            if not (pending is not None and pending()) and not self._readable(sock, timeout):
+                return []
             chunk = sock.recv(_READ_SIZE)
         except (socket.timeout, ssl.SSLWantReadError):
             return []
-        except (OSError, ValueError) as exc:  # ValueError: select on a socket closed meanwhile
+        except (OSError, ValueError) as exc:  # ValueError: a socket closed meanwhile
             raise ConnectionLost(f"connection lost: {type(exc).__name__}") from None
         if not chunk:
             raise ConnectionLost("connection closed by the server without a close frame")
@@ -201,6 +200,14 @@ class WebSocketLink:
         while pending is not None and pending():
             self._buf += sock.recv(_READ_SIZE)
         return self._parse()
+
+    def _readable(self, sock: socket.socket, timeout: Optional[float]) -> bool:
+        if not hasattr(select, "poll"):  # Windows; select() there has no descriptor limit
+            return bool(select.select([sock], [], [], timeout)[0])
+        if self._poller is None:  # poll, not select: select() fails on descriptors above 1023
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+        return bool(self._poller.poll(None if timeout is None else timeout * 1000))
 
     def _parse(self) -> List[Frame]:
         out: List[Frame] = []
