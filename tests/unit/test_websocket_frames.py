@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import struct
 
@@ -110,3 +112,25 @@ def test_reads_wait_without_touching_the_sockets_timeout() -> None:
             link.recv(1.0)
     finally:
         ours.close()
+
+
+def test_reads_work_on_descriptors_above_1023() -> None:
+    # select() cannot watch them; a long-running app easily holds that many files and sockets.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        ours, theirs = socket.socketpair()
+        assert ours.fileno() > 1023
+        link = reader()
+        link._sock = ours  # noqa: SLF001
+        assert link.recv(0.01) == []
+        theirs.sendall(frame(b"high"))
+        assert link.recv(1.0) == [(TEXT, "high")]
+        ours.close()
+        theirs.close()
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
