@@ -11,8 +11,7 @@ import time
 from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import quote, urlsplit
 
-import jwt
-
+from ... import hs256
 from ...errors import ConfigurationError, ProtocolError
 from ...policy import Backoff, RetryBudget
 from ...runtime import Client
@@ -212,8 +211,8 @@ class DoshiiClient(Client):
         with self._token_lock:
             now = time.monotonic()
             if self._token is None or now - self._token_made >= TOKEN_REUSE:
-                token = jwt.encode({"clientId": self._client_id, "timestamp": int(time.time())},
-                                   self._client_secret, algorithm="HS256")
+                token = hs256.sign({"clientId": self._client_id, "timestamp": int(time.time())},
+                                   self._client_secret.encode("utf-8"))
                 self._tokens.append(token)
                 retired = self._tokens.popleft() if len(self._tokens) > 3 else None
                 # Rebound rather than changed in place: the link thread may be redacting with it.
