@@ -132,10 +132,10 @@ class DialpadClient(Client):
         token = url.rstrip("/").rsplit("/", 1)[-1]  # the URL token is a credential
         if token not in self._secrets:
             # An hourly refresh must not grow the redaction list for ever; older tokens are dead anyway.
-            self._secrets.append(token)
             self._url_tokens.append(token)
-            if len(self._url_tokens) > 3:
-                self._secrets.remove(self._url_tokens.popleft())
+            retired = self._url_tokens.popleft() if len(self._url_tokens) > 3 else None
+            # A new list, not one changed in place: another thread may be redacting with the old one.
+            self._secrets = [s for s in self._secrets if s != retired] + [token]
         secret = (proto.get("signature") or {}).get("secret")
         if isinstance(secret, str) and secret:
             if secret not in self._secrets:
