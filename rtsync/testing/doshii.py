@@ -10,7 +10,7 @@ payload]}` (or the `event`/`type` shapes, or binary frames, for tolerance
 tests); no replay. Controls: `emit()`, `server_ping()`, `ignore_pings`,
 `drop()`, `restart()`, `silence()`, `close_all(code)`.
 
-The device registry (section 4, `POST`, `PUT`, `DELETE /partner/v3/devices`)
+The device registry (section 4, `POST`, `GET`, `PUT`, `DELETE /partner/v3/devices`)
 wants `Authorization: Bearer <HS256 JWT over {clientId, timestamp}>` signed
 with the client's secret (`client_secrets`), its timestamp within 10 minutes
 of now; else 401 `{"message": ...}`. Versions are opaque strings ("1", "2",
@@ -183,6 +183,8 @@ class DoshiiServer(LocalServer):
         app.router.add_get("/app/socket", self._socket)
         app.router.add_post("/_rtsync/emit", self._control_emit)
         app.router.add_post("/partner/v3/devices", self._register_device)
+        app.router.add_get("/partner/v3/devices", self._list_devices)
+        app.router.add_get("/partner/v3/devices/{doshii_id}", self._get_device)
         app.router.add_put("/partner/v3/devices/{doshii_id}", self._update_device)
         app.router.add_delete("/partner/v3/devices/{doshii_id}", self._delete_device)
 
@@ -328,6 +330,16 @@ class DoshiiServer(LocalServer):
         if not self._owns(client_id, doshii_id):
             return _error(404, "Device not found")
         return doshii_id, self.devices[doshii_id]
+
+    async def _list_devices(self, request: web.Request) -> web.StreamResponse:
+        client_id = self._authorize(request)
+        if isinstance(client_id, web.Response):
+            return client_id
+        return web.json_response([d for i, d in self.devices.items() if self._owners.get(i) == client_id])
+
+    async def _get_device(self, request: web.Request) -> web.StreamResponse:
+        found = self._device(request)
+        return found if isinstance(found, web.Response) else web.json_response(found[1])
 
     async def _update_device(self, request: web.Request) -> web.StreamResponse:
         found = self._device(request)

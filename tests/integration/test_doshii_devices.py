@@ -57,6 +57,9 @@ def test_register_update_delete(server: DoshiiServer) -> None:
     assert stale.value.status == 409 and not stale.value.retryable
     assert "409" in str(stale.value) and "version" in str(stale.value)
     assert server.devices[doshii_id]["name"] == "Till 2"
+    current = c.get_device(doshii_id)  # how a 409 is mended: the current version, then the update
+    assert current == updated and c.list_devices() == [updated]
+    assert c.update_device(doshii_id, current["version"], name="Till 3")["name"] == "Till 3"
 
     assert c.delete_device(doshii_id) == {"message": "The requested device has been removed"}
     assert server.devices == {}

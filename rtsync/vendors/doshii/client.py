@@ -68,8 +68,8 @@ class DoshiiClient(Client):
     `url` overrides the environment's URL (e.g. the SDK's
     `wss://sandbox-socket.doshii.co/app/socket`); `auth` and `deviceId` are added.
 
-    Devices: with `client_secret`, `register_device()`, `update_device()` and
-    `delete_device()` call Doshii's REST API (`rest_url`, by default
+    Devices: with `client_secret`, `register_device()`, `update_device()`,
+    `get_device()`, `list_devices()` and `delete_device()` call Doshii's REST API (`rest_url`, by default
     `https://<environment>.doshii.co/partner/v3`) with a Bearer JWT (HS256 over
     `clientId` and `timestamp`, signed with the secret). A socket opened with
     `device_id=<doshiiId>` gets only the events that device's criteria let
@@ -199,6 +199,17 @@ class DoshiiClient(Client):
         body = {"doshiiId": _device_id(doshii_id), "version": version, **_device_body(fields)}
         return self._rest_object("PUT", f"/devices/{quote(doshii_id, safe='')}", body)
 
+    def get_device(self, doshii_id: str) -> Dict[str, Any]:
+        """`GET /devices/{doshii_id}`: the device as it is now (its current `version`, after a 409)."""
+        return self._rest_object("GET", f"/devices/{quote(_device_id(doshii_id), safe='')}")
+
+    def list_devices(self) -> List[Dict[str, Any]]:
+        """`GET /devices`: every device of this client id."""
+        devices = self._rest_json("GET", "/devices")
+        if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
+            raise ProtocolError("Doshii GET /devices answered with something that is not a list of devices")
+        return devices
+
     def delete_device(self, doshii_id: str) -> Dict[str, Any]:
         """`DELETE /devices/{doshii_id}`; Doshii answers `{"message": ...}`."""
         return self._rest_object("DELETE", f"/devices/{quote(_device_id(doshii_id), safe='')}")
@@ -221,6 +232,12 @@ class DoshiiClient(Client):
             return self._token
 
     def _rest_object(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        result = self._rest_json(method, path, body)
+        if not isinstance(result, dict):
+            raise ProtocolError(f"Doshii {method} {path} answered with JSON that is not an object")
+        return result
+
+    def _rest_json(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
         what = f"Doshii {method} {urlsplit(self.rest_url).path}{path}"
         response = self._rest_http.request(
             method, f"{self.rest_url}{path}", json=body, timeout=30.0, check=False, what=what,
@@ -229,12 +246,9 @@ class DoshiiClient(Client):
         if response.status >= 400:
             raise self._rest_error(response, what)
         try:
-            result = json.loads(response.body or b"null")
+            return json.loads(response.body or b"null")
         except ValueError:
             raise ProtocolError(f"{what} answered with something that is not JSON") from None
-        if not isinstance(result, dict):
-            raise ProtocolError(f"{what} answered with JSON that is not an object")
-        return result
 
     def _rest_error(self, response: HttpResponse, what: str) -> Exception:
         said = _server_message(response.body)
