@@ -416,18 +416,19 @@ class QuickMeetProtocol(WebSocketProtocol):
             self._fill_due = now + self.fill_timeout
         return out
 
-    def _fill_call(self, purpose: str, rid: str, method: str, params: List[Any]) -> Send:
-        call_id = self._new_id("h")
-        self._internal[call_id] = (purpose, rid)
+    def _internal_call(self, purpose: str, context: str, method: str, params: List[Any]) -> Send:
+        """A method call of our own (gap fill, sync); its result comes back to `_result` with `purpose`."""
+        call_id = self._new_id("i")
+        self._internal[call_id] = (purpose, context)
         return Send(_dumps({"msg": "method", "id": call_id, "method": method, "params": params}))
 
     def _missed_call(self, rid: str) -> Send:
         # `ts > start` in whole milliseconds: one earlier, so a message sharing the last seen one's
         # millisecond comes too (`_seen` drops the ones we have).
-        return self._fill_call("missed", rid, "loadMissedMessages", [rid, encode_date(self._last_seen[rid] - 1)])
+        return self._internal_call("missed", rid, "loadMissedMessages", [rid, encode_date(self._last_seen[rid] - 1)])
 
     def _history_call(self, rid: str, end: Optional[int]) -> Send:
-        return self._fill_call("history", rid, "loadHistory", [
+        return self._internal_call("history", rid, "loadHistory", [
             rid, encode_date(end) if end is not None else None, self.history_page, encode_date(self._last_seen[rid])])
 
     def _missed_messages(self, rid: str, result: Any, error: Any) -> List[Output]:
@@ -487,9 +488,7 @@ class QuickMeetProtocol(WebSocketProtocol):
     def _sync_call(self, kind: str) -> Send:
         log = self._changes[kind]
         log.pending = True
-        call_id = self._new_id("c")
-        self._internal[call_id] = ("sync", kind)
-        return Send(_dumps({"msg": "method", "id": call_id, "method": log.method, "params": log.params()}))
+        return self._internal_call("sync", kind, log.method, log.params())
 
     def _synced(self, kind: str, result: Any, error: Any) -> List[Output]:
         log = self._changes[kind]
