@@ -9,7 +9,9 @@ token or ids (the dead subscription stays registered), per-token and
 per-account streams, `update_presence` answered to the caller's token stream,
 malformed input only logged, no replay, and controls: `server_restart()`,
 `reject_connections`, `remote_disconnect()`, `drop()`, `restart()`,
-`silence()`, `pause_pings`.
+`silence()`, `pause_pings`, and the RoomChannel variants `reject_mode`
+(forks) and `old_shape` (stream first), with `hold_lookups` to widen the
+window before a confirm.
 
 Tokens (override with `users=` / `contacts=`): `good-user-token` is user 1 in
 account 1; `good-contact-token` is contact 7 in account 1.
@@ -52,6 +54,14 @@ class VoxsigServer(LocalServer):
     ping_interval: seconds between `ping` frames (3, like Rails).
     check_origin: refuse a foreign Origin with 404, as Rails does.
     reject_mode: answer bad subscriptions with reject_subscription (forks) instead of silence (Chatwoot).
+    old_shape: older Chatwoot's `subscribed` (reference section 9.2), which runs `stream_from pubsub_token` before
+        the user/account lookups: the token stream is live before any confirm, so its broadcasts reach
+        the client first, and when the lookups fail (bad token, wrong account_id or user_id) it stays
+        live with no confirm ever: broadcasts leak to a subscription that is never confirmed. The
+        `account_<A>` stream still needs the lookups. With reject_mode too, the reject stops it first.
+    hold_lookups: park each new subscription after its early streams and before its lookups (and so
+        before its confirm) until `release_lookups()`: a slow `subscribed`, the window in which an
+        old-shape token stream delivers ahead of the confirm. Resends of a parked identifier are no-ops.
     reject_connections: refuse every new connection with `disconnect unauthorized, reconnect: false`.
     presence_window: seconds a user counts as online after update_presence (Chatwoot's 20).
     """
@@ -79,6 +89,8 @@ class VoxsigServer(LocalServer):
         self.presence_window = presence_window
         self.contact_presence_window = contact_presence_window
         self.reject_mode = False
+        self.old_shape = False
+        self.hold_lookups = False
         self.protocols: Tuple[str, ...] = SUPPORTED  # what the server supports, in the client's order
         self.reject_connections = False
         self.pause_pings = False
@@ -86,6 +98,7 @@ class VoxsigServer(LocalServer):
         self._connections: Set[_Connection] = set()
         self._online: Dict[Tuple[str, int], float] = {}
         self._pinger: Optional["asyncio.Task[None]"] = None
+        self._held: List[Tuple[_Connection, str, Dict[str, Any]]] = []  # subscriptions parked by hold_lookups
 
     @property
     def cable_url(self) -> str:
@@ -104,6 +117,22 @@ class VoxsigServer(LocalServer):
 
     def subscribers(self, stream: str) -> int:
         return sum(1 for c in self._connections for s in c.subscriptions.values() if s and stream in s)
+
+    @property
+    def parked(self) -> int:
+        """How many subscriptions `hold_lookups` parked and `release_lookups()` has not yet run."""
+        return len(self._held)
+
+    def release_lookups(self) -> int:
+        """Run the lookups (then confirm, reject or silence) of every parked subscription; return how many."""
+
+        async def go() -> int:
+            held, self._held = self._held, []
+            for conn, identifier, params in held:
+                await self._lookup(conn, identifier, params)
+            return len(held)
+
+        return self.call(go)
 
     def server_restart(self) -> None:
         """What `ActionCable.server.restart` does: a disconnect frame (reconnect: true), then close 1000."""
@@ -125,6 +154,7 @@ class VoxsigServer(LocalServer):
 
     async def on_restart(self) -> None:
         self._connections.clear()
+        self._held.clear()
 
     # -- the server --------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -200,21 +230,36 @@ class VoxsigServer(LocalServer):
             await self._message(conn, identifier, command.get("data"))
         elif kind == "unsubscribe":
             conn.subscriptions.pop(identifier, None)
+            conn.owners.pop(identifier, None)
         else:
             log.info("Received unrecognized command in %r", command)
 
     async def _subscribe(self, conn: _Connection, identifier: str, params: Dict[str, Any]) -> None:
         if identifier in conn.subscriptions:
-            return  # the same string again: silently ignored, even for a dead subscription
+            return  # the same string again: silently ignored, even for a dead or parked subscription
         if params.get("channel") != "RoomChannel":
             log.info("Subscription class not found: %r", params.get("channel"))
             return
+        token = params.get("pubsub_token")
+        # Registered before the lookups, as Rails does, so a resend is a no-op whatever they find.
+        # Old shape: `stream_from pubsub_token` comes first and is live from here on.
+        conn.subscriptions[identifier] = (token,) if self.old_shape and isinstance(token, str) else None
+        if self.hold_lookups:
+            self._held.append((conn, identifier, params))
+            return
+        await self._lookup(conn, identifier, params)
+
+    async def _lookup(self, conn: _Connection, identifier: str, params: Dict[str, Any]) -> None:
+        if conn.ws.closed or identifier not in conn.subscriptions:
+            return  # gone or unsubscribed while parked
         owner = self._authorize(params)
         if owner is None:
             if self.reject_mode:
+                # `reject` runs `unsubscribed` and stops every stream before the frame goes out.
+                del conn.subscriptions[identifier]
                 await conn.ws.send_str(json.dumps({"identifier": identifier, "type": "reject_subscription"}))
                 return
-            conn.subscriptions[identifier] = None  # Chatwoot: RecordNotFound, logged, nothing sent
+            # Chatwoot: RecordNotFound, logged, nothing sent; an old-shape token stream stays live.
             log.info("Could not execute command ... RecordNotFound")
             return
         kind, who, account = owner
@@ -255,7 +300,11 @@ class VoxsigServer(LocalServer):
         if action != "update_presence":
             log.info("Unable to process RoomChannel#%s", action)
             return
-        kind, who, account = conn.owners[identifier]
+        owner = conn.owners.get(identifier)
+        if owner is None:  # an old-shape subscription whose lookups failed: they fail again here
+            log.info("Could not execute command ... RecordNotFound")
+            return
+        kind, who, account = owner
         now = time.time()
         self._online[(kind, who)] = now
         users = {str(uid): "online" for (k, uid), t in self._online.items()

@@ -109,3 +109,29 @@ def test_stop_at_any_point(server: VoxsigServer) -> None:
         t0 = time.monotonic()
         c.stop()
         assert time.monotonic() - t0 < 1.0
+
+
+def test_old_shape_reconnect_keeps_what_precedes_the_new_confirm(server: VoxsigServer) -> None:
+    # Older Chatwoot streams the token before its lookups: after a reconnect, broadcasts reach the new
+    # subscription before its confirm. They are delivered, once, ahead of the reconnect's rtsync.connected.
+    server.old_shape = True
+    c = agent(server)
+    events = lifecycle(c)
+    got: List[object] = []
+    c.on("message.created", lambda e: got.append(e.data["id"]))
+    c.on("rtsync.connected", lambda e: got.append("connected"))
+    with c:
+        assert wait_for(lambda: len(connections(events)) == 1)
+        server.hold_lookups = True
+        server.drop()
+        assert wait_for(lambda: server.parked == 1)
+        for i in range(3):
+            assert server.broadcast("good-user-token", "message.created", {"id": i}) == 1
+        assert wait_for(lambda: len(got) == 4)
+        server.hold_lookups = False
+        server.release_lookups()
+        assert wait_for(lambda: len(connections(events)) == 2)
+        server.broadcast("good-user-token", "message.created", {"id": 3})
+        assert wait_for(lambda: 3 in got)
+    assert got == ["connected", 0, 1, 2, "connected", 3]
+    assert connections(events)[1].data["reconnect"] is True

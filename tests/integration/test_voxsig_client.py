@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Iterator
+from typing import Any, Iterator, List
 
 import pytest
 
 import rtsync
 from rtsync.testing.voxsig import VoxsigServer
-from tests.conftest import wait_for, watch
+from tests.conftest import started, wait_for, watch
 
 FAST = rtsync.Backoff(base=0.05, cap=0.2)
 
@@ -149,3 +149,88 @@ def test_unsupported_subprotocol_is_final_and_none_is_accepted(server: VoxsigSer
     got, up = watch(c)
     with c:
         assert up.wait(5)
+
+
+# Old-shape RoomChannel (reference section 9.2): the token stream is live before the lookups and the confirm.
+def subscribes(server: VoxsigServer) -> int:
+    return sum(cmd["command"] == "subscribe" for cmd in server.commands)
+
+
+def ids(events: List[rtsync.Event]) -> List[Any]:
+    return [e.data["id"] for e in events if e.name == "message.created"]
+
+
+def test_old_shape_delivers_what_precedes_the_confirm_once_and_in_order(server: VoxsigServer) -> None:
+    server.old_shape = server.hold_lookups = True
+    c = agent(server)
+    got, up = watch(c)
+    with c:
+        assert wait_for(lambda: server.parked == 1 and server.subscribers("good-user-token") == 1)
+        assert wait_for(lambda: subscribes(server) >= 2)  # resent while unconfirmed: a no-op
+        assert server.broadcast("account_1", "message.created", {"id": "lost"}) == 0  # needs the lookups
+        for i in range(3):
+            assert server.broadcast("good-user-token", "message.created", {"id": i}) == 1
+        assert wait_for(lambda: len(ids(got)) == 3)
+        assert not up.is_set() and not c.subscribed
+        server.hold_lookups = False
+        assert server.release_lookups() == 1
+        assert up.wait(5)
+        for i in range(3, 6):
+            server.broadcast("good-user-token", "message.created", {"id": i})
+        server.broadcast("account_1", "message.created", {"id": "end"})
+        assert wait_for(lambda: "end" in ids(got))
+        assert wait_for(lambda: any(e.name == "presence.update" for e in got))
+    assert ids(got) == [0, 1, 2, 3, 4, 5, "end"]
+    names = [e.name for e in got]
+    assert names.index("rtsync.connected") == 3  # after the early three, as they arrived
+
+
+def test_old_shape_wrong_account_leaks_the_token_stream_without_a_confirm(server: VoxsigServer) -> None:
+    server.old_shape = True
+    c = rtsync.VoxsigClient("good-user-token", 2, 1, url=server.cable_url, backoff=FAST, confirm_timeout=30)
+    got, up = watch(c)
+    with c:
+        assert wait_for(lambda: server.subscribers("good-user-token") == 1 and subscribes(server) >= 2)
+        assert server.subscribers("account_2") == 0
+        for i in range(3):
+            server.broadcast("good-user-token", "message.created", {"id": i})
+        server.broadcast("good-user-token", "message.created", {"id": "end"})
+        assert wait_for(lambda: "end" in ids(got))
+        assert not up.is_set() and not c.subscribed
+    assert ids(got) == [0, 1, 2, "end"]
+    assert not any(cmd["command"] == "message" for cmd in server.commands)  # no presence unconfirmed
+
+
+def test_old_shape_invalid_token_still_ends_with_the_clear_auth_error(server: VoxsigServer) -> None:
+    server.old_shape = True
+    c = rtsync.VoxsigClient("bad-token", 1, 1, url=server.cable_url, backoff=FAST, confirm_timeout=1.0)
+    c.start()
+    try:
+        # The bogus token's stream is live and unconfirmed: broadcast until one reaches it.
+        assert wait_for(lambda: server.broadcast("bad-token", "message.created", {"id": 1}) >= 1)
+        assert wait_for(lambda: c.error is not None)
+    finally:
+        c.stop()
+    assert isinstance(c.error, rtsync.AuthenticationError) and "never confirmed" in str(c.error)
+    assert 2 <= subscribes(server) <= 8 and server.connections_total == 2
+
+
+def test_old_shape_with_good_ids_is_an_ordinary_subscription(server: VoxsigServer) -> None:
+    server.old_shape = True
+    c = agent(server)
+    try:
+        got = started(c)
+        server.broadcast("account_1", "message.created", {"id": 1})
+        server.broadcast("good-user-token", "message.created", {"id": 2})
+        assert wait_for(lambda: len(ids(got)) == 2 and any(e.name == "presence.update" for e in got))
+    finally:
+        c.stop()
+    assert ids(got) == [1, 2]
+
+
+def test_old_shape_with_reject_mode_rejects(server: VoxsigServer) -> None:
+    server.old_shape = server.reject_mode = True
+    c = rtsync.VoxsigClient("good-user-token", 2, 1, url=server.cable_url, backoff=FAST)
+    with pytest.raises(rtsync.AuthenticationError, match="rejected"):
+        c.run_forever()
+    assert server.connections_total == 1

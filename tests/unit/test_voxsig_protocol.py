@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import List
 
 import pytest
 
@@ -188,3 +189,50 @@ def test_malformed_frames_are_reported() -> None:
 def test_presence_needs_a_subscription() -> None:
     with pytest.raises(ConnectionLost):
         proto().update_presence(0)
+
+
+# Older Chatwoot (reference section 9.2) runs `stream_from pubsub_token` before its lookups, so data for
+# our identifier can come before `confirm_subscription`, or without one at all when the ids are wrong.
+# Frames as ActionCable 6.1.7.10 sent them to an old-shape RoomChannel.
+def leaked(i: object) -> str:
+    return json.dumps({"identifier": ID, "message": {"event": "message.created", "data": {"id": i}}})
+
+
+def test_old_shape_broadcasts_before_the_confirm_are_delivered_in_order() -> None:
+    p = proto()
+    p.opened(0)
+    (first,) = p.received(WELCOME, 0)
+    out = p.received(leaked(1), 0.2)
+    assert p.deadline() == 0.5
+    (resend,) = p.tick(0.5)
+    out += p.received(leaked(2), 0.6)
+    out += p.received(CONFIRM, 0.7)
+    out += p.received(leaked(3), 0.8)
+    # The resend is the identical string, so the server ignores it: no second stream, no duplicates.
+    assert resend == first
+    assert [(o.name, o.data["id"]) if isinstance(o, Event) else type(o).__name__ for o in out] == [
+        ("message.created", 1), ("message.created", 2), "Connected", "Send", ("message.created", 3)]
+    assert p.confirmed
+
+
+def test_old_shape_leaks_neither_extend_the_confirm_wait_nor_hide_the_auth_error() -> None:
+    p = proto(confirm_timeout=10)
+    delivered: List[Event] = []
+    fails: List[Fail] = []
+    for attempt in range(2):
+        t = t0 = 100.0 * attempt
+        p.opened(t0)
+        p.received(WELCOME, t0)
+        while True:
+            t += 1.0  # a leaked broadcast every second keeps the link alive, never confirmed
+            delivered += [o for o in p.received(leaked(t), t) if isinstance(o, Event)]
+            due = p.deadline()
+            failed = [o for o in p.tick(t) if isinstance(o, Fail)] if due is not None and due <= t else []
+            if failed:
+                break
+        assert t == t0 + 10
+        fails += failed
+        p.lost()
+    assert len(delivered) == 20 and not p.confirmed
+    assert isinstance(fails[0].error, SubscriptionTimeout)
+    assert isinstance(fails[1].error, AuthenticationError) and "never confirmed" in str(fails[1].error)
