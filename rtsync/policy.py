@@ -14,9 +14,47 @@ from typing import Callable, Deque, Iterator, Optional
 
 import backoff
 
-from .errors import RateLimited, RtsyncError
+from .errors import (
+    AuthenticationError,
+    ConnectionLost,
+    RateLimited,
+    RequestRejected,
+    RtsyncError,
+    TLSVerificationError,
+)
 
-__all__ = ["Backoff", "RetryBudget"]
+__all__ = ["Backoff", "RetryBudget", "seconds", "status_error", "tls_error"]
+
+
+def status_error(status: int, what: str, retry_after: Optional[float] = None, hint: str = "") -> RtsyncError:
+    """Map an HTTP status on a handshake or request to the rtsync error the policy understands."""
+    if hint:
+        what = f"{what} ({hint})"
+    if status in (401, 403):
+        return AuthenticationError(
+            f"{what} was refused with HTTP {status}: the credentials were not accepted. "
+            "Check the token or key; rtsync will not retry."
+        )
+    if status == 429:
+        return RateLimited(f"{what} was rate limited (HTTP 429)", retry_after=retry_after)
+    if 400 <= status < 500 and status != 408:
+        return RequestRejected(f"{what} was rejected with HTTP {status}", status=status)
+    return ConnectionLost(f"{what} failed with HTTP {status}")
+
+
+def tls_error(what: str, detail: str) -> TLSVerificationError:
+    return TLSVerificationError(
+        f"{what} failed: the server's TLS certificate could not be verified ({detail}). "
+        "If it uses a private CA, pass verify='/path/to/ca.pem'; verify=False only for testing."
+    )
+
+
+def seconds(value: Optional[str]) -> Optional[float]:
+    """A Retry-After value in seconds, or None when absent or not a number of seconds."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass

@@ -20,12 +20,14 @@ The runtime knows nothing about any one vendor: a client subclass provides a
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 from typing import (
     Any,
     Callable,
+    Deque,
     Dict,
     Iterable,
     List,
@@ -37,8 +39,9 @@ from typing import (
 )
 
 from . import events as ev
+from .dispatch import Dispatcher, Handlers
 from .errors import CallTimeout, ConnectionLost, ProtocolError, RtsyncError
-from .events import Callback, Dispatcher, Event, Handlers
+from .events import Callback, Event
 from .policy import Backoff, RetryBudget
 from .redact import redact, redact_url
 from .sansio import (
@@ -54,16 +57,8 @@ from .sansio import (
     Send,
     WebSocketProtocol,
 )
-from .transport.http import HttpClient
-from .transport.websocket import (
-    BINARY,
-    CLOSE,
-    PING,
-    PONG,
-    TEXT,
-    WebSocketLink,
-    close_details,
-)
+from .wire import Closed, Heard, Incoming, Skipped, Verify, WebSocketLink
+from .wire.http import HttpClient
 
 __all__ = ["Client"]
 
@@ -73,6 +68,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 # again: a timer set from a user thread (through _exchange) is late by at most
 # this. stop() does not depend on it (it aborts the socket).
 _IDLE_READ = 1.0
+
+# A connection that stayed up this long, or delivered an event, proved itself: backoff starts over.
+_PROVEN = 10.0
+
+# How often the reader hands its backlog to callbacks that fell behind, when nothing else arrives.
+_BACKLOG_POLL = 0.02
+
+# How much of an undecodable frame an rtsync.error shows.
+_SHOWN = 120
 
 
 class _Stopping(Exception):
@@ -105,7 +109,7 @@ class Client:
         retry_budget: Optional[RetryBudget] = None,
         connect_timeout: float = 10.0,
         max_message_size: int = 16 * 1024 * 1024,
-        verify: Union[bool, str] = True,
+        verify: Verify = True,
     ) -> None:
         self.protocol: Union[WebSocketProtocol, PollingProtocol, None] = None
         self.backoff = backoff or Backoff()
@@ -127,8 +131,11 @@ class Client:
         self._http = HttpClient(verify=verify)
         self._pending: Dict[str, _Pending] = {}
         self._was_connected = False
+        self._delivered = False  # this link delivered an event (it proved itself)
+        self._up_since = 0.0
         self._connections = 0
         self._deferred: List[Output] = []
+        self._backlog: Deque[Event] = collections.deque()  # read while callbacks lag (link thread only)
         self.log = logging.getLogger(f"rtsync.{self.provider}")
 
     # ------------------------------------------------------------------
@@ -187,6 +194,7 @@ class Client:
         self._finished.clear()
         self._fatal = None
         self._connections = 0
+        self._backlog.clear()
         self._http.reset()
         self._dispatcher = Dispatcher(
             self._handlers,
@@ -282,15 +290,14 @@ class Client:
         return redact_url(redact(text, self._secrets), self._secrets)
 
     def _emit(self, name: str, **data: Any) -> None:
-        """Queue a lifecycle event."""
-        if self._dispatcher is not None:
-            self._dispatcher.put(Event.make(name, provider=self.provider, data=data))
+        """Queue a lifecycle event, behind every event already read."""
+        self._deliver([Event.make(name, provider=self.provider, data=data)])
 
     def _exchange(self, fn: Callable[[Any], Iterable[Output]]) -> None:
-        """Run `fn(protocol)` under the protocol lock from any thread and act on its outputs."""
+        """Run `fn(protocol)` under the protocol lock from any thread, then act on its outputs outside it."""
         with self._lock:
             outputs = list(fn(self.protocol))
-            self._apply(outputs, from_link=False)
+        self._apply(outputs, from_link=False)
 
     def _request(self, fn: Callable[[Any], Tuple[str, Iterable[Output]]], timeout: float) -> Any:
         """Send what `fn(protocol)` produces and block until a `Reply` with the key it returns.
@@ -304,15 +311,15 @@ class Client:
             if self._link is None and not isinstance(self.protocol, PollingProtocol):
                 raise ConnectionLost("not connected; the call was not sent")
             key, outputs = fn(self.protocol)
+            outputs = list(outputs)
             self._pending[key] = pending
-            try:
-                self._apply(list(outputs), from_link=False)
-            except BaseException:
-                self._pending.pop(key, None)
-                raise
+        try:
+            self._apply(outputs, from_link=False)
+        except BaseException:
+            self._pending.pop(key, None)
+            raise
         if not pending.done.wait(timeout):
-            with self._lock:
-                self._pending.pop(key, None)
+            self._pending.pop(key, None)
             raise CallTimeout(f"no answer within {timeout:g} s")
         if pending.error is not None:
             raise pending.error
@@ -324,7 +331,7 @@ class Client:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                self._was_connected = False
+                self._was_connected = self._delivered = False
                 try:
                     if isinstance(self.protocol, PollingProtocol):
                         self._poll(self.protocol)
@@ -341,11 +348,15 @@ class Client:
                     error = ProtocolError(f"internal error: {type(exc).__name__}: {exc}")
                 finally:
                     self._link_down()
+                try:
+                    self._flush_backlog(wait=True)  # what was read comes before the disconnect
+                except _Stopping:
+                    break
                 if self._stopping.is_set():
                     break
                 error = self._classify(error)
-                if self._was_connected:
-                    self.backoff.reset()
+                if self._was_connected and (self._delivered or time.monotonic() - self._up_since >= _PROVEN):
+                    self.backoff.reset()  # only a link that proved itself: an accept-and-close server must not storm
                 reason = self._redact(str(error))
                 if not error.retryable:
                     self._fatal = error
@@ -374,16 +385,17 @@ class Client:
     def _link_down(self) -> None:
         with self._lock:
             link, self._link = self._link, None
-            if link is not None:
-                link.abort()
             pending, self._pending = self._pending, {}
-            for p in pending.values():
-                p.error = ConnectionLost("the connection dropped before the answer came")
-                p.done.set()
-            try:
-                self._apply(list(self.protocol.lost()), from_link=False)  # type: ignore[union-attr]
-            except RtsyncError:
-                pass
+            outputs = list(self.protocol.lost())  # type: ignore[union-attr]
+        if link is not None:
+            link.abort()
+        for p in pending.values():
+            p.error = ConnectionLost("the connection dropped before the answer came")
+            p.done.set()
+        try:
+            self._apply(outputs, from_link=False)
+        except (RtsyncError, _Stopping):
+            pass
 
     def _check_stop(self) -> None:
         if self._stopping.is_set():
@@ -400,35 +412,36 @@ class Client:
             verify=self.verify,
             display_url=shown,
         )
-        with self._lock:
-            self._connecting = link
+        self._connecting = link
         try:
-            if self._stopping.is_set():
-                raise _Stopping()
+            self._check_stop()  # stop() may have run before _connecting was set
             return link.connect()
         finally:
-            with self._lock:
-                self._connecting = None
+            self._connecting = None
 
     def _stream(self, protocol: WebSocketProtocol) -> None:
         link = self._open()
         with self._lock:
             self._link = link
-        refused = protocol.accepted(link.subprotocol)
+            refused = protocol.accepted(link.subprotocol)
         if refused is not None:
             raise refused
-        if self._stopping.is_set():
-            raise _Stopping()
+        self._check_stop()
         self.log.debug("connected")
         clock = time.monotonic
         with self._lock:
-            self._apply(protocol.opened(clock()))
+            outputs = protocol.opened(clock())
+        self._apply(outputs)
         while True:
             self._check_stop()
             link = self._link  # a Rotate may have replaced it
             assert link is not None
-            due = protocol.deadline()
+            with self._lock:
+                due = protocol.deadline()
             timeout = _IDLE_READ if due is None else max(0.0, min(_IDLE_READ, due - clock()))
+            if self._backlog:
+                self._flush_backlog(wait=False)
+                timeout = min(timeout, _BACKLOG_POLL)
             try:
                 frames = link.recv(timeout)
             except ConnectionLost:
@@ -436,34 +449,60 @@ class Client:
                 raise
             now = clock()
             with self._lock:
-                outputs: List[Output] = []
-                for opcode, payload in frames:
-                    if opcode == TEXT:
-                        outputs.extend(protocol.received(payload, now))  # type: ignore[arg-type]
-                    elif opcode in (PING, PONG):
-                        protocol.heard(now)
-                    elif opcode == CLOSE:
-                        self._apply(outputs)
-                        code, reason = close_details(payload)  # type: ignore[arg-type]
-                        raise protocol.closed(code, reason)
-                    elif opcode == BINARY:
-                        protocol.heard(now)
-                        outputs.extend(self._binary(protocol, payload, now))  # type: ignore[arg-type]
-                    else:
-                        protocol.heard(now)
-                        outputs.append(Report(link.frame_error(opcode, payload, link.max_message_size)))
+                outputs, closed = self._decode(protocol, frames, now)
                 due = protocol.deadline()
-                if due is not None and due <= now:
+                if closed is None and due is not None and due <= now:
                     outputs.extend(protocol.tick(now))
-                self._apply(outputs)
+            self._apply(outputs)  # outside the lock: a full queue must not block user-facing calls
+            if closed is not None:
+                link.close()
+                with self._lock:
+                    error = protocol.closed(closed.code, closed.reason)
+                raise error
+
+    def _decode(self, protocol: WebSocketProtocol, frames: List[Incoming], now: float,
+                ) -> Tuple[List[Output], Optional[Closed]]:
+        """The outputs of one read, each frame decoded on its own (called with the lock held).
+
+        A frame the protocol cannot decode costs one rtsync.error and nothing else; an error
+        the protocol raises on purpose ends the link after the outputs before it are applied.
+        """
+        outputs: List[Output] = []
+        for frame in frames:
+            if isinstance(frame, Heard):
+                protocol.heard(now)
+                continue
+            if isinstance(frame, Closed):
+                return outputs, frame
+            if isinstance(frame, Skipped):
+                protocol.heard(now)
+                outputs.append(Report(frame.error))
+                continue
+            try:
+                if isinstance(frame, str):
+                    outputs.extend(protocol.received(frame, now))
+                else:
+                    protocol.heard(now)
+                    outputs.extend(self._binary(protocol, frame, now))
+            except RtsyncError as exc:
+                outputs.append(Fail(exc))
+                break
+            except Exception as exc:  # a vendor decoder's bug must not cost the rest of the read
+                shown = frame[:_SHOWN]
+                self.log.debug("undecodable frame", exc_info=True)
+                outputs.append(Report(ProtocolError(
+                    f"skipped a frame that could not be decoded ({type(exc).__name__}): {shown!r}"
+                )))
+        return outputs, None
 
     @staticmethod
     def _binary(protocol: WebSocketProtocol, payload: bytes, now: float) -> List[Output]:
         if protocol.binary_as_text:
             try:
-                return protocol.received(payload.decode("utf-8"), now)
+                text = payload.decode("utf-8")
             except UnicodeDecodeError:
                 return [Report(ProtocolError("ignored a binary frame that is not UTF-8 text"))]
+            return protocol.received(text, now)
         return [Report(ProtocolError("ignored a binary frame (this vendor sends text)"))]
 
     def _poll(self, protocol: PollingProtocol) -> None:
@@ -482,13 +521,22 @@ class Client:
                 self._check_stop()
                 raise
             with self._lock:
-                self._apply(protocol.response(response, clock()))
+                try:
+                    outputs = list(protocol.response(response, clock()))
+                except RtsyncError as exc:
+                    outputs = [Fail(exc)]
+                except Exception as exc:  # a vendor decoder's bug must not end the client
+                    self.log.debug("undecodable response", exc_info=True)
+                    outputs = [Report(ProtocolError(
+                        f"skipped a response that could not be decoded ({type(exc).__name__}): "
+                        f"{response.body[:_SHOWN]!r}"))]
                 delay = protocol.delay()
+            self._apply(outputs)
             if delay and self._stopping.wait(delay):
                 raise _Stopping()
 
     # ------------------------------------------------------------------
-    # Acting on outputs (called with self._lock held)
+    # Acting on outputs (never with the protocol lock held)
     # ------------------------------------------------------------------
     def _apply(self, outputs: Sequence[Output], from_link: bool = True) -> None:
         if self._deferred and from_link:
@@ -500,7 +548,7 @@ class Client:
                 batch.append(out)
                 continue
             if batch:  # events before this output keep their place in line
-                self._deliver(batch, from_link)
+                self._deliver(batch)
                 batch = []
             if isinstance(out, Send):
                 self._send(out.text)
@@ -509,6 +557,7 @@ class Client:
                     self._link.ping(b"")
             elif isinstance(out, Connected):
                 self._was_connected = True
+                self._up_since = time.monotonic()
                 self._connections += 1
                 again = self._connections > 1
                 self.log.info("connected%s", " (reconnected)" if again else "")
@@ -527,12 +576,36 @@ class Client:
             elif isinstance(out, Rotate):
                 self._rotate(out.reason)
         if batch:
-            self._deliver(batch, from_link)
+            self._deliver(batch)
 
-    def _deliver(self, events: List[Event], from_link: bool) -> None:
+    def _deliver(self, events: List[Event]) -> None:
+        """Queue events in order. On the link thread a full queue does not stop reading at once:
+        up to `queue_size` more events wait in the backlog while pings and pongs keep flowing."""
         dispatcher = self._dispatcher
-        if dispatcher is not None and not dispatcher.put_many(events, self._while_full if from_link else None):
-            raise _Stopping()
+        if dispatcher is None:
+            return
+        if threading.current_thread() is not self._thread:
+            dispatcher.put_many(events)
+            return
+        backlog = self._backlog
+        backlog.extend(events)
+        dispatcher.offer(backlog)
+        if len(backlog) > self._queue_size:
+            self._flush_backlog(wait=True)
+        if self._was_connected:
+            self._delivered = True
+
+    def _flush_backlog(self, wait: bool) -> None:
+        """Hand the backlog to the dispatcher; with `wait`, all of it (reading pauses meanwhile)."""
+        dispatcher, backlog = self._dispatcher, self._backlog
+        if dispatcher is None or not backlog:
+            return
+        dispatcher.offer(backlog)
+        if wait and backlog:
+            events = list(backlog)
+            backlog.clear()
+            if not dispatcher.put_many(events, self._while_full):
+                raise _Stopping()
 
     def _send(self, text: str) -> None:
         link = self._link
@@ -545,16 +618,18 @@ class Client:
         if self._stopping.wait(0.05):
             return False
         protocol = self.protocol
-        if isinstance(protocol, WebSocketProtocol):
-            now = time.monotonic()
+        if not isinstance(protocol, WebSocketProtocol):
+            return True
+        now = time.monotonic()
+        with self._lock:
             protocol.heard(now)  # we stopped reading on purpose; the link is not stale
             due = protocol.deadline()
-            if due is not None and due <= now:
-                for out in protocol.tick(now):
-                    if isinstance(out, (Send, Ping)):
-                        self._apply([out], from_link=False)
-                    else:
-                        self._deferred.append(out)
+            outputs = protocol.tick(now) if due is not None and due <= now else []
+        for out in outputs:
+            if isinstance(out, (Send, Ping)):
+                self._apply([out], from_link=False)
+            else:
+                self._deferred.append(out)
         return True
 
     def _rotate(self, reason: str) -> None:
@@ -571,7 +646,8 @@ class Client:
                 raise
             self._apply([Report(exc)], from_link=False)
             return
-        refused = protocol.accepted(new.subprotocol)
+        with self._lock:
+            refused = protocol.accepted(new.subprotocol)
         if refused is not None:
             new.close()
             raise refused
@@ -583,14 +659,15 @@ class Client:
             try:
                 while time.monotonic() < deadline:
                     frames = old.recv(max(0.0, deadline - time.monotonic()))
-                    now = time.monotonic()
-                    texts = [p for op, p in frames if op == TEXT]
-                    for payload in texts:
-                        self._apply(protocol.received(payload, now))  # type: ignore[arg-type]
-                    if not frames or any(op == CLOSE for op, _ in frames):
+                    with self._lock:
+                        outputs, closed = self._decode(protocol, frames, time.monotonic())
+                    self._apply([o for o in outputs if not isinstance(o, Fail)])
+                    if not frames or closed is not None:
                         break
             except ConnectionLost:
                 pass
             old.abort()
-        self._link = new
-        self._apply(protocol.opened(time.monotonic()))
+        with self._lock:
+            self._link = new
+            outputs = protocol.opened(time.monotonic())
+        self._apply(outputs)

@@ -8,7 +8,8 @@ import time
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from rtsync.events import ERROR, Dispatcher, Event, Handlers, register_view
+from rtsync.dispatch import Dispatcher, Handlers
+from rtsync.events import ERROR, Event, register_view
 from tests.conftest import wait_for
 
 

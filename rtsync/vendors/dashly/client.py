@@ -9,7 +9,8 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Union
 
 from ...checkpoint import FileCheckpoint
 from ...errors import ConfigurationError, RtsyncError
-from ...events import Dispatcher, Event
+from ...dispatch import Dispatcher
+from ...events import Event
 from ...policy import Backoff
 from ...runtime import Client
 from ...sansio import Fail, Handshake

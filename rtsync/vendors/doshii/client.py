@@ -16,8 +16,8 @@ from ...errors import ConfigurationError, ProtocolError
 from ...policy import Backoff, RetryBudget
 from ...runtime import Client
 from ...sansio import Handshake, HttpResponse
-from ...transport.http import HttpClient
-from ...transport.websocket import status_error
+from ...policy import seconds, status_error
+from ...wire.http import HttpClient
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DoshiiProtocol
 
@@ -254,7 +254,7 @@ class DoshiiClient(Client):
         said = _server_message(response.body)
         hint = "; ".join(h for h in (said, REST_HINTS.get(response.status, "")) if h)
         retry = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
-        return status_error(response.status, what, _seconds(retry), self._redact(hint))
+        return status_error(response.status, what, seconds(retry), self._redact(hint))
 
 
 def _names(field: str, values: Any) -> List[str]:
@@ -303,9 +303,3 @@ def _server_message(body: bytes) -> str:
             return said[:200]
     return ""
 
-
-def _seconds(value: Optional[str]) -> Optional[float]:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: the backoff decides instead

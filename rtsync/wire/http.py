@@ -8,7 +8,9 @@ keeps its one-second promise in the middle of a long poll.
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import ssl
 import threading
 from typing import Any, Mapping, Optional, Set, Union
 
@@ -19,7 +21,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from ..errors import ConnectionLost
 from ..redact import redact_url
 from ..sansio import HttpResponse
-from .websocket import status_error, tls_error
+from .link import Verify, ssl_context
+from ..policy import seconds, status_error, tls_error
 
 __all__ = ["HttpClient"]
 
@@ -70,11 +73,14 @@ def _tracking(pool_cls: Any, registry: _Registry) -> Any:
 
 
 class _Adapter(HTTPAdapter):
-    def __init__(self, registry: _Registry) -> None:
+    def __init__(self, registry: _Registry, context: Optional[ssl.SSLContext]) -> None:
         self._registry = registry
+        self._context = context
         super().__init__(pool_maxsize=4)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        if self._context is not None:  # requests takes an SSLContext only through the pool manager
+            kwargs["ssl_context"] = self._context
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _tracking(HTTPConnectionPool, self._registry),
@@ -85,13 +91,16 @@ class _Adapter(HTTPAdapter):
 class HttpClient:
     """A requests Session whose in-flight requests `cancel()` can interrupt from any thread."""
 
-    def __init__(self, *, verify: Union[bool, str] = True, user_agent: str = "rtsync") -> None:
+    def __init__(self, *, verify: Verify = True, user_agent: str = "rtsync") -> None:
         self._registry = _Registry()
+        ssl_context(verify)  # the same checks and errors as the WebSocket side
+        context = verify if isinstance(verify, ssl.SSLContext) else None
         # Passed on each request: a Session's `verify` loses to REQUESTS_CA_BUNDLE (requests#3829).
-        self.verify = verify
+        self.verify: Union[bool, str] = True if context else (
+            verify if isinstance(verify, bool) else os.fspath(verify))
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
-        adapter = _Adapter(self._registry)
+        adapter = _Adapter(self._registry, context)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -124,8 +133,7 @@ class HttpClient:
             raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
         result = HttpResponse(resp.status_code, dict(resp.headers), body)
         if check and resp.status_code >= 400:
-            retry = resp.headers.get("Retry-After")
-            raise status_error(resp.status_code, what, float(retry) if retry and retry.isdigit() else None)
+            raise status_error(resp.status_code, what, seconds(resp.headers.get("Retry-After")))
         return result
 
     def cancel(self) -> None:

@@ -1,1 +1,0 @@
-"""Vendor-agnostic I/O: a WebSocket link and a cancellable HTTP client."""

@@ -1,0 +1,292 @@
+"""One WebSocket connection over a socket: interruptible connect, websocket-client's upgrade, our framing.
+
+The TCP connect and TLS handshake are ours so that `abort()` from another
+thread ends them at once (a blocking `connect()` cannot be interrupted, and
+`stop()` promises about a second). The HTTP upgrade is websocket-client's
+(headers, status, accept key) over the socket we opened; through an HTTP
+proxy from the environment websocket-client opens the socket itself. After
+the upgrade every byte goes through `FrameReader` (websockets' sans-I/O
+RFC 6455 core). Reads are for one thread; writes may come from any thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Dict, List, Optional, Union
+from urllib.parse import urlsplit
+
+import websocket
+from websocket._url import get_proxy_info
+
+from ..errors import ConfigurationError, ConnectionLost
+from ..policy import seconds, status_error, tls_error
+from ..sansio import Handshake
+from .frames import Incoming
+from .framing import FrameReader
+
+__all__ = ["Verify", "WebSocketLink", "ssl_context"]
+
+Verify = Union[bool, str, "os.PathLike[str]", ssl.SSLContext]
+
+_READ_SIZE = 256 * 1024
+_SLICE = 0.1  # how often a blocked connect looks whether it was aborted
+_CLOSE_WAIT = 0.5  # how long a closing client waits for the server to end TCP (RFC 6455 7.1.1)
+
+
+def ssl_context(verify: Verify) -> ssl.SSLContext:
+    """The TLS context for `verify`: True (system CAs), False (no checks), a CA bundle path, or a context."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if verify is True:
+        return ssl.create_default_context()
+    if isinstance(verify, (str, os.PathLike)):
+        path = os.fspath(verify)
+        try:
+            return ssl.create_default_context(cafile=path)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"verify={path!r} is not a readable CA bundle ({exc}); pass the path of a PEM file"
+            ) from None
+    raise ConfigurationError(
+        f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
+    )
+
+
+class WebSocketLink:
+    """One open WebSocket. `recv` is for the reader thread; `send_*`, `ping`, `close`, `abort` are thread-safe."""
+
+    def __init__(
+        self,
+        handshake: Handshake,
+        *,
+        timeout: float = 10.0,
+        max_message_size: int = 16 * 1024 * 1024,
+        verify: Verify = True,
+        display_url: str = "",
+    ) -> None:
+        self.max_message_size = max_message_size
+        self.subprotocol: Optional[str] = None
+        self._handshake = handshake
+        self._timeout = timeout
+        self._ssl = ssl_context(verify) if handshake.url.startswith("wss:") else None
+        self._what = f"WebSocket handshake with {display_url or 'the server'}"
+        self._reader = FrameReader(max_message_size)
+        self._lock = threading.Lock()  # the FrameReader's state and the socket's write side
+        self._closed = False
+        self._sock: Optional[socket.socket] = None
+        self._poller: Any = None
+        sslopt = {"context": self._ssl} if self._ssl is not None else None
+        self._ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
+
+    # -- opening -----------------------------------------------------------
+    def connect(self) -> "WebSocketLink":
+        """Open TCP, TLS and the upgrade; `abort()` from another thread interrupts any step."""
+        handshake, what = self._handshake, self._what
+        headers = dict(handshake.headers)
+        if handshake.subprotocols:
+            # Sent by hand, not with `subprotocols=`: websocket-client fails a server that answers
+            # with none, which is legal; the vendor's protocol judges the answer instead.
+            headers["Sec-WebSocket-Protocol"] = ", ".join(handshake.subprotocols)
+        options: Dict[str, Any] = {"timeout": self._timeout, "header": headers,
+                                   "suppress_origin": not handshake.origin}
+        if handshake.origin:
+            options["origin"] = handshake.origin
+        parts = urlsplit(handshake.url)
+        host = parts.hostname or ""
+        secure = parts.scheme == "wss"
+        try:
+            if get_proxy_info(host, secure)[0] is None:
+                options["socket"] = self._open(host, parts.port or (443 if secure else 80))
+            self._ws.connect(handshake.url, **options)
+        except websocket.WebSocketBadStatusException as exc:
+            self.abort()
+            retry = (exc.resp_headers or {}).get("retry-after")
+            hint = handshake.status_hints.get(exc.status_code, "")
+            raise status_error(exc.status_code, what, seconds(retry), hint) from None
+        except ssl.SSLCertVerificationError as exc:
+            self.abort()
+            raise tls_error(what, exc.verify_message or str(exc)) from None
+        except (OSError, websocket.WebSocketException, ValueError) as exc:
+            self.abort()
+            if isinstance(exc, ConnectionLost):
+                raise
+            raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
+        if self._closed:
+            self.abort()
+            raise ConnectionLost("the connection was closed while opening")
+        self.subprotocol = (self._ws.getheaders() or {}).get("sec-websocket-protocol")
+        self._sock = self._ws.sock
+        return self
+
+    def _open(self, host: str, port: int) -> socket.socket:
+        """TCP (and TLS) to host:port, in short slices so that `abort()` ends it at once."""
+        deadline = time.monotonic() + self._timeout
+        failure: Optional[BaseException] = None
+        for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            with self._lock:
+                if self._closed:
+                    sock.close()
+                    break
+                self._sock = sock
+            try:
+                self._connect_tcp(sock, address, deadline)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                if self._ssl is not None:
+                    tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+                    self._sock = tls  # abort() shuts this one down, which ends a hanging handshake
+                    tls.do_handshake()
+                    sock = tls
+                sock.settimeout(self._timeout)
+                return sock
+            except ssl.SSLCertVerificationError:
+                raise
+            except OSError as exc:
+                failure = exc
+                sock.close()
+                if self._closed or time.monotonic() >= deadline:
+                    break
+        if self._closed:
+            raise ConnectionLost("the connection was closed while opening")
+        raise ConnectionLost(f"{self._what} failed: could not connect ({type(failure).__name__ if failure else 'no address'})")
+
+    def _connect_tcp(self, sock: socket.socket, address: Any, deadline: float) -> None:
+        sock.setblocking(False)
+        err = sock.connect_ex(address)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            raise OSError(err, os.strerror(err))
+        poller = select.poll() if hasattr(select, "poll") else None
+        if poller is not None:
+            poller.register(sock, select.POLLOUT)
+        while err != 0:
+            if self._closed:
+                raise ConnectionLost("the connection was closed while opening")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("connect timed out")
+            wait = min(_SLICE, left)
+            ready = poller.poll(wait * 1000) if poller is not None else select.select([], [sock], [], wait)[1]
+            if ready:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                break
+        sock.setblocking(True)
+
+    # -- writes (any thread) -----------------------------------------------
+    def send_text(self, text: str) -> None:
+        self._write(self._reader.send_text, text)
+
+    def send_binary(self, data: bytes) -> None:
+        self._write(self._reader.send_binary, data)
+
+    def ping(self, payload: bytes = b"") -> None:
+        self._write(self._reader.send_ping, payload)
+
+    def _write(self, op: Any, arg: Any) -> None:
+        if self._closed:
+            raise ConnectionLost("the connection is closed")
+        with self._lock:
+            try:
+                op(arg)
+                self._flush()
+            except OSError as exc:
+                raise ConnectionLost(f"send failed: {type(exc).__name__}") from None
+            except Exception as exc:  # the library refuses a send after the close handshake began
+                raise ConnectionLost(f"send failed: {exc}") from None
+
+    def _flush(self) -> None:
+        data = self._reader.outgoing()
+        sock = self._sock
+        if data and sock is not None:
+            sock.sendall(data)
+
+    def begin_close(self, code: int = 1000, reason: str = "") -> None:
+        """Send our close frame (best effort); messages may still arrive until the server's close."""
+        if self._closed:
+            return
+        with self._lock:
+            try:
+                self._reader.send_close(code, reason)
+                self._flush()
+            except Exception:
+                pass
+
+    def close(self, code: int = 1000) -> None:
+        """The close handshake, briefly waiting for the server to end TCP (7.1.1), then shut the socket."""
+        self.begin_close(code)
+        sock = self._sock
+        if sock is not None and not self._closed and self._reader.closed is not None:
+            try:  # the server spoke last: it ends TCP first, as RFC 6455 asks
+                if self._readable(sock, _CLOSE_WAIT):
+                    sock.recv(_READ_SIZE)
+            except (OSError, ValueError):
+                pass
+        self.abort()
+
+    def abort(self) -> None:
+        """Shut the socket at once; a `recv`, connect or handshake blocked in another thread fails at once."""
+        self._closed = True
+        sock = self._sock
+        if sock is None:
+            return
+        for end in (lambda: sock.shutdown(socket.SHUT_RDWR), sock.close):
+            try:
+                end()
+            except OSError:
+                pass
+
+    # -- reads (reader thread only) ----------------------------------------
+    def recv(self, timeout: Optional[float]) -> List[Incoming]:
+        """The messages and notices available, waiting up to `timeout` for the first bytes.
+
+        An empty list means the timeout passed. Pings are answered and the server's close
+        frame is echoed here; a protocol violation by the server fails the link and raises.
+        """
+        if self._closed:
+            raise ConnectionLost("the connection is closed")
+        sock = self._sock
+        assert sock is not None, "recv() before connect()"
+        # Wait with poll, never with settimeout(): the timeout is the socket's, shared with
+        # writes from other threads, and settimeout(0) would make it non-blocking (BlockingIOError).
+        pending = getattr(sock, "pending", None)  # bytes the TLS layer holds are invisible to poll
+        try:
+            if not (pending is not None and pending()) and not self._readable(sock, timeout):
+                return []
+            data = sock.recv(_READ_SIZE)
+            while pending is not None and pending():  # drain what TLS already decrypted
+                data += sock.recv(_READ_SIZE)
+        except (socket.timeout, ssl.SSLWantReadError):
+            return []
+        except (OSError, ValueError) as exc:  # ValueError: a socket closed meanwhile
+            raise ConnectionLost(f"connection lost: {type(exc).__name__}") from None
+        if not data:
+            raise ConnectionLost("connection closed by the server without a close frame")
+        with self._lock:
+            try:
+                return self._reader.feed(data)
+            finally:
+                try:
+                    self._flush()  # pongs, the answering close frame, the failing close frame
+                except OSError:
+                    pass
+
+    def _readable(self, sock: socket.socket, timeout: Optional[float]) -> bool:
+        if not hasattr(select, "poll"):  # Windows; select() there has no descriptor limit
+            return bool(select.select([sock], [], [], timeout)[0])
+        if self._poller is None:  # poll, not select: select() fails on descriptors above 1023
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+        return bool(self._poller.poll(None if timeout is None else timeout * 1000))
