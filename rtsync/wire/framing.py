@@ -72,6 +72,11 @@ class FrameReader:
         self.closed: Optional[Closed] = None
 
     @property
+    def buffered(self) -> bool:
+        """Bytes wait in the buffer: call `feed(b"")` before waiting for the socket again."""
+        return bool(self._buf) and self.closed is None
+
+    @property
     def failed(self) -> bool:
         return self._error is not None or self.protocol.parser_exc is not None
 
@@ -82,11 +87,15 @@ class FrameReader:
     def feed(self, data: bytes) -> List[Incoming]:
         """Take bytes from the socket; return complete messages and notices, in order.
 
-        Raises WebSocketProtocolError once the server breaks the protocol (send `outgoing()` first:
-        it holds the failing close frame).
+        A frame other than a plain message waits for the next call when messages came before it
+        in this one, so the caller can act on them (answer, echo) before, say, a protocol violation
+        fails the link: then the call raises WebSocketProtocolError (send `outgoing()` first: it
+        holds the failing close frame).
         """
+        if self.failed:
+            raise self._violation()
         out: List[Incoming] = []
-        if self.closed is not None or self.failed:
+        if self.closed is not None:
             return out  # 1.4: after a close frame, everything else is discarded
         buf = self._buf
         buf += data
@@ -139,19 +148,25 @@ class FrameReader:
                     self._fail(_CLOSE_INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
                     break
                 continue
+            if out:
+                break  # what came first is acted on before the library judges this frame: see `buffered`
             frame = bytes(buf[pos:stop])
             pos = stop
             self._through_library(frame, out)
             if self.failed or self.closed is not None:
                 break
         del buf[:pos]
-        if self.failed:
-            exc = self._error or proto.parser_exc
-            code = proto.close_sent.code if proto.close_sent is not None else None
-            raise WebSocketProtocolError(
-                f"the server broke the WebSocket protocol ({exc}); closed the link with code {code}"
-            )
-        return out
+        if self.failed and not out:
+            raise self._violation()
+        return out  # after a violation, what came before it first: the next feed() raises
+
+    def _violation(self) -> WebSocketProtocolError:
+        proto = self.protocol
+        exc = self._error or proto.parser_exc
+        code = proto.close_sent.code if proto.close_sent is not None else None
+        return WebSocketProtocolError(
+            f"the server broke the WebSocket protocol ({exc}); closed the link with code {code}"
+        )
 
     def _oversized(self, buf: bytearray, pos: int, b0: int, b1: int, head: int, length: int,
                    out: List[Incoming]) -> int:
@@ -170,6 +185,13 @@ class FrameReader:
 
     def _through_library(self, frame: bytes, out: List[Incoming], oversized: int = 0) -> None:
         proto = self.protocol
+        if self._open and frame[0] & 0x0F == 0x8:
+            # A close may interrupt a fragmented message (5.4, Autobahn 7.1.5): the partial message
+            # is dropped and the close answered normally; websockets would fail the link with 1002.
+            self._open, self._parts, self._text = False, [], None
+            for name in ("current_size", "cur_size"):  # its name differs across websockets versions
+                if hasattr(proto, name):
+                    setattr(proto, name, None)
         proto.receive_data(frame)
         for event in proto.events_received():
             opcode = event.opcode

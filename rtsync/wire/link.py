@@ -257,6 +257,10 @@ class WebSocketLink:
         """
         if self._closed:
             raise ConnectionLost("the connection is closed")
+        if self._reader.buffered or self._reader.failed:
+            items = self._feed(b"")  # frames held back behind the previous read's messages
+            if items:
+                return items
         sock = self._sock
         assert sock is not None, "recv() before connect()"
         # Wait with poll, never with settimeout(): the timeout is the socket's, shared with
@@ -274,6 +278,9 @@ class WebSocketLink:
             raise ConnectionLost(f"connection lost: {type(exc).__name__}") from None
         if not data:
             raise ConnectionLost("connection closed by the server without a close frame")
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> List[Incoming]:
         with self._lock:
             try:
                 return self._reader.feed(data)

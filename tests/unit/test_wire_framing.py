@@ -49,13 +49,24 @@ def sent(reader: FrameReader) -> bytes:
     return out
 
 
+def feed(reader: FrameReader, data: bytes) -> List[object]:
+    """Everything the bytes give, as the link reads it: frames held back come on the next calls."""
+    out: List[object] = list(reader.feed(data))
+    while reader.buffered or reader.failed:
+        more = reader.feed(b"")
+        if not more:
+            break
+        out += more
+    return out
+
+
 def test_lengths_7_16_64_bits_and_split_reads() -> None:
     reader = FrameReader(1 << 20)
     texts = ["a", "b" * 200, "c" * 70000]
     data = b"".join(frame(t.encode()) for t in texts)
     got: List[object] = []
     for i in range(0, len(data), 999):  # arbitrary chunking, as TCP delivers
-        got += reader.feed(data[i:i + 999])
+        got += feed(reader, data[i:i + 999])
     assert got == texts
 
 
@@ -63,13 +74,13 @@ def test_fragmented_message_with_interleaved_ping_is_answered_and_assembled() ->
     reader = FrameReader(1 << 20)
     data = (frame(b"hel", fin=False) + frame(b"p!", opcode=PING) + frame(b"lo ", opcode=0, fin=False)
             + frame("wörld".encode(), opcode=0))
-    assert reader.feed(data) == [Heard(), "hello wörld"]
+    assert feed(reader, data) == [Heard(), "hello wörld"]
     assert sent(reader) == bytes([0x80 | PONG, 2]) + b"p!"
 
 
 def test_binary_messages_and_the_servers_close_is_echoed() -> None:
     reader = FrameReader(1 << 20)
-    got = reader.feed(frame(b"\x00\x01", opcode=2) + close(1008, b'{"x":1}') + frame(b"after"))
+    got = feed(reader, frame(b"\x00\x01", opcode=2) + close(1008, b'{"x":1}') + frame(b"after"))
     assert got == [b"\x00\x01", Closed(1008, '{"x":1}')]
     assert sent(reader)[:4] == bytes([0x80 | CLOSE, 9]) + struct.pack("!H", 1008)
     assert reader.feed(frame(b"ignored") + frame(b"", opcode=PING)) == []  # nothing after the close
@@ -98,10 +109,25 @@ def test_empty_close_has_no_code() -> None:
 def test_protocol_violations_fail_the_link_with_a_close_frame(data: bytes, why: str) -> None:
     reader = FrameReader(1 << 20)
     with pytest.raises(WebSocketProtocolError, match="broke the WebSocket protocol"):
-        reader.feed(data)
+        feed(reader, data)
     out = sent(reader)
     assert out[0] == 0x80 | CLOSE and struct.unpack("!H", out[2:4])[0] in (1002, 1007)
-    assert reader.feed(frame(b"more")) == []
+    with pytest.raises(WebSocketProtocolError):  # and it stays failed
+        reader.feed(frame(b"more"))
+
+
+def test_messages_before_a_violation_are_returned_first() -> None:
+    reader = FrameReader(1 << 20)
+    assert reader.feed(frame(b"good") + frame(b"x", rsv=2) + frame(b"never")) == ["good"]
+    assert reader.outgoing() == b""  # not failed yet: "good" can still be answered
+    with pytest.raises(WebSocketProtocolError):
+        reader.feed(b"")
+
+
+def test_a_close_may_interrupt_a_fragmented_message() -> None:
+    reader = FrameReader(1 << 20)
+    assert feed(reader, frame(b"frag1", fin=False) + close(1000) + frame(b"frag2", opcode=0)) == [Closed(1000)]
+    assert struct.unpack("!H", sent(reader)[2:4])[0] == 1000
 
 
 def test_invalid_utf8_fails_fast_on_the_first_bad_fragment() -> None:
@@ -124,7 +150,7 @@ def test_oversized_message_is_skipped_across_reads_without_buffering_and_the_nex
 
 def test_oversized_fragmented_message_is_reported_once_and_nothing_leaks() -> None:
     reader = FrameReader(10)
-    got = reader.feed(frame(b"123456", fin=False) + frame(b"789012", opcode=0, fin=False)
+    got = feed(reader, frame(b"123456", fin=False) + frame(b"789012", opcode=0, fin=False)
                       + frame(b"x" * 300, opcode=0, fin=False) + frame(b"tail", opcode=0) + frame(b"ok"))
     assert [type(g) for g in got] == [Skipped, str] and got[1] == "ok"
 
@@ -154,7 +180,8 @@ def _run(reader: FrameReader, data: bytes, cut: int) -> List[object]:
     out: List[object] = []
     try:
         for i in range(0, len(data), cut):
-            out += reader.feed(data[i:i + cut])
+            out += feed(reader, data[i:i + cut])
+        reader.feed(b"")
     except WebSocketProtocolError:
         out.append("failed")
     return out
@@ -197,7 +224,8 @@ def test_reads_wait_without_touching_the_sockets_timeout() -> None:
         assert link.recv(0) == [] and link.recv(0.01) == []
         assert ours.gettimeout() == 5.0
         theirs.sendall(frame(b"hello") + frame(b"", opcode=PING))
-        assert link.recv(1.0) == ["hello", Heard()]
+        assert link.recv(1.0) == ["hello"]
+        assert link.recv(0) == [Heard()]  # held back behind the message, then answered
         assert theirs.recv(100)[:2] == bytes([0x80 | PONG, 0x80])  # answered, masked
         theirs.close()
         with pytest.raises(ConnectionLost):
