@@ -115,15 +115,24 @@ class HttpResponse:
     body: bytes
 
 
-def json_object(text: str) -> Union[Dict[str, Any], Report]:
-    """A text frame decoded as a JSON object, or the Report that says why it was skipped."""
+def json_object(text: str, *, shown: Optional[str] = None) -> Union[Dict[str, Any], Report]:
+    """A text frame decoded as a JSON object, or the Report that says why it was skipped.
+
+    The report quotes the frame cut short (`shown` instead, if given: a protocol whose
+    frames carry a secret passes them redacted). Never raises for any `str` input.
+    """
     try:
         value = json.loads(text)
-    except ValueError:
-        return Report(ProtocolError(f"skipped a frame that is not JSON: {text[:80]!r}"))
-    if not isinstance(value, dict):
-        return Report(ProtocolError(f"skipped a frame that is not a JSON object: {text[:80]!r}"))
-    return value
+    except RecursionError:  # not a ValueError: JSON nested deeper than the interpreter's stack allows
+        problem = "nested too deeply to decode"
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        problem = "that is not JSON"
+    else:
+        if isinstance(value, dict):
+            return value
+        problem = "that is not a JSON object"
+    quoted = repr((text if shown is None else shown)[:80])[:120]
+    return Report(ProtocolError(f"skipped a frame {problem}: {quoted}"))
 
 
 class Liveness:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import warnings
@@ -9,6 +12,7 @@ import warnings
 import jwt
 import pytest
 
+from rtsync import hs256
 from rtsync.errors import StaleConnection
 from rtsync.events import Event
 from rtsync.sansio import Connected, Fail, Ping, Report, Rotate
@@ -144,3 +148,70 @@ def test_any_loss_forgets_the_url_so_the_next_connect_fetches_a_fresh_one() -> N
     p.opened(0)
     p.lost()
     assert p.url is None and p.time_left(1) < 0
+
+
+# Hostile frames the fuzzer recorded: each is one Report with the frame cut short, the dedupe memory is
+# untouched, and the next good event still arrives.
+def assert_alive(p: DialpadProtocol, secret: bool = False) -> None:
+    event = dict(CALL, call_id=99, event_timestamp=1731624049999)
+    frame = hs256.sign(event, b"a-long-enough-websocket-secret-0123") if secret else json.dumps(event)
+    (out,) = p.received(frame, 9)
+    assert isinstance(out, Event) and (out.name, out.id) == ("call.hangup", 99)
+
+
+def plain() -> DialpadProtocol:
+    p = DialpadProtocol()
+    p.use_url("wss://x/events/t", 3600, 0)
+    p.opened(0)
+    return p
+
+
+@pytest.mark.parametrize("frame, says", [
+    ("{" + '"a":{' * 1000 + "}" * 1000 + "}", "nested too deeply"),
+    (json.dumps(dict(CALL, event_timestamp=[1731624049994])), "event_timestamp is a list"),
+    (json.dumps(dict(CALL, event_timestamp=float("nan"))), "event_timestamp is not finite"),
+    (json.dumps(dict(CALL, call_id=[6421977457180672])), "call_id is a list"),
+    (json.dumps(dict(CALL, call_id={"id": 1})), "call_id is a dict"),
+    (json.dumps(dict(AGENT, target="user 77")), "target is a str"),
+    (json.dumps(dict(AGENT, target={"id": [77]})), "target.id is a list"),
+    (json.dumps(dict(SMS, id=[1])), "id is a list"),
+    (json.dumps(dict(SMS, message_status=["pending"])), "message_status is a list"),
+])
+def test_recorded_ill_typed_frames_are_one_report_each(frame: str, says: str) -> None:
+    p = plain()
+    for now in (1, 2):  # not remembered as seen: the same frame again is judged again
+        (report,) = p.received(frame, now)
+        assert isinstance(report, Report) and says in str(report.error) and len(str(report.error)) < 240, report
+    assert not p._seen
+    assert_alive(p)
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+DEEP = ("[" * 1000 + "]" * 1000).encode()
+
+
+def test_a_deeply_nested_jwt_is_reported_before_and_after_the_signature_check() -> None:
+    key = b"a-long-enough-websocket-secret-0123"
+    p = DialpadProtocol(secret=key.decode())
+    p.use_url("wss://x/events/t", 3600, 0)
+    p.opened(0)
+    header_first = ".".join([b64(DEEP), b64(b"{}"), b64(b"x" * 32)])  # the header is read before the signature
+    signing_input = ".".join([b64(b'{"alg":"HS256"}'), b64(DEEP)])
+    signed = signing_input + "." + b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())
+    for frame in (header_first, signed):
+        (report,) = p.received(frame, 1)
+        assert isinstance(report, Report) and "nested too deeply" in str(report.error), report
+    assert_alive(p, secret=True)
+
+
+@pytest.mark.parametrize("claims, lifetime", [
+    (b'{"exp": 1e400, "iat": 1}', 3600), (b'{"exp": NaN}', 3600), (b'{"exp": [1]}', 3600),
+    (b'{"exp": 10000000000000000000000000000000000000000}', 3600), (DEEP, 3600),
+    (b'{"exp": 4600, "iat": [1]}', 3600), (b'{"exp": 4600, "iat": 1e400}', 3600),
+])
+def test_token_lifetime_of_a_hostile_url_token(claims: bytes, lifetime: float) -> None:
+    token = ".".join([b64(b'{"alg":"ES256","typ":"JWT"}'), b64(claims), b64(b"sig")])
+    assert token_lifetime(f"wss://x/events/{token}", now=1000) == lifetime

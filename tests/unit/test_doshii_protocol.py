@@ -86,3 +86,39 @@ def test_primus_strings_ignored_and_junk_reported() -> None:
     assert p.received("primus::ping::1539153237588", 0) == []
     assert isinstance(p.received("{not json", 0)[0], Report)
     assert isinstance(p.received('{"emit": []}', 0)[0], Report)
+
+
+# Hostile frames the fuzzer recorded: each is one Report with the frame cut short, nothing else changes,
+# and the next good event still arrives.
+def test_recorded_ill_typed_frames_are_one_report_each() -> None:
+    from rtsync.errors import ProtocolError
+
+    for frame, says in [
+        ('{"emit":' + "[" * 1000 + "]" * 1000 + "}", "nested too deeply"),
+        ('{"doshii": ["ping", 1]}', "doshii body is a list"),
+        ('{"doshii": "pong"}', "doshii body is a str"),
+        ('{"doshii": {"ping": [1539153237588]}}', "ping whose value is a list"),
+        ('{"doshii": {"ping": NaN}}', "ping whose value is nan"),
+        ('{"emit": [42, {"id": "3"}]}', "unknown shape"),
+        ('{"emit": "order_updated"}', "unknown shape"),
+        ('{"event": ["order_updated"], "data": {}}', "unknown shape"),
+        ('{"type": null, "data": {}}', "unknown shape"),
+    ]:
+        p = proto()
+        p.opened(0)
+        (report,) = p.received(frame, 1)
+        assert isinstance(report, Report) and isinstance(report.error, ProtocolError), frame
+        assert says in str(report.error) and len(str(report.error)) < 240, report
+        assert p.deadline() == 30  # the heartbeat clock is untouched
+        (connected,) = p.received(PONG, 2)
+        assert isinstance(connected, Connected)
+        (event,) = p.received(ORDER, 3)
+        assert isinstance(event, Event) and (event.name, event.id) == ("order_updated", "3")
+
+
+def test_an_event_payload_of_any_type_is_delivered_with_its_id_only_when_usable() -> None:
+    p = proto()
+    p.opened(0)
+    for payload in ([1, 2], 1e20, None, {"id": [1]}, {"id": {"a": 1}}, {"id": 1e20}):
+        (event,) = p.received(json.dumps({"emit": ["order_updated", payload]}), 1)
+        assert isinstance(event, Event) and event.data == payload and event.id is None

@@ -275,3 +275,107 @@ def test_a_full_page_within_one_millisecond_is_a_gap_not_a_loop() -> None:
     gap, *out = p.received(json.dumps({"msg": "result", "id": history["id"], "result": {"messages": same}}), 1)
     assert gap.name == GAP and "share one millisecond" in gap.data["reason"]
     assert [e.id for e in out] == ["s1", "s2"]  # what was found is still delivered, oldest first
+
+
+# Hostile frames the fuzzer recorded: each is one Report (or the call's Reply carries the error), tokens
+# never quoted, and the next good message still arrives.
+def good_message(n: int) -> str:
+    return ROOM_MESSAGE.replace("357Cde8axgiCYd3kY", f"good{n}").replace("1540756719398", str(1540756719398 + n))
+
+
+def assert_alive(p: QuickMeetProtocol, n: int = 1) -> None:
+    (event,) = p.received(good_message(n), 9)
+    assert isinstance(event, Event) and event.id == f"good{n}"
+
+
+def room_message_with(**fields) -> str:
+    message = json.loads(ROOM_MESSAGE)
+    message["fields"]["args"][0].update(fields)
+    return json.dumps(message)
+
+
+@pytest.mark.parametrize("date", [1e20, -1e20, float("nan"), float("inf"), "2024-01-01", [1540756719398], True, {}])
+def test_recorded_ejson_dates_that_are_not_dates(date: object) -> None:
+    with pytest.raises(ProtocolError, match="EJSON date"):
+        decode_ejson({"$date": date})
+    p = logged_in()
+    for frame in (room_message_with(ts={"$date": date}), room_message_with(_updatedAt={"$date": date}),
+                  room_message_with(edited={"at": {"$date": date}})):
+        (report,) = p.received(frame, 1)
+        assert isinstance(report, Report) and isinstance(report.error, ProtocolError), report
+        assert "date" in str(report.error) and len(str(report.error)) < 240
+    assert_alive(p)
+
+
+def test_a_call_whose_result_has_a_bad_date_gets_its_reply_with_the_error() -> None:
+    p = logged_in()
+    call_id, _ = p.call("getRoomInfo", [])
+    (reply,) = p.received(json.dumps({"msg": "result", "id": call_id, "result": {"ts": {"$date": 1e20}}}), 1)
+    assert isinstance(reply, Reply) and reply.key == call_id and isinstance(reply.error, ProtocolError)
+    assert_alive(p)
+
+
+def test_a_login_answer_with_ill_typed_parts_logs_in_and_says_what_was_ignored() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN, resume_token="old-resume-token")
+    p.opened(0)
+    p.received(CONNECTED, 0)
+    out = p.received(json.dumps({"msg": "result", "id": "login1",
+                                 "result": {"id": ["u"], "token": 5, "tokenExpires": {"$date": float("nan")}}}), 0)
+    assert isinstance(out[0], Report) and "token is a int" in str(out[0].error)
+    assert isinstance(out[-1], Connected) and p.resume_token == "old-resume-token" and p.token_expires is None
+    assert "old-resume-token" not in str(out[0].error)
+
+
+@pytest.mark.parametrize("frame, says", [
+    ('{"msg":"changed","fields":' + "[" * 1000 + "]" * 1000 + "}", "nested too deeply"),
+    ('{"msg":"changed","collection":"stream-room-messages","fields":["GENERAL"]}', "fields is a list"),
+    ('{"msg":"changed","collection":"stream-room-messages","fields":{"eventName":"GENERAL","args":{"0":{}}}}',
+     "args is a dict"),
+    ('{"msg":"changed","collection":"stream-room-messages","fields":{"eventName":"GENERAL","args":7}}',
+     "args is a int"),
+    ('{"msg":"changed","collection":"stream-notify-user","fields":{"eventName":["u1/x"],"args":[]}}', "eventName"),
+    ('{"msg":"ready","subs":5}', "subs is a int"),
+    ('{"msg":["result"],"id":"login1"}', "msg is a list"),
+    ('{"msg":"result","id":["login1"],"result":{"token":"abc-secret-value"}}', "id is a list"),
+])
+def test_recorded_ill_typed_frames_are_one_report_each(frame: str, says: str) -> None:
+    p = logged_in()
+    (report,) = p.received(frame, 1)
+    assert isinstance(report, Report) and says in str(report.error), report
+    assert "abc-secret" not in str(report.error) and "72kB2z" not in str(report.error)
+    assert_alive(p)
+
+
+def test_nosub_and_login_errors_of_any_shape_are_rtsync_errors() -> None:
+    p = logged_in()
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
+    out = p.received(json.dumps({"msg": "nosub", "id": sub_id, "error": {"error": ["x"], "reason": 42}}), 1)
+    assert [type(o) for o in out] == [Reply, Report] and isinstance(out[1].error, SubscriptionError)
+    for error in (["x"], "²", "error [²]", {"error": {"a": 1}, "reason": [1]}, 7):
+        p2 = QuickMeetProtocol("wss://x/websocket", LOGIN, resume_token="tok")
+        p2.opened(0)
+        p2.received(CONNECTED, 0)
+        out = p2.received(json.dumps({"msg": "result", "id": "login1", "error": error}), 0)
+        assert all(isinstance(o, (Fail, Send)) for o in out), out  # refused (or the password tried next)
+    limited = call_error("x", {"error": "too-many-requests", "details": {"timeToReset": float("nan")}})
+    assert isinstance(limited, RateLimited) and limited.retry_after is None
+
+
+def test_a_gap_fill_answer_with_a_bad_message_delivers_its_siblings() -> None:
+    p = logged_in()
+    p.subscribe("stream-room-messages", "GENERAL")
+    p.received('{"msg":"ready","subs":["s2"]}', 0)
+    p.received(ROOM_MESSAGE, 0)
+    p.lost()
+    p.opened(1)
+    p.received(CONNECTED, 1)
+    out = p.received(LOGIN_OK.replace("login1", "login3"), 1)
+    (fill,) = [json.loads(o.text) for o in out if isinstance(o, Send) and "loadMissedMessages" in o.text]
+    batch = [{"_id": "n2", "rid": "GENERAL", "ts": {"$date": 1540756719500}},
+             {"_id": ["bad"], "rid": "GENERAL", "ts": {"$date": 1540756719450}},
+             {"_id": "bad2", "rid": "GENERAL", "ts": {"$date": 1e20}},
+             {"_id": "n1", "rid": "GENERAL", "ts": {"$date": 1540756719400}}]
+    out = p.received(json.dumps({"msg": "result", "id": fill["id"], "result": batch}), 2)
+    assert [o.id for o in out if isinstance(o, Event)] == ["n1", "n2"]
+    (report,) = [o for o in out if isinstance(o, Report)]
+    assert "2 of 4 messages" in str(report.error)

@@ -236,3 +236,53 @@ def test_old_shape_leaks_neither_extend_the_confirm_wait_nor_hide_the_auth_error
     assert len(delivered) == 20 and not p.confirmed
     assert isinstance(fails[0].error, SubscriptionTimeout)
     assert isinstance(fails[1].error, AuthenticationError) and "never confirmed" in str(fails[1].error)
+
+
+# Hostile frames the fuzzer recorded: each is one Report that names the problem and quotes the frame cut
+# short with the token masked, and the next good event still arrives.
+SECRET_PARAMS = {"pubsub_token": "secret-pubsub-token-42", "account_id": 1, "user_id": 2}
+SECRET_ID = build_identifier({"channel": "RoomChannel", **SECRET_PARAMS})
+
+
+def secret_subscribed() -> VoxsigProtocol:
+    p = VoxsigProtocol("wss://app.voxsig.com/cable", "https://app.voxsig.com", SECRET_PARAMS, presence_interval=15)
+    p.opened(0)
+    p.received(WELCOME, 0)
+    p.received(json.dumps({"identifier": SECRET_ID, "type": "confirm_subscription"}), 0)
+    return p
+
+
+@pytest.mark.parametrize("frame, says", [
+    ('{"identifier":' + "[" * 1000 + "]" * 1000 + "}", "nested too deeply"),
+    (json.dumps({"identifier": ["x"], "message": {"event": "message.created"}}), "identifier is not a JSON string"),
+    (json.dumps({"identifier": {"channel": "RoomChannel"}, "message": 1}), "identifier is not a JSON string"),
+    (json.dumps({"identifier": "RoomChannel", "message": {}}), "identifier is not a JSON string"),
+    (json.dumps({"identifier": 7, "type": "confirm_subscription"}), "identifier is not a JSON string"),
+    (json.dumps({"type": ["welcome"]}), "type is a list"),
+    (json.dumps({"identifier": SECRET_ID, "message": {"event": ["message.created"], "data": {}}}), "event is a list"),
+])
+def test_recorded_hostile_frames_are_one_report_each(frame: str, says: str) -> None:
+    p = secret_subscribed()
+    (report,) = p.received(frame, 1)
+    assert isinstance(report, Report) and isinstance(report.error, ProtocolError)
+    text = str(report.error)
+    assert says in text and len(text) < 240 and "secret-pubsub-token" not in text
+    good = json.dumps({"identifier": SECRET_ID, "message": {"event": "message.created", "data": {"id": 9}}})
+    (event,) = p.received(good, 2)
+    assert (event.name, event.data) == ("message.created", {"id": 9}) and p.confirmed
+
+
+@pytest.mark.parametrize("message", [[1, 2, 3], 1e20, -5, None, "text"])
+def test_a_message_of_any_json_type_is_delivered_as_is(message: object) -> None:
+    # ActionCable broadcasts whatever value it is given: not an object is not an error.
+    p = secret_subscribed()
+    (event,) = p.received(json.dumps({"identifier": SECRET_ID, "message": message}), 1)
+    assert (event.name, event.data) == ("message", message) and "secret-pubsub-token" not in event.raw
+
+
+def test_a_report_never_quotes_a_token_cut_in_half() -> None:
+    # The cut at 80 characters falls inside the echoed identifier: the token is masked before the cut.
+    p = secret_subscribed()
+    frame = '{"identifier":' + json.dumps(SECRET_ID) + ',"message":' + "[" * 1000 + "]" * 1000 + "}"
+    (report,) = p.received(frame, 1)
+    assert "secret-pubsub" not in str(report.error) and "***" in str(report.error)

@@ -7,6 +7,12 @@ links are open arrive twice and are dropped by `(type, id, state,
 event_timestamp)`. Frames are plain event JSON, or HS256 JWS strings whose
 claims are the event when the websocket has a secret (then unsigned or badly
 signed frames are rejected and reported). Dialpad replays nothing.
+
+Decoding is contained per frame: a frame that cannot be decoded, or whose
+identifying fields (`call_id`, `id`, `event_timestamp`, `state`, the
+statuses, `target`) have the wrong type, is one `Report` with the frame cut
+short, and leaves the dedupe memory untouched; no exception but an
+`RtsyncError` leaves `received`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import collections
 import hashlib
 import json
 import logging
+import math
 import re
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
@@ -33,7 +40,7 @@ from ...sansio import (
     WebSocketProtocol,
 )
 
-__all__ = ["DialpadProtocol", "dedupe_key", "event_name", "token_lifetime"]
+__all__ = ["DialpadProtocol", "dedupe_key", "event_name", "ill_typed", "token_lifetime"]
 
 PROVIDER = "dialpad"
 DEFAULT_LIFETIME = 3600.0
@@ -52,15 +59,32 @@ def token_lifetime(url: str, now: float) -> float:
     token = url.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         return DEFAULT_LIFETIME
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, (int, float)):
+    if not _finite(exp):
         return DEFAULT_LIFETIME
+    if not _finite(iat):
+        iat = None
     left = exp - now
     if isinstance(iat, (int, float)) and exp > iat and not 0 < left <= exp - iat:
         return float(exp - iat)
     return float(left)
+
+
+def _finite(value: Any) -> bool:
+    """A number of seconds we can do arithmetic with (JSON allows 1e400, NaN and integers of any size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) < 1e15
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _quote(text: str) -> str:
+    """A frame cut short for a report."""
+    return repr(text[:60])[:120]
 
 
 def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
@@ -73,7 +97,8 @@ def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
     if "message_status" in data or ("from_number" in data and ("text" in data or "to_number" in data)):
         return "sms", data.get("id")
     if "on_duty_status" in data or "call_center_ids" in data:
-        return "agent_status", (data.get("target") or {}).get("id")
+        target = data.get("target")
+        return "agent_status", target.get("id") if isinstance(target, dict) else None
     if "contact_type" in data or ("phones" in data and "emails" in data):
         return "contact", data.get("id")
     return "dialpad.event", data.get("id")
@@ -89,6 +114,40 @@ def dedupe_key(name: str, ident: Any, data: Dict[str, Any]) -> Tuple[Any, ...]:
                 data.get("availability_status"))
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return (name, "json", hashlib.sha1(canonical.encode("utf-8")).hexdigest())
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _is_stamp(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (str, int)) or isinstance(value, float) and math.isfinite(value)
+
+
+def ill_typed(name: str, ident: Any, data: Dict[str, Any]) -> Optional[str]:
+    """What is wrong with the fields that name an event and tell its repeats apart (None if
+    nothing): the id (`call_id` of a call, `target.id` of an agent status, else `id`) a string or
+    an integer, `event_timestamp` a finite number or a string, the statuses strings, an agent
+    status's `target` an object. Other fields are the caller's business and pass as they are."""
+    if name == "agent_status":
+        target = data.get("target")
+        if target is not None and not isinstance(target, dict):
+            return f"target is a {type(target).__name__}, not an object"
+    keys = {"call": ("call_id",), "agent_status": ()}.get(name.split(".", 1)[0], ("id",))
+    for key in keys:
+        if data.get(key) is not None and not _is_id(data[key]):
+            return f"{key} is a {type(data[key]).__name__}, not a string or an integer"
+    if ident is not None and not _is_id(ident):
+        return f"target.id is a {type(ident).__name__}, not a string or an integer"
+    ts = data.get("event_timestamp")
+    if ts is not None and not _is_stamp(ts):
+        return f"event_timestamp is {'not finite' if isinstance(ts, float) else 'a ' + type(ts).__name__}"
+    for key in ("message_status", "on_duty_status", "availability_status"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key} is a {type(data[key]).__name__}, not a string"
+    return None
 
 
 class DialpadProtocol(WebSocketProtocol):
@@ -161,11 +220,23 @@ class DialpadProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.heard(now)
+        try:
+            return self._received(text)
+        except RtsyncError:
+            raise
+        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
+            return [Report(ProtocolError(
+                f"skipped a frame that could not be decoded ({type(exc).__name__}): {_quote(text)}"))]
+
+    def _received(self, text: str) -> List[Output]:
         data, problem = self._decode(text)
         if problem is not None:
             return [Report(problem)]
         assert data is not None
         name, ident = event_name(data)
+        wrong = ill_typed(name, ident, data)
+        if wrong is not None:
+            return [Report(ProtocolError(f"skipped an ill-typed {name} event ({wrong}): {_quote(text)}"))]
         key = dedupe_key(name, ident, data)
         if key in self._seen:
             return []  # the same event on both links during a refresh
@@ -183,6 +254,8 @@ class DialpadProtocol(WebSocketProtocol):
                     "rejected an unsigned frame: a secret is configured, so every event must be an HS256 JWT")
             try:
                 data = json.loads(stripped)
+            except RecursionError:  # not a ValueError
+                return None, ProtocolError(f"skipped a frame nested too deeply to decode: {_quote(text)}")
             except ValueError:
                 return None, ProtocolError(f"skipped a frame that is not JSON: {text[:60]!r}")
             return (data, None) if isinstance(data, dict) else (None, ProtocolError("skipped a non-object frame"))
@@ -199,6 +272,8 @@ class DialpadProtocol(WebSocketProtocol):
             return hs256.verify(token, self.secret), None
         except hs256.BadToken as exc:
             return None, ProtocolError(f"rejected a signed event: {exc}")
+        except RecursionError:  # its header or claims nest deeper than json.loads can follow
+            return None, ProtocolError("rejected a signed event: malformed (JSON nested too deeply)")
 
     def refused(self, how: str) -> RtsyncError:
         """The event socket refused its URL (expired or revoked token). A fresh URL fixes the

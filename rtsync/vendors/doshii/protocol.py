@@ -6,11 +6,17 @@ answers `{"doshii":{"pong":<echo>,"version":...}}` (version may be absent). A
 server ping is answered with a pong echoing its value. Events arrive as
 `{"emit":[name, payload]}`; the docs' `{"event"|"type": name, "data": ...}`
 shapes are accepted too, and legacy Primus heartbeat strings are ignored.
+
+Decoding is contained per frame: a frame that is not JSON, of an unknown
+shape, or with ill-typed fields (a `doshii` body that is not an object, an
+event name that is not a string) is one `Report` with the frame cut short
+and changes nothing; no exception but an `RtsyncError` leaves `received`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Callable, List, Optional
 
 from ...errors import ConnectionLost, ProtocolError, RtsyncError, StaleConnection
@@ -29,6 +35,11 @@ from ...sansio import (
 __all__ = ["DoshiiProtocol"]
 
 PROVIDER = "doshii"
+
+
+def _quote(text: str) -> str:
+    """A frame cut short for a report."""
+    return repr(text[:80])[:120]
 
 
 class DoshiiProtocol(WebSocketProtocol):
@@ -75,13 +86,23 @@ class DoshiiProtocol(WebSocketProtocol):
         return [self._ping(now)]
 
     def received(self, text: str, now: float) -> List[Output]:
+        try:
+            return self._received(text, now)
+        except RtsyncError:
+            raise
+        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
+            return [Report(ProtocolError(
+                f"skipped a frame that could not be decoded ({type(exc).__name__}): {_quote(text)}"))]
+
+    def _received(self, text: str, now: float) -> List[Output]:
         if text.startswith("primus::"):
             return []  # pre-v3 heartbeat strings; nothing to do on v3
         frame = json_object(text)
         if isinstance(frame, Report):
             return [frame]
-        if isinstance(frame.get("doshii"), dict):
-            return self._heartbeat(frame["doshii"], now)
+        body = frame.get("doshii")
+        if isinstance(body, dict):
+            return self._heartbeat(body, now)
         emit = frame.get("emit")
         if isinstance(emit, list) and emit and isinstance(emit[0], str):
             return [self._event(emit[0], emit[1] if len(emit) > 1 else None, text)]
@@ -89,7 +110,10 @@ class DoshiiProtocol(WebSocketProtocol):
             name = frame.get(key)
             if isinstance(name, str) and name != "message" and "data" in frame:
                 return [self._event(name, frame["data"], text)]
-        return [Report(ProtocolError(f"skipped a frame of an unknown shape: {text[:80]!r}"))]
+        if "doshii" in frame:
+            return [Report(ProtocolError(
+                f"skipped a heartbeat whose doshii body is a {type(body).__name__}, not an object: {_quote(text)}"))]
+        return [Report(ProtocolError(f"skipped a frame of an unknown shape: {_quote(text)}"))]
 
     def _heartbeat(self, body: dict, now: float) -> List[Output]:
         if "pong" in body:
@@ -100,8 +124,14 @@ class DoshiiProtocol(WebSocketProtocol):
                 self._ponged = True
                 return [Connected(detail={"server_version": self.server_version})]
             return []
-        if "ping" in body:  # a two-way heartbeat from the server: echo its value
-            return [Send(json.dumps({"doshii": {"pong": body["ping"], "version": self.app_version}},
+        if "ping" in body:  # a two-way heartbeat from the server: echo its value (a number or a string)
+            ping = body["ping"]
+            if isinstance(ping, bool) or not isinstance(ping, (int, float, str)) \
+                    or isinstance(ping, float) and not math.isfinite(ping):
+                return [Report(ProtocolError(
+                    f"ignored a server ping whose value is "
+                    f"{repr(ping) if isinstance(ping, float) else 'a ' + type(ping).__name__}, not a timestamp"))]
+            return [Send(json.dumps({"doshii": {"pong": ping, "version": self.app_version}},
                                     separators=(",", ":")))]
         return []
 

@@ -17,13 +17,21 @@ Rules from protocols/quickmeet-ddp.md that this module enforces:
 - calls made before the login completes wait in a queue; their `Reply`
   comes from `result`; errors keep the server's `error`/`reason`/`details`;
   `too-many-requests` waits `timeToReset`;
-- stream events are `changed` frames routed on (collection, eventName).
+- stream events are `changed` frames routed on (collection, eventName);
+- decoding is contained per frame, and per message within a frame: a frame
+  that is not JSON or whose fields have the wrong type (an EJSON `$date`
+  that is not a finite number of milliseconds in range, `fields`/`args`/
+  `subs` of the wrong kind, ...) is one `Report` (the frame cut short, tokens
+  masked); a bad message never costs its siblings in the same answer; a call
+  whose result cannot be decoded gets its `Reply` with the error; no
+  exception but an `RtsyncError` leaves `received`.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import math
 import re
 from datetime import datetime, timezone
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
@@ -57,48 +65,95 @@ __all__ = ["QuickMeetProtocol", "call_error", "decode_ejson", "encode_date"]
 PROVIDER = "quickmeet"
 ROOM_MESSAGES = "stream-room-messages"
 _CODE_SUFFIX = re.compile(r"\[([^\[\]]+)\]\s*$")
+# `"token": "..."` and the like in a frame quoted by a report (also when the cut ends inside the value)
+_SECRET_VALUE = re.compile(r'("(?:token|resume|digest|password|authToken|secret)"\s*:\s*)"(?:[^"\\]|\\.)*"?')
 
 
 def decode_ejson(value: Any) -> Any:
-    """EJSON to Python: `{"$date": ms}` becomes an aware UTC datetime (only objects with exactly that key)."""
+    """EJSON to Python: `{"$date": ms}` becomes an aware UTC datetime (only objects with exactly that key).
+
+    Raises `ProtocolError` for a `$date` that is not a finite number of milliseconds within
+    `datetime`'s range (a string, a list, NaN, 1e20 ...) and for values nested too deeply.
+    """
+    try:
+        return _decode_ejson(value)
+    except RecursionError:
+        raise ProtocolError("an EJSON value nested too deeply to decode") from None
+
+
+def _decode_ejson(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
-            if "$date" in value and isinstance(value["$date"], (int, float)):
-                return datetime.fromtimestamp(value["$date"] / 1000, tz=timezone.utc)
+            if "$date" in value:
+                return _date(value["$date"])
             if "$escape" in value and isinstance(value["$escape"], dict):
-                return {k: decode_ejson(v) for k, v in value["$escape"].items()}
-        return {k: decode_ejson(v) for k, v in value.items()}
+                return {k: _decode_ejson(v) for k, v in value["$escape"].items()}
+        return {k: _decode_ejson(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [decode_ejson(v) for v in value]
+        return [_decode_ejson(v) for v in value]
     return value
+
+
+def _date(ms: Any) -> datetime:
+    if isinstance(ms, (int, float)) and not isinstance(ms, bool) and math.isfinite(ms):
+        try:
+            return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            pass
+    shown = repr(ms)
+    raise ProtocolError(f"an EJSON date is not a number of milliseconds in range: "
+                        f"{{'$date': {shown[:40] + '...' if len(shown) > 40 else shown}}}")
 
 
 def encode_date(ms: int) -> Dict[str, int]:
     return {"$date": ms}
 
 
-def _code(error: Dict[str, Any]) -> Any:
-    """The error code, tolerant of broker-mangled shapes: `"User not found [403]"` means 403."""
-    code = error.get("error")
+def _number(text: str) -> Any:
+    """`text` as an int when it is a plain decimal number (`"²"` is a digit, not a number), else itself."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
+
+
+def _code(error: Any) -> Any:
+    """The error code, tolerant of broker-mangled shapes: `"User not found [403]"` means 403.
+
+    Always a str, a number, a bool or None: anything else a server sends is shown, cut short."""
+    code = error.get("error") if isinstance(error, dict) else error
     if isinstance(code, str):
         found = _CODE_SUFFIX.search(code)
         if found:
-            inner = found.group(1)
-            return int(inner) if inner.isdigit() else inner
-        return int(code) if code.isdigit() else code
-    return code
+            return _number(found.group(1))
+        return _number(code[:200])
+    if code is None or isinstance(code, (int, float, bool)):
+        return code
+    return _short(code)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """A server-sent value for a message: strings as they are, anything else as its repr; cut short."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _seconds(value: Any) -> Optional[float]:
+    """A wait the server asked for, in seconds, if it is a sane one."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(min(value, 24 * 3600.0))
+    return None
 
 
 def call_error(method: str, error: Any) -> RtsyncError:
     """A DDP `result.error` as the rtsync error to raise: rate limits wait, the rest is a CallError."""
     if not isinstance(error, dict):
-        return CallError(f"{method} failed: {error!r}", error=error)
-    code, reason = _code(error), error.get("reason") or error.get("message") or ""
+        return CallError(f"{method} failed: {_short(error)}", error=_code(error))
+    code = _code(error)
+    reason = error.get("reason") or error.get("message") or ""
+    reason = _short(reason, 300)
     raw_details = error.get("details")
     details: Dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
     if code in ("too-many-requests", "error-too-many-requests"):
-        wait = details.get("timeToReset")
-        seconds = wait / 1000 if isinstance(wait, (int, float)) else details.get("seconds")
+        wait = _seconds(details.get("timeToReset"))
+        seconds = wait / 1000 if wait is not None else _seconds(details.get("seconds"))
         return RateLimited(f"{method} was rate limited: {reason}", retry_after=seconds)
     return CallError(f"{method} failed: {reason} [{code}]", error=code, reason=reason, details=details)
 
@@ -228,30 +283,56 @@ class QuickMeetProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self._last_heard, self._pinged = now, False
+        try:
+            return self._received(text, now)
+        except RtsyncError:
+            raise
+        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
+            return [self._bad(f"a frame that could not be decoded ({type(exc).__name__})", text)]
+
+    def _masked(self, text: str) -> str:
+        """The frame with login tokens and credentials masked (reports quote it)."""
+        text = _SECRET_VALUE.sub(r"\1***", text)
+        password = self._password_login.get("password")
+        digest = password.get("digest") if isinstance(password, dict) else None
+        for secret in (self.resume_token, digest):
+            if isinstance(secret, str) and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+    def _bad(self, what: str, text: str) -> Report:
+        return Report(ProtocolError(f"skipped {what}: {repr(self._masked(text)[:80])[:120]}"))
+
+    def _received(self, text: str, now: float) -> List[Output]:
         frame = json_object(text)
         if isinstance(frame, Report):
-            return [frame]
+            return [json_object(text, shown=self._masked(text))]  # the same verdict, credentials masked
         kind = frame.get("msg")
+        if kind is not None and not isinstance(kind, str):
+            return [self._bad(f"a frame whose msg is a {type(kind).__name__}, not a string", text)]
         if kind == "ping":
             pong: Dict[str, Any] = {"msg": "pong"}
             if "id" in frame:
                 pong["id"] = frame["id"]
-            return [Send(_dumps(pong))]
+            return [Send(json.dumps(pong, separators=(",", ":")))]  # ASCII: an echoed lone surrogate stays escaped
         if kind == "connected":
             return self._login(self.resume_token is not None)
         if kind == "failed":
             return [Fail(ProtocolError(
-                f"the server does not speak DDP version 1 (it offered {frame.get('version')!r})"))]
+                f"the server does not speak DDP version 1 (it offered {_short(frame.get('version'))!r})"))]
         if kind == "result":
-            return self._result(frame, now)
+            return self._result(frame, now, text)
         if kind == "changed":
             return self._changed(frame, text)
         if kind == "ready":
-            return self._ready(frame.get("subs") or [])
+            subs = frame.get("subs") or []
+            if not isinstance(subs, list):
+                return [self._bad(f"a ready frame whose subs is a {type(subs).__name__}, not a list", text)]
+            return self._ready(subs)
         if kind == "nosub":
             return self._nosub(frame)
         if kind == "error":
-            return [Report(ProtocolError(f"the server refused a frame: {frame.get('reason')}"))]
+            return [Report(ProtocolError(f"the server refused a frame: {_short(frame.get('reason'))}"))]
         return []  # pong, updated, added, removed, server_id, ...: nothing to do
 
     # -- login -------------------------------------------------------------
@@ -268,13 +349,33 @@ class QuickMeetProtocol(WebSocketProtocol):
         self._internal[login_id] = ("login", with_token)
         return [Send(_dumps({"msg": "method", "id": login_id, "method": "login", "params": [params]}))]
 
-    def _logged_in(self, result: Dict[str, Any], now: float) -> List[Output]:
-        self.resume_token = result.get("token") or self.resume_token
-        self.user_id = result.get("id") or self.user_id
-        expires = decode_ejson(result.get("tokenExpires"))
+    def _logged_in(self, result: Any, now: float) -> List[Output]:
+        # The login worked (no error): ill-typed details of the answer are reported and ignored.
+        out: List[Output] = []
+        wrong: List[str] = []
+        if result is None:
+            result = {}
+        elif not isinstance(result, dict):
+            wrong.append(f"the result is a {type(result).__name__}")
+            result = {}
+        token, user_id, expires = result.get("token"), result.get("id"), result.get("tokenExpires")
+        if token is not None and not isinstance(token, str):
+            wrong.append(f"token is a {type(token).__name__}")
+        if user_id is not None and not isinstance(user_id, str):
+            wrong.append(f"id is a {type(user_id).__name__}")
+        try:
+            expires = decode_ejson(expires)
+        except ProtocolError:
+            wrong.append("tokenExpires is not a date")
+            expires = None
+        if wrong:
+            out.append(Report(ProtocolError(
+                f"the login answer is ill-typed ({', '.join(wrong)}); those parts were ignored")))
+        self.resume_token = (token if isinstance(token, str) else None) or self.resume_token
+        self.user_id = (user_id if isinstance(user_id, str) else None) or self.user_id
         self.token_expires = expires if isinstance(expires, datetime) else None
         self.state = "ready"
-        out: List[Output] = [Send(sub.frame()) for sub in self.subs.values()]
+        out += [Send(sub.frame()) for sub in self.subs.values()]
         for sub in self.subs.values():
             sub.ready = False
         out += [Send(frame) for frame in self._queue]
@@ -297,12 +398,15 @@ class QuickMeetProtocol(WebSocketProtocol):
         return [Connected(resumed=self._links > 1, detail={"user_id": self.user_id})]
 
     # -- results -----------------------------------------------------------
-    def _result(self, frame: Dict[str, Any], now: float) -> List[Output]:
-        purpose, context = self._internal.pop(str(frame.get("id")), ("unknown", None))
+    def _result(self, frame: Dict[str, Any], now: float, raw: str) -> List[Output]:
+        call_id = frame.get("id")
+        if not isinstance(call_id, str):  # ours are all strings; a wrong type could only collide by accident
+            return [self._bad(f"a result whose id is a {type(call_id).__name__}, not a string", raw)]
+        purpose, context = self._internal.pop(call_id, ("unknown", None))
         error = frame.get("error")
         if purpose == "login":
             if error is None:
-                return self._logged_in(frame.get("result") or {}, now)
+                return self._logged_in(frame.get("result"), now)
             failure = call_error("login", error)
             if isinstance(failure, RateLimited):
                 return [Fail(failure)]
@@ -324,8 +428,11 @@ class QuickMeetProtocol(WebSocketProtocol):
             return self._synced(context, frame.get("result"), error)
         if purpose == "call":
             if error is not None:
-                return [Reply(str(frame["id"]), error=call_error(str(context), error))]
-            return [Reply(str(frame["id"]), result=decode_ejson(frame.get("result")))]
+                return [Reply(call_id, error=call_error(str(context), error))]
+            try:
+                return [Reply(call_id, result=decode_ejson(frame.get("result")))]
+            except ProtocolError as exc:  # the caller hears why, now, instead of waiting for its timeout
+                return [Reply(call_id, error=ProtocolError(f"{context}: the result could not be decoded ({exc})"))]
         return []
 
     # -- subscriptions -------------------------------------------------------
@@ -350,8 +457,8 @@ class QuickMeetProtocol(WebSocketProtocol):
         if sub is None:
             return []
         error = frame.get("error") or {}
-        code = _code(error) if isinstance(error, dict) else error
-        reason = (error.get("reason") or "") if isinstance(error, dict) else ""
+        code = _code(error)
+        reason = _short(error.get("reason") or "", 300) if isinstance(error, dict) else ""
         failure = SubscriptionError(
             f"the server refused or ended the subscription to {sub.stream} {sub.event_name!r}: "
             f"{reason + ' ' if reason else ''}[{code}]")
@@ -365,26 +472,54 @@ class QuickMeetProtocol(WebSocketProtocol):
     # -- stream events -------------------------------------------------------
     def _changed(self, frame: Dict[str, Any], raw: str) -> List[Output]:
         stream = frame.get("collection")
-        fields = frame.get("fields") or {}
         if not isinstance(stream, str) or not stream.startswith("stream-"):
             return []
+        fields = frame.get("fields") or {}
+        if not isinstance(fields, dict):
+            return [self._bad(f"a changed frame whose fields is a {type(fields).__name__}, not an object", raw)]
         event_name = fields.get("eventName")
+        if not isinstance(event_name, str):
+            return [self._bad(f"a changed frame whose eventName is a {type(event_name).__name__}, "
+                              "not a string", raw)]
         args = fields.get("args") or []
+        if not isinstance(args, list):
+            return [self._bad(f"a changed frame whose args is a {type(args).__name__}, not a list", raw)]
         if stream == ROOM_MESSAGES and args and isinstance(args[0], dict):
             message = args[0]
-            rid = str(message.get("rid") or event_name)
+            rid = message.get("rid")
+            rid = rid if isinstance(rid, str) and rid else event_name
             if rid in self._filling:
+                problem = _message_problem(message)
+                if problem:
+                    return [self._bad(problem, raw)]
                 self._filling[rid].append(message)  # delivered in order once its gap is filled
                 return []
-            return self._deliver_messages(rid, [message], str(event_name))
-        kind = kind_of(stream, str(event_name))
+            return self._deliver_messages(rid, [message], event_name, raw)
+        try:
+            data = decode_ejson(args)
+        except ProtocolError as exc:
+            return [self._bad(f"a {stream} event: {exc}", raw)]
+        kind = kind_of(stream, event_name)
+        # Recorded only once decoded: a change we could not deliver must not count as held.
         if kind is not None and not self._changes.setdefault(kind, ChangeLog(kind)).live(args):
             return []  # a change we already delivered from a sync answer
-        return [Event.make(stream, provider=PROVIDER, channel=str(event_name), data=decode_ejson(args), raw=raw)]
+        return [Event.make(stream, provider=PROVIDER, channel=event_name, data=data, raw=raw)]
 
-    def _deliver_messages(self, rid: str, messages: List[Dict[str, Any]], event_name: str) -> List[Output]:
+    def _deliver_messages(self, rid: str, messages: List[Dict[str, Any]], event_name: str,
+                          raw: Optional[str] = None) -> List[Output]:
+        """Events for the messages not seen yet; ill-typed ones are skipped (one Report), never their siblings."""
         out: List[Output] = []
+        bad: List[str] = []
         for message in messages:
+            problem = _message_problem(message)
+            if problem is None:
+                try:
+                    data = decode_ejson(message)
+                except ProtocolError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                bad.append(problem)
+                continue
             key = _version(message)
             if key in self._seen:
                 continue  # the same version of a message again (gap fill overlapping live delivery)
@@ -395,8 +530,15 @@ class QuickMeetProtocol(WebSocketProtocol):
             ts = _ms(message.get("ts"))
             if ts is not None and ts > self._last_seen.get(rid, 0):
                 self._last_seen[rid] = ts
-            out.append(Event.make(ROOM_MESSAGES, provider=PROVIDER, channel=event_name,
-                                  data=[decode_ejson(message)], id=message.get("_id")))
+            ident = message.get("_id")
+            out.append(Event.make(ROOM_MESSAGES, provider=PROVIDER, channel=event_name, data=[data],
+                                  id=ident if isinstance(ident, (str, int)) and not isinstance(ident, bool) else None))
+        if bad:
+            what = f"{len(bad)} of {len(messages)} messages in {rid!r}" if len(messages) > 1 else "a message"
+            if raw is not None:
+                out.append(self._bad(f"{what}: {bad[0]}", raw))
+            else:
+                out.append(Report(ProtocolError(f"skipped {what}: {bad[0]}")))
         return out
 
     # -- gap fill ----------------------------------------------------------
@@ -439,7 +581,8 @@ class QuickMeetProtocol(WebSocketProtocol):
             return self._end_fill(rid, [], "loadMissedMessages failed: " + str(call_error("loadMissedMessages", error)))
         if not isinstance(result, list):
             return self._end_fill(rid, [], "no access to the room's history")
-        return self._end_fill(rid, [[m for m in result if isinstance(m, dict)]], None)
+        # Non-objects among the messages are reported by _deliver_messages, not silently dropped.
+        return self._end_fill(rid, [result], None)
 
     def _missed(self, message: Dict[str, Any], since: int) -> bool:
         # `>=`: messages sharing the last seen millisecond may still be new; `_seen` tells them apart.
@@ -452,12 +595,15 @@ class QuickMeetProtocol(WebSocketProtocol):
             reason: Optional[str] = "loadHistory failed: " + str(call_error("loadHistory", error))
         elif not isinstance(result, dict):
             reason = "no access to the room's history"
+        elif not isinstance(result.get("messages") or [], list):
+            reason = "the loadHistory answer's messages are not a list"
         else:
-            page = [m for m in result.get("messages") or [] if isinstance(m, dict)]
+            page = list(result.get("messages") or [])
             pages.append(page)
+            good = [m for m in page if _message_problem(m) is None]  # _end_fill reports the others
             reason = None
-            if len(page) >= self.history_page and all(self._missed(m, since) for m in page):
-                stamps = [_ms(m.get("ts")) or 0 for m in page]
+            if good and len(page) >= self.history_page and all(self._missed(m, since) for m in good):
+                stamps = [_ms(m.get("ts")) or 0 for m in good]
                 if min(stamps) == max(stamps):
                     reason = f"more than {self.history_page} messages share one millisecond"
                 elif len(pages) < self.history_pages:
@@ -474,11 +620,14 @@ class QuickMeetProtocol(WebSocketProtocol):
         since = self._last_seen.get(rid, 0)
         self._fill_pages.pop(rid, None)
         missed: Dict[Any, Dict[str, Any]] = {}
+        bad: List[Any] = []  # left to _deliver_messages to report
         for page in reversed(pages):  # oldest page first; each page is newest first
             for m in reversed(page):
-                if self._missed(m, since):
-                    missed.setdefault(m.get("_id"), m)
-        out = self._deliver_messages(rid, [*missed.values(), *self._filling.pop(rid, [])], rid)
+                if _message_problem(m) is not None:
+                    bad.append(m)
+                elif self._missed(m, since):
+                    missed.setdefault(_version(m)[0], m)
+        out = self._deliver_messages(rid, [*missed.values(), *bad, *self._filling.pop(rid, [])], rid)
         if reason:
             out.insert(0, Event.make(GAP, provider=PROVIDER, channel=rid,
                                      data={"room": rid, "since": encode_date(since), "reason": reason}))
@@ -498,8 +647,17 @@ class QuickMeetProtocol(WebSocketProtocol):
             return [Event.make(GAP, provider=PROVIDER, channel=channel, data={
                 "reason": f"{log.method} failed, changes made while disconnected may be missing: "
                           f"{call_error(log.method, error)}"})]
-        return [Event.make("stream-notify-user", provider=PROVIDER, channel=channel, data=decode_ejson(change))
-                for change in log.answer(result)]
+        out: List[Output] = []
+        bad: List[str] = []
+        for change in log.answer(result):
+            try:
+                out.append(Event.make("stream-notify-user", provider=PROVIDER, channel=channel,
+                                      data=decode_ejson(change)))
+            except ProtocolError as exc:
+                bad.append(str(exc))
+        if bad:  # its siblings are delivered all the same
+            out.append(Report(ProtocolError(f"skipped {len(bad)} change(s) in the {log.method} answer: {bad[0]}")))
+        return out
 
     # -- the link ends / timers ---------------------------------------------
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
@@ -543,8 +701,22 @@ def _version(message: Dict[str, Any]) -> Tuple[str, Any]:
 
 
 def _ms(value: Any) -> Optional[int]:
-    if isinstance(value, dict) and isinstance(value.get("$date"), (int, float)):
-        return int(value["$date"])
-    if isinstance(value, (int, float)):
+    if isinstance(value, dict):
+        value = value.get("$date")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return int(value)
+    return None
+
+
+def _message_problem(message: Any) -> Optional[str]:
+    """Why a room message cannot be used (None if it can): its identity and time must be well typed."""
+    if not isinstance(message, dict):
+        return f"a message that is a {type(message).__name__}, not an object"
+    ident = message.get("_id")
+    if ident is not None and not isinstance(ident, (str, int)) or isinstance(ident, bool):
+        return f"a message whose _id is a {type(ident).__name__}"
+    for key in ("ts", "_updatedAt"):
+        value = message.get(key)
+        if value is not None and _ms(value) is None:
+            return f"a message whose {key} is not a date"
     return None

@@ -12,6 +12,7 @@ content), live or fetched, is a repeat and dropped.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["ChangeLog", "kind_of"]
@@ -31,8 +32,13 @@ def kind_of(stream: str, event_name: str) -> Optional[str]:
 def _stamp(item: Dict[str, Any]) -> Tuple[int, str]:
     """(`_updatedAt` ms, content): two changes may share a millisecond, never both."""
     updated = item.get("_updatedAt")
-    ms = int(updated["$date"]) if isinstance(updated, dict) and isinstance(updated.get("$date"), (int, float)) else -1
-    return ms, json.dumps(item, sort_keys=True, default=str)
+    date = updated.get("$date") if isinstance(updated, dict) else None
+    ms = int(date) if isinstance(date, (int, float)) and not isinstance(date, bool) and math.isfinite(date) else -1
+    try:
+        content = json.dumps(item, sort_keys=True, default=str)
+    except (ValueError, TypeError, RecursionError):  # too deep to compare: never taken for a repeat
+        content = f"undecodable:{id(item)}"
+    return ms, content
 
 
 class ChangeLog:
@@ -79,6 +85,9 @@ class ChangeLog:
             updates = result
         elif isinstance(result, dict):
             updates, removes = result.get("update") or [], result.get("remove") or []
+            # Ill-typed halves count as empty (never iterate a string or a number as items).
+            updates = updates if isinstance(updates, list) else []
+            removes = removes if isinstance(removes, list) else []
         baseline, self.baselined = not self.baselined, True
         missed: List[List[Any]] = []
         for item in updates:

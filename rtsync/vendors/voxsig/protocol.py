@@ -14,7 +14,13 @@ Rules from protocols/voxsig-actioncable.md that this module enforces:
   means the link is dead;
 - `disconnect` with `reconnect: false` is final; `reject_subscription` too;
 - presence: `update_presence` right after confirm, then every
-  `presence_interval` seconds while subscribed.
+  `presence_interval` seconds while subscribed;
+- decoding is contained per frame: a frame that is not JSON, or whose
+  `type`/`identifier`/`message.event` has the wrong type, is one `Report`
+  (the frame cut short, our token masked) and changes nothing; no exception
+  but an `RtsyncError` leaves `received`. A `message` may be any JSON value
+  (ActionCable broadcasts whatever it is given): a non-object is delivered
+  as a `message` event.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from ...errors import (
     AuthenticationError,
     ConnectionLost,
+    ProtocolError,
     RequestRejected,
     RtsyncError,
     StaleConnection,
@@ -82,6 +89,8 @@ class VoxsigProtocol(WebSocketProtocol):
         self._silent_timeouts = 0  # consecutive connections that never got a confirm
         # Frames echo the identifier, token included: events keep `raw` with it masked.
         self._escaped_identifier = json.dumps(self.identifier, ensure_ascii=False)[1:-1]
+        token = params.get("pubsub_token")
+        self._token = token if isinstance(token, str) and len(token) >= 4 else None
         self._subscribe = json.dumps({"command": "subscribe", "identifier": self.identifier},
                                      separators=(",", ":"), ensure_ascii=False)
         self._reset(0.0)
@@ -134,22 +143,47 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self._last_heard = now
-        frame = json_object(text)
+        try:
+            return self._received(text, now)
+        except RtsyncError:
+            raise
+        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
+            return [self._bad(f"a frame that could not be decoded ({type(exc).__name__})", text)]
+
+    def _masked(self, text: str) -> str:
+        """The frame with our identifier (and so our token) masked, as events keep it in `raw`."""
+        text = text.replace(self._escaped_identifier, "***")
+        return text.replace(self._token, "***") if self._token else text
+
+    def _bad(self, what: str, text: str) -> Report:
+        return Report(ProtocolError(f"skipped {what}: {repr(self._masked(text)[:80])[:120]}"))
+
+    def _received(self, text: str, now: float) -> List[Output]:
+        frame = json_object(text, shown=self._masked(text))
         if isinstance(frame, Report):
             return [frame]
         kind = frame.get("type")
+        if kind is not None and not isinstance(kind, str):
+            return [self._bad(f"a frame whose type is a {type(kind).__name__}, not a string", text)]
         if kind == "ping":
             return []
+        identifier = frame.get("identifier")
+        if identifier is not None and identifier != self.identifier and not _is_identifier(identifier):
+            return [self._bad("a frame whose identifier is not a JSON string", text)]
         if kind is None and "message" in frame:
-            if frame.get("identifier") != self.identifier:
+            if identifier != self.identifier:
                 return []  # not ours (we only ever subscribe once, with one spelling)
-            return [self._event(frame["message"], text.replace(self._escaped_identifier, "***"))]
+            message = frame["message"]
+            if isinstance(message, dict) and "event" in message and not isinstance(message["event"], str):
+                return [self._bad(f"a message whose event is a {type(message['event']).__name__}, not a string",
+                                  text)]
+            return [self._event(message, self._masked(text))]
         if kind == "welcome":
             self.welcomed = True
             return self._send_subscribe(now, first=True)
-        if kind == "confirm_subscription" and frame.get("identifier") == self.identifier:
+        if kind == "confirm_subscription" and identifier == self.identifier:
             return self._confirmed(now)
-        if kind == "reject_subscription" and frame.get("identifier") == self.identifier:
+        if kind == "reject_subscription" and identifier == self.identifier:
             return [Fail(AuthenticationError(
                 "Voxsig rejected the subscription: the pubsub_token, account_id or user_id is not valid. "
                 "rtsync will not retry."))]
@@ -164,7 +198,8 @@ class VoxsigProtocol(WebSocketProtocol):
         return Event.make("message", provider=PROVIDER, channel=CHANNEL, data=message, raw=raw)
 
     def _disconnect(self, frame: Mapping[str, Any]) -> RtsyncError:
-        reason = str(frame.get("reason", ""))
+        reason = frame.get("reason", "")
+        reason = reason[:80] if isinstance(reason, str) else "(not a string)"
         if frame.get("reconnect") is False:
             return AuthenticationError(
                 f"Voxsig closed the connection with reason {reason!r} and asked us not to reconnect "
@@ -229,6 +264,16 @@ class VoxsigProtocol(WebSocketProtocol):
         if self._presence_at is not None and now >= self._presence_at:
             out.extend(self.update_presence(now))
         return out
+
+
+def _is_identifier(value: Any) -> bool:
+    """An ActionCable identifier: a string holding a JSON object (someone else's, if not ours)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return isinstance(json.loads(value), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def identifier_params(pubsub_token: str, account_id: Any, user_id: Any) -> Dict[str, Any]:
