@@ -148,7 +148,7 @@ def call_error(method: str, error: Any) -> RtsyncError:
         return CallError(f"{method} failed: {_short(error)}", error=_code(error))
     code = _code(error)
     reason = error.get("reason") or error.get("message") or ""
-    reason = _short(reason, 300)
+    reason = _short(reason, 160)
     raw_details = error.get("details")
     details: Dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
     if code in ("too-many-requests", "error-too-many-requests"):
@@ -458,7 +458,7 @@ class QuickMeetProtocol(WebSocketProtocol):
             return []
         error = frame.get("error") or {}
         code = _code(error)
-        reason = _short(error.get("reason") or "", 300) if isinstance(error, dict) else ""
+        reason = _short(error.get("reason") or "", 160) if isinstance(error, dict) else ""
         failure = SubscriptionError(
             f"the server refused or ended the subscription to {sub.stream} {sub.event_name!r}: "
             f"{reason + ' ' if reason else ''}[{code}]")
