@@ -6,8 +6,9 @@ second, `(time, tag)` cursors read from query args only (`%20` decoded, `+`
 not), backlog grouped per channel in URL order, concatenated long-poll
 bodies, `304` on timeout, reserved id -2 on delete, empty PINGs, the TCP
 drop on a non-UTF-8 ping, close 1008 with a JSON reason, 403 on a bad token,
-and fault controls: `drop()`, `restart()`, `silence()`, `reorder` (live
-delivery out of tag order, as two nginx workers do) and `drop_every`.
+channel garbage collection (ids restart at 1), and fault controls: `drop()`,
+`restart()`, `silence()`, `reorder` (live delivery out of tag order, as two
+nginx workers do) and `drop_every`.
 
     with DashlyServer(tokens={"secret"}) as server:
         client = rtsync.DashlyClient("secret", ["ch.1"], url=server.http_url)
@@ -110,7 +111,21 @@ class DashlyServer(LocalServer):
     reorder: deliver live messages in pairs swapped (tag N+1 before N), like two nginx workers.
     ping_channel_interval: publish `{}` to the `ping` channel this often (0 = never).
     connection_ttl: close WebSockets with `0x88 0x00` after this long (None = never).
-    clock: wall-clock seconds (injectable).
+    channel_gc_after: seconds of inactivity after which an unused channel is forgotten (30).
+    clock: wall-clock seconds (injectable): message times, message_ttl and channel GC use it.
+
+    Channel GC follows the module's memory cleanup (src/ngx_http_push_stream_module_utils.c,
+    `collect_expired_messages_and_empty_channels`): a channel with no stored message left
+    (none, or all older than message_ttl), no subscriber, and no publish or subscribe for
+    `channel_gc_after` seconds is removed, so its next message gets id 1 again (the global
+    tag goes on). As with `push_stream_channel_inactivity_time`, only a publish and a new
+    subscriber (WebSocket or waiting long poll) count as activity: a short poll is not a
+    subscriber and keeps nothing alive. The module sweeps on a timer; here the check is
+    lazy, made for a channel whenever something touches it (a publish, any subscriber
+    request naming it, a DELETE, `last_id()`) and for every channel by `collect_garbage()`.
+    Nothing can observe a channel in between, so ids come out as with the timer, and tests
+    that move `clock` forward need not wait for a sweep.
+    Forgotten channels are appended to `collected`.
     """
 
     def __init__(
@@ -124,6 +139,7 @@ class DashlyServer(LocalServer):
         reorder: bool = False,
         ping_channel_interval: float = 0.0,
         connection_ttl: Optional[float] = None,
+        channel_gc_after: float = 30.0,
         clock: Callable[[], float] = time.time,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -138,14 +154,17 @@ class DashlyServer(LocalServer):
         self.reorder = reorder
         self.ping_channel_interval = ping_channel_interval
         self.connection_ttl = connection_ttl
+        self.channel_gc_after = channel_gc_after
         self.clock = clock
         self.requests: List[str] = []  # raw request targets, for tests that check encoding
         self.close_codes: List[Optional[int]] = []  # how each WebSocket ended (None: no close frame)
+        self.collected: List[str] = []  # channels garbage-collected, in order
         self._reset_state()
 
     def _reset_state(self) -> None:
         self._store: Dict[str, Deque[_Message]] = {}
         self._ids: Dict[str, int] = {}
+        self._active: Dict[str, float] = {}  # channel -> clock() of its last publish or subscribe
         self._tag_second = -1
         self._tag = 0
         self._subscribers: Set[_Subscriber] = set()
@@ -175,7 +194,30 @@ class DashlyServer(LocalServer):
         return self.call(go)
 
     def last_id(self, channel: str) -> int:
-        return self._ids.get(channel, 0)
+        """The channel's newest id; 0 once it is gone (never used, deleted or garbage-collected)."""
+
+        async def go() -> int:
+            self._collect(channel, self.clock())
+            return self._ids.get(channel, 0)
+
+        return self.call(go)
+
+    def subscribers(self, channel: str) -> int:
+        """How many WebSockets and waiting long polls listen to `channel` right now."""
+
+        async def go() -> int:
+            return sum(1 for sub in self._subscribers if channel in sub.channels)
+
+        return self.call(go)
+
+    def collect_garbage(self) -> List[str]:
+        """Run the channel GC over every channel now; return the channels it forgot."""
+
+        async def go() -> List[str]:
+            now = self.clock()
+            return [ch for ch in list(self._ids) if self._collect(ch, now)]
+
+        return self.call(go)
 
     def blast(self, channel: str, count: int, body: str = '{"n":0}') -> None:
         """Publish `count` messages to `channel` and write them to every WebSocket subscriber in one
@@ -236,8 +278,39 @@ class DashlyServer(LocalServer):
         self._tag += 1
         return self._tag
 
+    def _collect(self, channel: str, now: float) -> bool:
+        """Forget `channel` if the module's cleanup would: True if it did."""
+        if channel not in self._ids:
+            return False
+        store = self._store.get(channel)
+        if store:
+            cutoff = now - self.message_ttl
+            while store and store[0].stored_at < cutoff:
+                store.popleft()  # expired: the module's buffer cleanup frees them the same way
+            if store:
+                return False
+        if now - self._active.get(channel, now) < self.channel_gc_after:
+            return False
+        if any(channel in sub.channels for sub in self._subscribers):
+            return False
+        self._store.pop(channel, None)
+        self._ids.pop(channel, None)
+        self._active.pop(channel, None)
+        self.collected.append(channel)
+        return True
+
+    def _subscribe(self, sub: _Subscriber) -> None:
+        """Register a WebSocket or waiting long poll; subscribing is activity for its channels."""
+        now = self.clock()
+        for channel in sub.channels:
+            self._collect(channel, now)
+            self._active[channel] = now
+        self._subscribers.add(sub)
+
     def _store_message(self, channel: str, body: str) -> _Message:
         now = self.clock()
+        self._collect(channel, now)
+        self._active[channel] = now
         epoch = int(now)
         msg_id = self._ids.get(channel, 0) + 1
         self._ids[channel] = msg_id
@@ -275,6 +348,7 @@ class DashlyServer(LocalServer):
                 sub.deliver(msg)
 
     def _delete(self, channel: str, body: Optional[str]) -> bool:
+        self._collect(channel, self.clock())  # a collected channel is not there to delete (404)
         if channel not in self._ids:
             return False
         text = body if body else "Channel deleted"
@@ -284,6 +358,7 @@ class DashlyServer(LocalServer):
         )
         self._store.pop(channel, None)
         self._ids.pop(channel, None)
+        self._active.pop(channel, None)
         for sub in list(self._subscribers):
             if channel in sub.channels:
                 sub.deliver(_Message(-2, channel, 0, 0, 0.0, deleted))
@@ -344,6 +419,9 @@ class DashlyServer(LocalServer):
         problem = _channel_problem([c for c, _ in channels])
         if problem:
             return _explained(*problem), channels, None
+        now = self.clock()
+        for name, _ in channels:
+            self._collect(name, now)
         return None, channels, _cursor(query)
 
     async def _shortpoll(self, request: web.Request) -> web.StreamResponse:
@@ -375,7 +453,7 @@ class DashlyServer(LocalServer):
                 got.set_result(msg)
 
         sub = _Subscriber([c for c, _ in channels], deliver)
-        self._subscribers.add(sub)
+        self._subscribe(sub)
         transport = request.transport
         if transport is not None:
             self._pollers.add(transport)
@@ -469,7 +547,7 @@ class DashlyServer(LocalServer):
         sub = _Subscriber([c for c, _ in channels], deliver)
         for msg in self._backlog(channels, cursor):
             await ws.send_str(msg.text)
-        self._subscribers.add(sub)
+        self._subscribe(sub)
         tasks = [asyncio.ensure_future(self._writer(ws, queue, sub, transport))]
         if self.ping_interval:
             tasks.append(asyncio.ensure_future(self._pinger(ws)))

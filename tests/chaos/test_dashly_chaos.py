@@ -13,6 +13,7 @@ import pytest
 import rtsync
 from rtsync.events import Event
 from rtsync.testing.dashly import DashlyServer
+from rtsync.vendors.dashly import DashlyEvent
 from tests.conftest import wait_for
 
 FAST = rtsync.Backoff(base=0.02, cap=0.1)
@@ -147,3 +148,172 @@ def test_stop_at_any_moment_leaves_no_thread(server: DashlyServer) -> None:
             t0 = time.monotonic()
             c.stop()
             assert time.monotonic() - t0 < 1.0
+
+
+# -- server restarts and channel garbage collection: ids start again at 1 -----------------------
+
+class FrozenClock:
+    """The server's clock, stuck in one second (plus `offset`): every restart reuses ids AND tags.
+
+    Ahead of the real clock, which the client's first cursor comes from (the `Date` of a short poll).
+    """
+
+    def __init__(self) -> None:
+        self.base = float(int(time.time())) + 30.5
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self.base + self.offset
+
+
+def replies(c: rtsync.DashlyClient, channel: str = "conversation_reply.1"):
+    got: List[Event] = []
+    gaps: List[Event] = []
+    up = threading.Event()
+    c.on(channel, lambda e: got.append(e) if isinstance(e, DashlyEvent) else None)
+    c.on("rtsync.gap", gaps.append)
+    c.on("rtsync.connected", lambda e: up.set())
+    return got, gaps, up
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_restarts_within_one_second_lose_nothing(transport: str) -> None:
+    # Before the fix the new server's ids 1, 2 (tags 1, 2 again) were dropped as repeats.
+    # Not short poll: a restart between two polls fails no request, and the module itself
+    # then skips the new server's messages of that second (their tags are below the cursor).
+    clock = FrozenClock()
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.3, clock=clock) as server:
+        c = make(server, transport)
+        got, gaps, up = replies(c)
+        expected: List[int] = []
+        with c:
+            assert up.wait(5)
+            for restart in range(6):
+                for k in range(2):
+                    n = restart * 2 + k
+                    assert server.publish("conversation_reply.1", {"n": n}) == [k + 1]
+                    expected.append(n)
+                assert wait_for(lambda: len(got) >= len(expected), timeout=5), (restart, got)
+                up.clear()
+                server.restart(downtime=0.2)  # a real restart refuses connections for a moment
+                if transport == "websocket":
+                    assert up.wait(5)
+                else:
+                    time.sleep(0.3)  # the long poll in flight fails and is retried
+            time.sleep(0.5)  # a duplicate would show up now
+    assert [e.data["n"] for e in got] == expected
+    assert gaps == []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll", "shortpoll"])
+def test_restart_while_away_in_the_same_second_delivers_the_new_server_backlog(transport: str) -> None:
+    clock = FrozenClock()
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.3, clock=clock) as server:
+        c = make(server, transport)
+        got, gaps, up = replies(c)
+        with c:
+            assert up.wait(5)
+            for n in range(3):
+                server.publish("conversation_reply.1", {"n": n})
+            assert wait_for(lambda: len(got) == 3)
+            server.restart(downtime=0.3)
+            for n in range(3, 6):  # same ids 1..3, same tags 1..3, before the client is back
+                server.publish("conversation_reply.1", {"n": n})
+            assert wait_for(lambda: len(got) >= 6, timeout=8), [e.data for e in got]
+            time.sleep(0.5)
+    assert [(e.id, e.data["n"]) for e in got] == [(1, 0), (2, 1), (3, 2), (1, 3), (2, 4), (3, 5)]
+    assert gaps == []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll", "shortpoll"])
+def test_channel_collected_while_away_restarts_ids_and_evicted_ones_are_a_gap(transport: str) -> None:
+    clock = FrozenClock()
+    clock.base = time.time()
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.3, clock=clock,
+                      message_ttl=60, store_size=2) as server:
+        c = make(server, transport, gap_grace=0.2)
+        got, gaps, up = replies(c)
+        c.start()
+        assert up.wait(5)
+        for n in range(5):
+            server.publish("conversation_reply.1", {"n": n})
+            assert wait_for(lambda: len(got) == n + 1)
+        c.stop()
+        assert wait_for(lambda: server.subscribers("conversation_reply.1") == 0)
+        clock.offset += 120  # the stored messages expire, then the idle channel is collected
+        assert [server.publish("conversation_reply.1", {"n": n})[0] for n in range(5, 9)] == [1, 2, 3, 4]
+        assert server.collected == ["conversation_reply.1"]
+        with c:
+            assert wait_for(lambda: len(got) >= 7 and gaps, timeout=5), ([e.data for e in got], gaps)
+            time.sleep(0.4)
+    assert [e.data["n"] for e in got] == [0, 1, 2, 3, 4, 7, 8]  # 5 and 6 were evicted (store_size=2)
+    assert [(g.data["channel"], g.data["missing"], g.data["missing_ids"]) for g in gaps] == [
+        ("conversation_reply.1", 2, [1, 2])]
+    assert "reason" in gaps[0].data
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_collected_channel_comes_back_out_of_order_and_both_ids_arrive(transport: str) -> None:
+    clock = FrozenClock()
+    clock.base = time.time()
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.3, clock=clock,
+                      message_ttl=60, reorder=True) as server:
+        c = make(server, transport, gap_grace=0.2)
+        got, gaps, up = replies(c)
+        c.start()
+        assert up.wait(5)
+        server.publish("conversation_reply.1", {"n": 0})
+        assert wait_for(lambda: len(got) == 1)
+        c.stop()
+        assert wait_for(lambda: server.subscribers("conversation_reply.1") == 0)
+        clock.offset += 120
+        with c:
+            assert wait_for(lambda: server.subscribers("conversation_reply.1") == 1)
+            assert server.collected == ["conversation_reply.1"]
+            # ids 1 and 2 of the channel's new life, delivered 2 first (two nginx workers)
+            assert server.publish(["conversation_reply.1"] * 2, {"n": 1}) == [1, 2]
+            assert wait_for(lambda: len(got) >= 3, timeout=3), [(e.id, e.data) for e in got]
+            time.sleep(0.4)
+    assert sorted(e.id for e in got[1:]) == [1, 2] and len(got) == 3
+    assert gaps == []
+
+
+# -- poison messages: stored, so replayed on every resume -------------------------------------
+
+DEEP = "[" * 5000 + "]" * 5000  # valid JSON that json.loads cannot decode (RecursionError)
+POISONS = {
+    "deep": DEEP,
+    "id-1e999": '{},"id":1e999',  # the template pastes the body unescaped: a duplicate key wins
+    "id-true": '{},"id":true',
+    "channel-list": '{},"channel":[1]',
+}
+
+
+@pytest.mark.parametrize("poison", sorted(POISONS))
+@pytest.mark.parametrize("transport", ["longpoll", "websocket", "shortpoll"])
+def test_stored_poison_message_is_reported_once_and_everything_else_delivered(transport: str, poison: str) -> None:
+    # Before the fix, on polling: the exception lost the whole response (its good messages were
+    # marked seen but never delivered) and the cursor never moved, so every resume replayed the
+    # poison: nothing was delivered again.
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.3) as server:
+        c = make(server, transport)
+        got, errors, up = watch(c)
+        c.start()
+        assert up.wait(5)
+        server.publish("conversation_reply.1", {"n": 0})
+        assert wait_for(lambda: len(got) == 1)
+        c.stop()
+        server.publish("conversation_reply.1", {"n": 1})
+        server.publish("conversation_reply.1", POISONS[poison])
+        server.publish("conversation_reply.1", {"n": 2})  # the same backlog as the poison
+        with c:
+            assert wait_for(lambda: len(got) >= 3, timeout=5), [e.data for e in got]
+            for n in range(3, 8):  # published after it
+                server.publish("conversation_reply.1", {"n": n})
+            assert wait_for(lambda: len(got) >= 8, timeout=5), [e.data for e in got]
+            time.sleep(0.3)
+    assert [e.data["n"] for e in got] == list(range(8))
+    assert len(errors) == 1, [e.data["error"] for e in errors]
+    report = errors[0].data
+    assert isinstance(report["exception"], rtsync.ProtocolError) and report["fatal"] is False
+    assert "Dashly message" in report["error"] and len(report["error"]) < 260

@@ -178,3 +178,36 @@ def test_tls_on_by_default() -> None:
     c = rtsync.DashlyClient("tok", ["c.1"])
     assert c.protocol.handshake().url.startswith("wss://realtime-services.dashly.app/")
     assert c.verify is True
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_channel_collected_between_runs_restarts_at_id_1_and_nothing_is_lost(transport: str) -> None:
+    clock = _Clock()
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.5, clock=clock, message_ttl=60) as server:
+        c = make(server, transport, gap_grace=0.2)
+        got = collect(c)
+        gaps = collect(c, "rtsync.gap")
+        up = wait_connected(c)
+        c.start()
+        assert up.wait(5)
+        for n in range(3):
+            server.publish("c.1", {"n": n})
+        assert wait_for(lambda: len(got) == 3)
+        c.stop()
+        assert wait_for(lambda: server.subscribers("c.1") == 0)
+        clock.offset += 120  # messages expire, then the idle channel is garbage-collected
+        assert [server.publish("c.1", {"n": n})[0] for n in range(3, 6)] == [1, 2, 3]
+        assert server.collected == ["c.1"]
+        with c:
+            assert wait_for(lambda: len([e for e in got if e.name == "c.1"]) >= 6)
+            time.sleep(0.5)
+    assert [e.data["n"] for e in got if e.name == "c.1"] == list(range(6))
+    assert gaps == []

@@ -227,3 +227,61 @@ def test_http_400_carries_the_explain_header() -> None:
 def test_iter_envelopes_handles_whitespace_and_garbage_tail() -> None:
     pieces = list(iter_envelopes("  " + msg(1) + " \r\n" + msg(2) + " trailing"))
     assert [p[0]["id"] if p[0] else None for p in pieces] == [1, 2, None]
+
+
+# -- channel resets: a restarted server reuses ids (and, within the same second, tags) ----------
+
+def test_same_second_restart_same_id_and_tag_but_new_text_is_not_a_repeat() -> None:
+    t = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state = DashlyState(["a"])
+    state.accept(msg(1, "a", 1, t, '{"n":0}') + msg(2, "a", 2, t, '{"n":1}'), 0)
+    state.new_link()  # the server restarted: ids and tags count from 1 again in that second
+    got = events(state.accept(msg(1, "a", 1, t, '{"n":2}') + msg(2, "a", 2, t, '{"n":3}'), 0))
+    assert [e.data["n"] for e in got] == [2, 3]
+    assert state.cursor == Cursor.parse(t, 2)
+    state.new_link()  # a resume replays the new server's messages: now they are repeats
+    assert events(state.accept(msg(1, "a", 1, t, '{"n":2}') + msg(2, "a", 2, t, '{"n":3}'), 0)) == []
+
+
+def test_restart_pulls_the_cursor_back_to_the_start_of_its_second() -> None:
+    t = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state = DashlyState(["a", "b"])
+    state.accept(msg(1, "a", 1, t) + msg(1, "b", 5, t), 0)
+    state.new_link()
+    state.accept(msg(1, "a", 1, t, '{"new":1}'), 0)  # a new life not newer than the cursor (tag 5)
+    assert state.cursor is not None and (state.cursor.tag, state.cursor.time) == (1, t)
+
+
+def test_lower_id_with_a_tag_not_older_than_the_highest_is_a_restart() -> None:
+    t = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state = DashlyState(["a"])
+    state.accept(msg(1, "a", 1, t) + msg(2, "a", 2, t) + msg(4, "a", 4, t), 0)  # 3 is missing
+    state.new_link()
+    out = state.accept(msg(3, "a", 4, "Mon, 23 Nov 2026 03:20:00 GMT"), 10.0)
+    assert [e.id for e in events(out) if e.name == "a"] == [3]
+    (gap,) = [e for e in out if e.name == GAP]  # the old life's id 3 can no longer be fetched
+    assert gap.data["channel"] == "a" and gap.data["missing"] == 1 and gap.data["missing_ids"] == [3]
+    assert "restarted" in gap.data["reason"]
+    (later,) = state.due_gaps(20.0)  # ids 1 and 2 of the new life never came
+    assert later.data["missing_ids"] == [1, 2]
+
+
+def test_collected_channel_back_out_of_order_keeps_both_ids_and_repeats_nothing() -> None:
+    old, new = "Mon, 23 Nov 2026 03:19:06 GMT", "Mon, 23 Nov 2026 03:21:00 GMT"
+    state = DashlyState(["a"])
+    state.accept(msg(1, "a", 1, old), 0)
+    state.new_link()
+    got = events(state.accept(msg(2, "a", 2, new), 0) + state.accept(msg(1, "a", 1, new), 0))
+    assert [e.id for e in got] == [2, 1]
+    assert events(state.accept(msg(1, "a", 1, new) + msg(2, "a", 2, new), 0)) == []
+    assert state.due_gaps(100.0, force=True) == []
+
+
+def test_true_repeats_after_a_reconnect_stay_dropped() -> None:
+    t = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state = DashlyState(["a", "b"])
+    body = msg(2, "a", 1, t) + msg(3, "a", 3, t) + msg(1, "b", 2, t)
+    state.accept(body, 0)
+    state.new_link()
+    assert events(state.accept(body, 0)) == []
+    assert state.resets == 0

@@ -18,11 +18,11 @@ protocols/dashly-pushstream.md; the rules this module enforces:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
-from email.utils import formatdate, parsedate_to_datetime
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast
 from urllib.parse import quote
 
 from ...errors import (
@@ -45,6 +45,17 @@ from ...sansio import (
     PollingProtocol,
     Report,
     WebSocketProtocol,
+)
+from .envelope import (
+    Poison,
+    counter,
+    epoch_of,
+    format_http_date,
+    iter_envelopes,
+    message_id,
+    read_fields,
+    salvage_key,
+    shown,
 )
 
 __all__ = [
@@ -70,9 +81,9 @@ CHANNEL_DELETED = "dashly.channel_deleted"
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.!~*'()-]+$")
 _BACKTRACK_RE = re.compile(r"\.b\d+$")
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
-_ENVELOPE_START = re.compile(r'\{\s*"id"\s*:')
-_WS = re.compile(r"\s*")
 _loads = json.loads
+#: a poison message's own (time, tag) moves the cursor only this far past the newest good one
+_SALVAGE_SLACK = 3600
 
 
 class DashlyEvent(Event):
@@ -122,26 +133,7 @@ def parse_tag(value: Any) -> int:
     return abs(int(text.strip('"') or 0))
 
 
-_epoch_cache: Dict[str, Optional[int]] = {}
-
-
-def _epoch(text: str) -> Optional[int]:
-    """Seconds since the epoch for an HTTP-date; cached because one value serves a whole second."""
-    found = _epoch_cache.get(text, -1)
-    if found != -1:
-        return found  # type: ignore[return-value]
-    try:
-        value: Optional[int] = int(parsedate_to_datetime(text).timestamp())
-    except (TypeError, ValueError, IndexError):
-        value = None
-    if len(_epoch_cache) > 1024:
-        _epoch_cache.clear()
-    _epoch_cache[text] = value
-    return value
-
-
-def format_http_date(epoch: float) -> str:
-    return formatdate(epoch, usegmt=True)
+_epoch = epoch_of
 
 
 def validate_channels(channels: Sequence[str]) -> List[str]:
@@ -175,35 +167,20 @@ def validate_channels(channels: Sequence[str]) -> List[str]:
     return channels
 
 
-def iter_envelopes(text: str) -> Iterator[Tuple[Optional[Dict[str, Any]], str]]:
-    """Yield `(envelope or None, raw piece)` for each JSON value in a concatenated body.
-
-    Pieces that do not parse (the module's reserved messages are invalid JSON
-    under Dashly's template) are yielded with None, cut at the next envelope.
-    """
-    decoder = json.JSONDecoder()
-    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
-    end = len(text)
-    while pos < end:
-        try:
-            value, stop = decoder.raw_decode(text, pos)
-        except ValueError:
-            nxt = _ENVELOPE_START.search(text, pos + 1)
-            stop = nxt.start() if nxt else end
-            yield None, text[pos:stop]
-        else:
-            yield (value if isinstance(value, dict) else None), text[pos:stop]
-        pos = _WS.match(text, stop).end()  # type: ignore[union-attr]
+# What a delivered id is remembered with: (epoch, tag, digest of the text, link generation).
+# None: restored from a checkpoint, known by id only.
+_Print = Optional[Tuple[int, int, int, int]]
 
 
 class _Channel:
-    __slots__ = ("high", "high_key", "seen", "missing", "floor")
+    __slots__ = ("high", "high_key", "high_exact", "seen", "missing", "floor")
 
     def __init__(self) -> None:
         self.floor = 0  # ids at or below this were delivered before (restored from a checkpoint)
         self.high = 0
         self.high_key: Optional[Tuple[int, int]] = None  # (epoch, tag) of the highest id
-        self.seen: Set[int] = set()
+        self.high_exact = True  # False: high_key is only an upper bound (restored)
+        self.seen: Dict[int, _Print] = {}
         self.missing: Dict[int, float] = {}  # id -> when we noticed it was missing
 
 
@@ -212,6 +189,23 @@ class DashlyState:
 
     `accept()` is shared by every transport: it turns one body (one frame or
     one HTTP response) into events, keeping the cursor and dedupe up to date.
+
+    Channel resets. A channel's ids restart at 1 when it is deleted, garbage
+    collected (no stored message, no subscriber, 30 s idle) or the server
+    restarts; a restart also restarts the per-second tag, so a new message can
+    carry the very `(id, time, tag)` of one delivered before. The module hands
+    out id and tag together under one lock, so within one life of a channel a
+    higher id always has a newer `(time, tag)`, and a repeat is the same stored
+    text. Hence a message is a repeat only if its `(channel, id)` was delivered
+    with the same time, tag and text; a known id with another time, tag or text,
+    or an id below the highest one whose `(time, tag)` is not older than the
+    highest one's, proves the channel restarted. Then the ids of the old life
+    still missing are reported as `rtsync.gap` at once (they can no longer be
+    fetched), and the new life starts from this message, keeping only what is
+    provably part of it. A restart whose first message is not newer than the
+    cursor (the server's tags count from 1 again) pulls the cursor back to its
+    second, so the next resume asks for the whole new life; polling also
+    asks for its cursor's whole second again after any failure.
     """
 
     #: ids remembered per channel for dedupe; older repeats are dropped by id alone.
@@ -223,6 +217,13 @@ class DashlyState:
         self._max: Optional[Tuple[int, int]] = None  # newest (epoch, tag) over ids > 0
         self._max_time = ""
         self._channels: Dict[str, _Channel] = {}
+        self.generation = 0  # one per link (WebSocket) or response (polling): a life can only end between
+        self.resets = 0
+        self._poisoned: Dict[int, None] = {}  # digests of messages reported as undecodable, oldest first
+
+    def new_link(self) -> None:
+        """A new link or response begins: a channel can only have restarted before it."""
+        self.generation += 1
 
     @property
     def cursor(self) -> Optional[Cursor]:
@@ -247,10 +248,10 @@ class DashlyState:
             self.advance(Cursor.from_json(data["cursor"]))
         for name, ids in (data.get("channels") or {}).items():
             ch = self._channel(name)
-            ch.seen.update(int(i) for i in ids)
+            ch.seen.update((int(i), None) for i in ids)
             ch.high = max(ch.seen, default=0)
             ch.floor = min(ch.seen, default=1) - 1
-            ch.high_key = self._max
+            ch.high_key, ch.high_exact = self._max, False
 
     def _channel(self, name: str) -> _Channel:
         ch = self._channels.get(name)
@@ -260,62 +261,93 @@ class DashlyState:
 
     # -- decoding ----------------------------------------------------------
     def accept(self, text: str, now: float) -> List[Output]:
+        """Events (and Reports) for one frame or body; each message is decoded on its own."""
         out: List[Output] = []
         try:
             envelope = _loads(text)  # a WebSocket frame is exactly one envelope: the fast path
-        except ValueError:
+        except (ValueError, RecursionError):
             envelope = None
         if type(envelope) is dict:
-            self._one(envelope, text, now, out)
+            self._contained(envelope, text, now, out)
             return out
         for envelope, raw in iter_envelopes(text):
-            if envelope is None:
+            if type(envelope) is dict:
+                self._contained(envelope, raw, now, out)
+            elif envelope is None:
                 out.extend(self._unparsed(raw))
             else:
-                self._one(envelope, raw, now, out)
+                report = self._poison(raw, f"a JSON {type(envelope).__name__}, not a message object")
+                out.extend([report] if report else [])
         return out
 
-    def _one(self, envelope: Dict[str, Any], raw: str, now: float, out: List[Output]) -> None:
+    def _contained(self, envelope: Dict[str, Any], raw: str, now: float, out: List[Output]) -> None:
         try:
-            msg_id = int(envelope.get("id", 0))
-        except (TypeError, ValueError):
-            out.append(Report(ProtocolError(f"message with a non-numeric id skipped: {raw[:80]!r}")))
+            self._one(envelope, raw, now, out)
+        except Poison as exc:
+            report = self._poison(raw, str(exc), envelope)
+        except Exception as exc:  # last resort: one message, one report, the rest of the body goes on
+            report = self._poison(raw, f"{type(exc).__name__} while decoding", envelope)
+        else:
             return
+        if report is not None:
+            out.append(report)
+
+    def _poison(self, raw: str, why: str, envelope: Optional[Dict[str, Any]] = None) -> Optional[Report]:
+        """The one Report for a message we cannot accept; the cursor moves past it if its place is known."""
+        key = None
+        if envelope is not None and type(envelope.get("time")) is str:
+            try:
+                epoch = epoch_of(envelope["time"])
+                if epoch is not None:
+                    key = (epoch, counter(envelope.get("tag"), "tag"), envelope["time"])
+            except Poison:
+                pass
+        if key is None and envelope is None:
+            key = salvage_key(raw)
+        if key is not None and self._max is not None and 0 < key[0] <= self._max[0] + _SALVAGE_SLACK:
+            self.advance(Cursor(*key))
+        digest = hash(raw.strip())
+        if digest in self._poisoned:
+            return None  # replayed by a resume or a confirming poll: reported once already
+        self._poisoned[digest] = None
+        if len(self._poisoned) > 256:
+            del self._poisoned[next(iter(self._poisoned))]
+        return Report(ProtocolError(f"skipped a Dashly message ({why}): {shown(raw)}"))
+
+    def _one(self, envelope: Dict[str, Any], raw: str, now: float, out: List[Output]) -> None:
+        msg_id = message_id(envelope)
         if msg_id <= 0:
             out.extend(self._reserved(msg_id, envelope, raw))
             return
-        channel, time_text, tag = envelope.get("channel"), envelope.get("time"), envelope.get("tag", 0)
-        epoch = _epoch(time_text) if type(time_text) is str else None
-        try:
-            tag = int(tag)
-        except (TypeError, ValueError):
-            try:
-                tag = parse_tag(tag)
-            except ValueError:
-                epoch = None
-        if type(channel) is not str or epoch is None:
-            out.append(Report(ProtocolError(f"message without a channel, time or tag skipped: {raw[:80]!r}")))
-            return
+        msg_id, channel, epoch, tag, time_text = read_fields(envelope)
         key = (epoch, tag)
-        if not self._fresh(channel, msg_id, key, now):
+        if not self._fresh(channel, msg_id, key, hash(raw.strip()), now, out):
             return
         if self._max is None or key > self._max:
-            self._max, self._max_time = key, str(time_text)
+            self._max, self._max_time = key, time_text
         out.append(DashlyEvent._build({
             "name": channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
             "provider": PROVIDER, "received_at": _now(), "raw": raw, "tag": tag, "time": time_text,
         }))
 
-    def _fresh(self, name: str, msg_id: int, key: Tuple[int, int], now: float) -> bool:
-        """Dedupe by (channel, id) and track gaps; False means drop the message."""
+    def _fresh(
+        self, name: str, msg_id: int, key: Tuple[int, int], digest: int, now: float, out: List[Output]
+    ) -> bool:
+        """Dedupe by (channel, id, what was delivered under it) and track gaps; False means drop."""
         ch = self._channels.get(name) or self._channel(name)
-        if msg_id <= ch.high and ch.high_key is not None and key > ch.high_key:
-            # Not above the highest id yet newer than it: the channel was recreated
-            # (deleted, expired, server restarted) and counts from 1 again. A true
-            # repeat always carries a cursor no newer than the highest id's.
-            self._channels[name] = ch = _Channel()
-        elif msg_id in ch.seen:
-            return False
+        mark = (key[0], key[1], digest, self.generation)
+        if msg_id in ch.seen:
+            known = ch.seen[msg_id]
+            if known is None:
+                if ch.high_key is None or key <= ch.high_key:
+                    return False  # restored from a checkpoint: a repeat by id
+            elif known[:3] == mark[:3]:
+                return False  # the same stored message again
+            ch = self._restarted(name, ch, msg_id, key, now, out)
+        elif msg_id < ch.high and ch.high_key is not None and (
+            key > ch.high_key or (key == ch.high_key and ch.high_exact)
+        ):
+            ch = self._restarted(name, ch, msg_id, key, now, out)
         elif msg_id < ch.high:
             if msg_id <= max(ch.floor, ch.high - self.window):
                 return False  # older than our window: certainly delivered before
@@ -324,13 +356,41 @@ class DashlyState:
             if ch.high and msg_id > ch.high + 1:
                 for missing in range(ch.high + 1, min(msg_id, ch.high + self.window)):
                     ch.missing[missing] = now
-            ch.high = msg_id
-            ch.high_key = key
-        ch.seen.add(msg_id)
+            ch.high, ch.high_key, ch.high_exact = msg_id, key, True
+        ch.seen[msg_id] = mark
         if len(ch.seen) > 2 * self.window:
             floor = ch.high - self.window
-            ch.seen = {i for i in ch.seen if i > floor}
+            ch.seen = {i: m for i, m in ch.seen.items() if i > floor}
         return True
+
+    def _restarted(
+        self, name: str, old: _Channel, msg_id: int, key: Tuple[int, int], now: float, out: List[Output]
+    ) -> _Channel:
+        """Channel `name` started a new life at `msg_id`: report what the old one still owed, keep
+        what provably belongs to the new one (same link and in id/tag order with this message, or
+        newer by both), and expect the new life's lower ids."""
+        self.resets += 1
+        if self._max is not None and key <= self._max:
+            # A new life not newer than the cursor: the server restarted within the cursor's
+            # second and counts tags from 1 again. Resume from the start of that second.
+            self._max, self._max_time = (key[0], 0), format_http_date(key[0])
+        if old.missing:
+            late = sorted(old.missing)
+            out.append(_gap(name, late, "the channel restarted (server restart, or deleted or expired "
+                                        "on the server) before these messages were received"))
+        ch = self._channels[name] = _Channel()
+        for i, m in old.seen.items():
+            if m is None or i == msg_id:
+                continue
+            mkey = (m[0], m[1])
+            if (i > msg_id and mkey > key) or (m[3] == self.generation and i < msg_id and mkey < key):
+                ch.seen[i] = m
+                if i > ch.high:
+                    ch.high, ch.high_key = i, mkey
+        for i in range(1, min(max(msg_id, ch.high), self.window)):
+            if i not in ch.seen and i != msg_id:
+                ch.missing[i] = now
+        return ch
 
     def due_gaps(self, now: float, force: bool = False) -> List[Output]:
         """`rtsync.gap` events for ids still missing `gap_grace` seconds after we noticed them."""
@@ -343,14 +403,8 @@ class DashlyState:
                 continue
             for i in late:
                 del ch.missing[i]
-            out.append(
-                Event.make(
-                    GAP, provider=PROVIDER, channel=name,
-                    data={"channel": name, "missing_ids": late,
-                          "reason": "message ids skipped and not recovered by resume "
-                                    "(expired from the server's store, or lost in transit)"},
-                )
-            )
+            out.append(_gap(name, late, "message ids skipped and not recovered by resume "
+                                        "(expired from the server's store, or lost in transit)"))
         return out
 
     def gap_deadline(self) -> Optional[float]:
@@ -359,8 +413,11 @@ class DashlyState:
 
     def _reserved(self, msg_id: int, envelope: Mapping[str, Any], raw: str) -> List[Output]:
         if msg_id == -2:
-            return self._deleted(str(envelope.get("channel", "")), envelope.get("message"), raw)
-        return []  # -1 ping (streaming only), -3 long-poll timeout: liveness only
+            channel = envelope.get("channel", "")
+            if type(channel) is not str:
+                raise Poison("channel of a channel-deleted message is not a string")
+            return self._deleted(channel, envelope.get("message"), raw)
+        return []  # -1 ping (streaming only), -3 long-poll timeout, 0: liveness only
 
     def _unparsed(self, raw: str) -> List[Output]:
         compact = raw.replace(" ", "")
@@ -369,11 +426,44 @@ class DashlyState:
             return self._deleted(found.group(1) if found else "", None, raw)
         if compact.startswith(('{"id":-1', '{"id":-3', '{"id":"-1"', '{"id":"-3"')):
             return []
-        return [Report(ProtocolError(f"skipped a malformed message: {raw[:80]!r}"))]
+        report = self._poison(raw, "not valid JSON, or nested too deep")
+        return [report] if report else []
 
     def _deleted(self, channel: str, message: Any, raw: str) -> List[Output]:
         self._channels.pop(channel, None)  # its ids restart at 1 if it comes back
         return [Event.make(CHANNEL_DELETED, provider=PROVIDER, channel=channel, data=message, raw=raw)]
+
+
+def _gap(channel: str, ids: List[int], reason: str) -> Event:
+    return Event.make(GAP, provider=PROVIDER, channel=channel,
+                      data={"channel": channel, "missing": len(ids), "missing_ids": ids, "reason": reason})
+
+
+_F = TypeVar("_F", bound=Callable[..., List[Output]])
+
+
+def _guarded(what: str) -> Callable[[_F], _F]:
+    """Last resort for a protocol entry point: only RtsyncErrors leave it; any other exception
+    (a bug, or input no check foresaw) becomes one Report and the link goes on."""
+
+    def wrap(method: _F) -> _F:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any) -> List[Output]:
+            try:
+                return method(self, *args)
+            except RtsyncError:
+                raise
+            except Exception as exc:
+                first = args[0] if args else None
+                if isinstance(first, HttpResponse):
+                    first = first.body.decode("utf-8", "replace")
+                detail = f": {shown(first)}" if isinstance(first, str) else ""
+                return [Report(ProtocolError(
+                    f"skipped a Dashly {what} that could not be handled ({type(exc).__name__}){detail}"))]
+
+        return cast(_F, guarded)
+
+    return wrap
 
 
 def _explain(headers: Mapping[str, str]) -> str:
@@ -442,11 +532,14 @@ class WebSocketStream(_Base, WebSocketProtocol):
             cursor = cursor.stepped_back(self.step_back)
         return Handshake(self.url(cursor))
 
+    @_guarded("link opening")
     def opened(self, now: float) -> List[Output]:
         self.liveness.heard(now)
+        self.state.new_link()
         self._links += 1
         return [Connected(resumed=self.state.cursor is not None and self._links > 1)]
 
+    @_guarded("frame")
     def received(self, text: str, now: float) -> List[Output]:
         self.liveness.heard(now)
         return self.state.accept(text, now)
@@ -458,9 +551,12 @@ class WebSocketStream(_Base, WebSocketProtocol):
         if code == 1008:
             try:
                 detail = json.loads(reason)
-                status, explain = int(detail.get("http_status", 400)), str(detail.get("explain", ""))
-            except (ValueError, AttributeError, TypeError):
-                status, explain = 400, reason
+                status = counter(detail.get("http_status", 400), "status")
+                explain = detail.get("explain", "")
+                if type(explain) is not str:
+                    raise Poison("explain is not a string")
+            except Exception:  # not the module's JSON reason: show it as it came
+                status, explain = 400, shown(reason)
             return RequestRejected(
                 f"Dashly closed the connection with 1008 (HTTP {status}: {explain}); "
                 "fix the channel list, retrying would fail the same way",
@@ -473,6 +569,7 @@ class WebSocketStream(_Base, WebSocketProtocol):
         gaps = self.state.gap_deadline()
         return due if gaps is None else min(due, gaps)
 
+    @_guarded("timer")
     def tick(self, now: float) -> List[Output]:
         return self.state.due_gaps(now) + self.liveness.tick(now)
 
@@ -485,17 +582,25 @@ class _Polling(_Base, PollingProtocol):
         self._sent: Optional[Cursor] = None
         self._connected = False
         self._polls = 0
+        self._step_back = False
 
     def request(self) -> HttpRequest:
         self._sent = self.state.cursor
+        if self._step_back and self._sent is not None:
+            # After a failure, ask for the cursor's whole second again, as a WebSocket does:
+            # a server that restarted meanwhile counts tags from 1 again within that second.
+            self._sent = self._sent.stepped_back(1)
         return HttpRequest(self.url(self._sent), timeout=self.timeout)
 
     def lost(self) -> List[Output]:
         self._connected = False
+        self._step_back = True
         return []
 
+    @_guarded("response")
     def response(self, response: HttpResponse, now: float) -> List[Output]:
         out: List[Output] = []
+        self.state.new_link()
         status = response.status
         if status not in (200, 304):
             self._connected = False
@@ -504,6 +609,7 @@ class _Polling(_Base, PollingProtocol):
             self._connected = True
             self._polls += 1
             out.append(Connected(resumed=self.state.cursor is not None and self._polls > 1))
+        self._step_back = False
         if status == 200:
             text = response.body.decode("utf-8", "replace")
             out.extend(self.state.accept(text, now))
