@@ -15,9 +15,20 @@ from .errors import (
     SubscriptionError,
     TLSVerificationError,
 )
+from typing import TYPE_CHECKING
+
+from .client import Client
 from .events import Event
 from .policy import Backoff, RetryBudget
-from .runtime import Client
+from .state import State, Stats
+
+if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use
+    from .checkpoint import FileCheckpoint
+    from .vendors.dashly.client import DashlyClient
+    from .vendors.dialpad.client import DialpadClient
+    from .vendors.doshii.client import DoshiiClient
+    from .vendors.quickmeet.client import QuickMeetClient
+    from .vendors.voxsig.client import VoxsigClient
 
 __version__ = "0.1.0"
 
@@ -65,6 +76,8 @@ __all__ = [
     "RetryBudget",
     "RtsyncError",
     "StaleConnection",
+    "State",
+    "Stats",
     "SubscriptionError",
     "TLSVerificationError",
     "VoxsigClient",

@@ -169,8 +169,8 @@ def test_stop_while_a_replacement_link_hangs_in_its_handshake(server: DialpadSer
         c.start()
         assert wait_for(lambda: any(e.name == "rtsync.connected" for e in got))
         hanging = Handshake(f"ws://127.0.0.1:{listener.getsockname()[1]}/events/x")
-        c._handshake = lambda: hanging  # type: ignore[method-assign]  # noqa: SLF001
-        assert wait_for(lambda: c._connecting is not None, timeout=5)  # noqa: SLF001 - the rotation is connecting
+        c._engine.vendor.prepare = lambda: hanging  # noqa: SLF001
+        assert wait_for(lambda: c._engine._connecting is not None, timeout=5)  # noqa: SLF001 - the rotation is connecting
         t0 = time.monotonic()
         c.stop()
         assert time.monotonic() - t0 < 1.0

@@ -262,7 +262,7 @@ def test_client_secret_and_tokens_never_leak(server: DoshiiServer, caplog: pytes
         errors.append(exc)
     assert len(errors) == 2
     tokens = set(server.bearer_tokens)  # the client reuses a token for a minute
-    assert len(tokens) == 2 and all(t in c._secrets + bad._secrets for t in tokens)
+    assert len(tokens) == 2 and all(t in [*c._secrets, *bad._secrets] for t in tokens)
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + repr(listener) \
         + repr(bad) + "".join(f"{e}{e!r}" for e in errors)
     for secret in [SECRET, "wrong-" + SECRET, *tokens]:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 import rtsync
+from rtsync.engine import Vendor
 from rtsync.events import Event
 from rtsync.sansio import (
     Connected,
@@ -96,12 +97,10 @@ class Toy(WebSocketProtocol):
 
 
 class ToyClient(rtsync.Client):
-    provider = "toy"
-
     def __init__(self, url: str, **kw) -> None:
         kw.setdefault("backoff", rtsync.Backoff(base=0.05, cap=0.1))
-        super().__init__(**kw)
         self.protocol = Toy(url)
+        super().__init__(Vendor("toy", self.protocol), **kw)
 
     def call(self, timeout: float = 2.0) -> object:
         return self._request(lambda protocol: protocol.call(), timeout)

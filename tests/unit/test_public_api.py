@@ -8,7 +8,7 @@ EXPECTED = [
     "AuthenticationError", "Backoff", "CallError", "CallTimeout", "Client", "ConfigurationError",
     "ConnectionLost", "DashlyClient", "DialpadClient", "DoshiiClient", "Event", "FileCheckpoint",
     "FrameTooLarge", "ProtocolError", "QuickMeetClient", "RateLimited", "RequestRejected", "RetryBudget",
-    "RtsyncError", "StaleConnection", "SubscriptionError", "TLSVerificationError", "VoxsigClient",
+    "RtsyncError", "StaleConnection", "State", "Stats", "SubscriptionError", "TLSVerificationError", "VoxsigClient",
 ]
 
 

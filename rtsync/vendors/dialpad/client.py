@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import collections
-import json
 import time
-from typing import Any, Deque, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from ...errors import (
     AuthenticationError,
@@ -13,11 +11,14 @@ from ...errors import (
     ProtocolError,
     RtsyncError,
 )
+from ...client import Client
+from ...engine import Vendor
 from ...policy import Backoff
-from ...runtime import Client
+from ...redact import Secrets
 from ...sansio import Handshake
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DialpadProtocol, token_lifetime
+from .rest import DialpadRest
 
 __all__ = ["DialpadClient"]
 
@@ -66,8 +67,6 @@ class DialpadClient(Client):
     is followed at the next connect.
     """
 
-    provider = "dialpad"
-
     def __init__(
         self,
         api_key: str,
@@ -91,67 +90,48 @@ class DialpadClient(Client):
             raise ConfigurationError(f"subscription_type must be one of {', '.join(SUBSCRIPTION_TYPES)}")
         if not base_url.startswith(("https://", "http://")):
             raise ConfigurationError(f"base_url must be https://... (e.g. {DEFAULT_BASE_URL}), got {base_url!r}")
-        super().__init__(backoff=backoff or Backoff(base=1.0, cap=60.0), **options)
-        self._secrets.append(api_key)
-        if secret:
-            self._secrets.append(secret)
-        self._api_key = api_key
+        if keepalive <= 0 or pong_timeout <= 0:
+            raise ConfigurationError("keepalive and pong_timeout must be positive (seconds)")
+        secrets = Secrets(api_key, *([secret] if secret else []))
         self.base_url = base_url.rstrip("/")
+        self.rest = DialpadRest(self.base_url, api_key, verify=options.get("verify", True))
         self.websocket_id = websocket_id
         self.subscription_id = subscription_id
         self.subscription_type = subscription_type
         self._create_secret = secret
-        if keepalive <= 0 or pong_timeout <= 0:
-            raise ConfigurationError("keepalive and pong_timeout must be positive (seconds)")
-        self.protocol: DialpadProtocol = DialpadProtocol(
+        self.protocol = DialpadProtocol(
             secret, refresh_margin=refresh_margin, keepalive=keepalive, pong_timeout=pong_timeout)
-        self._url_tokens: Deque[str] = collections.deque()
         self._socket_attempt = False
+        vendor = Vendor("dialpad", self.protocol, secrets, prepare=self._prepare, classify=self._classify,
+                        interrupt=[self.rest.http])
+        super().__init__(vendor, backoff=backoff or Backoff(base=1.0, cap=60.0), **options)
 
     def __repr__(self) -> str:
         target = (f"websocket_id={self.websocket_id!r}" if self.subscription_id is None
                   else f"subscription={self.subscription_type}/{self.subscription_id!r}")
-        return f"<DialpadClient {target} {'running' if self.running else 'stopped'}>"
+        return f"<DialpadClient {target} {self.state.value}>"
 
     # -- REST ---------------------------------------------------------------
-    def _rest(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
-        response = self._http.request(
-            method, f"{self.base_url}/api/v2/{path}", json=body, timeout=30.0,
-            headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
-            what=f"Dialpad {method} /api/v2/{path.split('?')[0]}",
-        )
-        try:
-            return json.loads(response.body or b"null")
-        except ValueError:
-            raise ProtocolError(f"Dialpad answered {method} /api/v2/{path} with something that is not JSON") from None
-
     def _learn(self, proto: Dict[str, Any]) -> str:
         url = proto.get("websocket_url")
         if not isinstance(url, str):
             raise ProtocolError("Dialpad's answer has no websocket_url")
-        token = url.rstrip("/").rsplit("/", 1)[-1]  # the URL token is a credential
-        if token not in self._secrets:
-            # An hourly refresh must not grow the redaction list for ever; older tokens are dead anyway.
-            self._url_tokens.append(token)
-            retired = self._url_tokens.popleft() if len(self._url_tokens) > 3 else None
-            # A new list, not one changed in place: another thread may be redacting with the old one.
-            self._secrets = [s for s in self._secrets if s != retired] + [token]
+        self._secrets.rotate("url token", url.rstrip("/").rsplit("/", 1)[-1])  # the URL token is a credential
         secret = (proto.get("signature") or {}).get("secret")
         if isinstance(secret, str) and secret:
-            if secret not in self._secrets:
-                self._secrets.append(secret)
+            self._secrets.add(secret)
             self.protocol.use_secret(secret)  # Dialpad's own word on what signs the frames
         return url
 
     def create_websocket(self, secret: Optional[str] = None) -> Dict[str, Any]:
         """`POST /api/v2/websockets`: a new websocket endpoint (rate limited to 250/min: create once)."""
-        result = self._rest("POST", "websockets", {"secret": secret} if secret else {})
+        result = self.rest.call("POST", "websockets", {"secret": secret} if secret else {})
         self._learn(result)
         return result
 
     def get_websocket(self, websocket_id: Id) -> Dict[str, Any]:
         """`GET /api/v2/websockets/{id}`: the endpoint with a fresh `websocket_url`."""
-        result = self._rest("GET", f"websockets/{websocket_id}")
+        result = self.rest.call("GET", f"websockets/{websocket_id}")
         self._learn(result)
         return result
 
@@ -165,47 +145,37 @@ class DialpadClient(Client):
         if self.websocket_id is None:
             self.websocket_id = self.create_websocket(self._create_secret)["id"]
         body = {"endpoint_id": self.websocket_id, "enabled": True, **fields}
-        return self._rest("POST", f"subscriptions/{kind}", body)
+        return self.rest.call("POST", f"subscriptions/{kind}", body)
 
     def list_subscriptions(self, kind: str) -> List[Dict[str, Any]]:
         """Every subscription of `kind`, following the `cursor` pages."""
-        return self._pages(f"subscriptions/{_kind(kind)}")
+        return self.rest.pages(f"subscriptions/{_kind(kind)}")
 
     def update_subscription(self, kind: str, subscription_id: Id, **fields: Any) -> Dict[str, Any]:
         """`PATCH /api/v2/subscriptions/<kind>/{id}` (e.g. `enabled=False`, new `call_states`)."""
-        return self._rest("PATCH", f"subscriptions/{_kind(kind)}/{subscription_id}", fields)
+        return self.rest.call("PATCH", f"subscriptions/{_kind(kind)}/{subscription_id}", fields)
 
     def delete_subscription(self, kind: str, subscription_id: Id) -> Dict[str, Any]:
         """`DELETE /api/v2/subscriptions/<kind>/{id}`."""
-        return self._rest("DELETE", f"subscriptions/{_kind(kind)}/{subscription_id}")
+        return self.rest.call("DELETE", f"subscriptions/{_kind(kind)}/{subscription_id}")
 
     def list_websockets(self) -> List[Dict[str, Any]]:
         """Every websocket endpoint of the account, following the `cursor` pages."""
-        return self._pages("websockets")
+        return self.rest.pages("websockets")
 
     def update_websocket(self, websocket_id: Id, secret: Optional[str]) -> Dict[str, Any]:
         """`PATCH /api/v2/websockets/{id}`: a new signing secret (events are signed with it from now on)."""
         if secret:
-            self._secrets.append(secret)
-        return self._rest("PATCH", f"websockets/{websocket_id}", {"secret": secret})
+            self._secrets.add(secret)
+        return self.rest.call("PATCH", f"websockets/{websocket_id}", {"secret": secret})
 
     def delete_websocket(self, websocket_id: Id) -> Dict[str, Any]:
         """`DELETE /api/v2/websockets/{id}`."""
-        return self._rest("DELETE", f"websockets/{websocket_id}")
-
-    def _pages(self, path: str) -> List[Dict[str, Any]]:
-        items: List[Dict[str, Any]] = []
-        cursor: Optional[str] = None
-        while True:
-            page = self._rest("GET", path + (f"?cursor={cursor}" if cursor else ""))
-            items.extend(page.get("items", []))
-            cursor = page.get("cursor")
-            if not cursor:
-                return items
+        return self.rest.call("DELETE", f"websockets/{websocket_id}")
 
     def _fresh_url(self) -> str:
         if self.subscription_id is not None:
-            result = self._rest("GET", f"subscriptions/{self.subscription_type}/{self.subscription_id}")
+            result = self.rest.call("GET", f"subscriptions/{self.subscription_type}/{self.subscription_id}")
             return self._learn(result.get("websocket") or {})
         if self.websocket_id is None:
             created = self.create_websocket(self._create_secret)
@@ -213,13 +183,13 @@ class DialpadClient(Client):
             return str(created["websocket_url"])
         return str(self.get_websocket(self.websocket_id)["websocket_url"])
 
-    # -- the runtime hooks --------------------------------------------------
+    # -- what the engine is configured with ----------------------------------
     def _classify(self, error: RtsyncError) -> RtsyncError:
         if not (isinstance(error, AuthenticationError) and self._socket_attempt):
             return error  # REST refused the key (or anything else): as classified
         return self.protocol.refused("HTTP 403 at the upgrade")
 
-    def _handshake(self) -> Handshake:
+    def _prepare(self) -> Handshake:
         self._socket_attempt = False
         protocol = self.protocol
         now = time.monotonic()

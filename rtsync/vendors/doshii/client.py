@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import base64
-import collections
 import dataclasses
-import json
-import threading
 import time
-from typing import Any, Deque, Dict, Iterable, List, Mapping, Optional, Union
-from urllib.parse import quote, urlsplit
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
+from urllib.parse import quote
 
-from ... import hs256
+from ...client import Client
+from ...engine import Vendor
 from ...errors import ConfigurationError, ProtocolError
 from ...policy import Backoff, RetryBudget
-from ...runtime import Client
-from ...sansio import Handshake, HttpResponse
-from ...policy import seconds, status_error
-from ...wire.http import HttpClient
+from ...redact import Secrets
+from ...sansio import Handshake
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DoshiiProtocol
+from .rest import DoshiiRest
 
 __all__ = ["DoshiiClient"]
 
@@ -30,16 +27,6 @@ CHANNELS = ("Pay@Table", "Order ahead", "Reservations", "Loyalty", "PIP", "MAR",
 #: update_device() keyword -> the device field Doshii names it
 DEVICE_FIELDS = {"name": "name", "ref": "ref", "events": "events", "terminals": "terminals",
                  "channels": "channels", "location_ids": "locationIds"}
-# Doshii honours a token for 10 minutes; re-signing every minute keeps a wide margin for clock
-# skew and long calls while the redaction list stays short.
-TOKEN_REUSE = 60.0
-REST_HINTS = {
-    400: "Doshii did not accept the request body",
-    401: "check client_id and client_secret, and this machine's clock: a token is valid 10 minutes",
-    403: "check client_id and client_secret, and that this app may use the endpoint",
-    404: "no such device for this client id",
-    409: "the version is stale: update with the version of the device's latest answer",
-}
 
 
 class DoshiiClient(Client):
@@ -88,8 +75,6 @@ class DoshiiClient(Client):
     final RequestRejected.
     """
 
-    provider = "doshii"
-
     def __init__(
         self,
         client_id: str,
@@ -112,11 +97,6 @@ class DoshiiClient(Client):
             raise ConfigurationError(f"environment must be 'sandbox' or 'live', got {environment!r}")
         if heartbeat_interval <= 0 or pong_timeout <= 0:
             raise ConfigurationError("heartbeat_interval and pong_timeout must be positive")
-        super().__init__(
-            backoff=backoff or Backoff(base=1.0, cap=30.0),
-            retry_budget=retry_budget or RetryBudget(attempts=20, window=600.0),
-            **options,
-        )
         rest = (rest_url or REST_URL_TEMPLATE.format(environment=environment)).rstrip("/")
         if not rest.startswith(("https://", "http://")):
             raise ConfigurationError(
@@ -125,19 +105,11 @@ class DoshiiClient(Client):
         if client_secret is not None and (not isinstance(client_secret, str) or not client_secret.strip()):
             raise ConfigurationError("client_secret must be your Doshii client secret (a non-empty string)")
         auth = base64.b64encode(client_id.encode()).decode()
-        self._secrets += [client_id, auth]  # the id is the credential; its base64 form too
+        secrets = Secrets(client_id, auth)  # the id is the credential; its base64 form too
         if client_secret:
-            self._secrets.append(client_secret)
-        self._client_id = client_id
-        self._client_secret = client_secret
+            secrets.add(client_secret)
         self.rest_url = rest
-        # Not the runtime's self._http: stop() cancels that one for good, and deleting a
-        # device after stopping the socket is a normal thing to do.
-        self._rest_http = HttpClient(verify=self.verify)
-        self._token_lock = threading.Lock()
-        self._token: Optional[str] = None
-        self._token_made = 0.0
-        self._tokens: Deque[str] = collections.deque()
+        self.rest = DoshiiRest(rest, client_id, client_secret, secrets, verify=options.get("verify", True))
         base = url or URL_TEMPLATE.format(environment=environment)
         if not base.startswith(("wss://", "ws://")):
             raise ConfigurationError(f"url must be a wss:// (or ws://) URL, got {base!r}")
@@ -146,17 +118,21 @@ class DoshiiClient(Client):
             query += f"&deviceId={quote(device_id, safe='')}"
         self.environment = environment
         self.device_id = device_id
-        self.protocol: DoshiiProtocol = DoshiiProtocol(
+        self.protocol = DoshiiProtocol(
             f"{base}{'&' if '?' in base else '?'}{query}", app_version, lambda: int(time.time() * 1000),
             heartbeat_interval=heartbeat_interval, pong_timeout=pong_timeout,
         )
+        super().__init__(
+            Vendor("doshii", self.protocol, secrets, prepare=self._prepare),
+            backoff=backoff or Backoff(base=1.0, cap=30.0),
+            retry_budget=retry_budget or RetryBudget(attempts=20, window=600.0),
+            **options,
+        )
 
     def __repr__(self) -> str:
-        return f"<DoshiiClient {self.environment} device_id={self.device_id!r} " \
-               f"{'running' if self.running else 'stopped'}>"
+        return f"<DoshiiClient {self.environment} device_id={self.device_id!r} {self.state.value}>"
 
-    # -- the runtime hooks --------------------------------------------------
-    def _handshake(self) -> Handshake:
+    def _prepare(self) -> Handshake:
         handshake = self.protocol.handshake()
         if not self.device_id:
             return handshake
@@ -183,7 +159,7 @@ class DoshiiClient(Client):
         """
         body = _device_body({"name": name, "ref": ref, "events": events, "terminals": terminals,
                              "channels": channels, "location_ids": location_ids})
-        return self._rest_object("POST", "/devices", body)
+        return self.rest.object("POST", "/devices", body)
 
     def update_device(self, doshii_id: str, version: Union[str, int], **fields: Any) -> Dict[str, Any]:
         """`PUT /devices/{doshii_id}`: change `name`, `ref`, `events`, `terminals`, `channels` or `location_ids`.
@@ -197,64 +173,22 @@ class DoshiiClient(Client):
         if not isinstance(version, (str, int)) or isinstance(version, bool) or version == "":
             raise ConfigurationError("version must be the device's current version, from its latest answer")
         body = {"doshiiId": _device_id(doshii_id), "version": version, **_device_body(fields)}
-        return self._rest_object("PUT", f"/devices/{quote(doshii_id, safe='')}", body)
+        return self.rest.object("PUT", f"/devices/{quote(doshii_id, safe='')}", body)
 
     def get_device(self, doshii_id: str) -> Dict[str, Any]:
         """`GET /devices/{doshii_id}`: the device as it is now (its current `version`, after a 409)."""
-        return self._rest_object("GET", f"/devices/{quote(_device_id(doshii_id), safe='')}")
+        return self.rest.object("GET", f"/devices/{quote(_device_id(doshii_id), safe='')}")
 
     def list_devices(self) -> List[Dict[str, Any]]:
         """`GET /devices`: every device of this client id."""
-        devices = self._rest_json("GET", "/devices")
+        devices = self.rest.json("GET", "/devices")
         if not isinstance(devices, list) or not all(isinstance(d, dict) for d in devices):
             raise ProtocolError("Doshii GET /devices answered with something that is not a list of devices")
         return devices
 
     def delete_device(self, doshii_id: str) -> Dict[str, Any]:
         """`DELETE /devices/{doshii_id}`; Doshii answers `{"message": ...}`."""
-        return self._rest_object("DELETE", f"/devices/{quote(_device_id(doshii_id), safe='')}")
-
-    def _bearer(self) -> str:
-        if not self._client_secret:
-            raise ConfigurationError(
-                "the device helpers call Doshii's REST API, which needs your client secret: "
-                "pass DoshiiClient(client_id, client_secret=...) (the socket itself does not use it)")
-        with self._token_lock:
-            now = time.monotonic()
-            if self._token is None or now - self._token_made >= TOKEN_REUSE:
-                token = hs256.sign({"clientId": self._client_id, "timestamp": int(time.time())},
-                                   self._client_secret.encode("utf-8"))
-                self._tokens.append(token)
-                retired = self._tokens.popleft() if len(self._tokens) > 3 else None
-                # Rebound rather than changed in place: the link thread may be redacting with it.
-                self._secrets = [s for s in self._secrets if s != retired] + [token]
-                self._token, self._token_made = token, now
-            return self._token
-
-    def _rest_object(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-        result = self._rest_json(method, path, body)
-        if not isinstance(result, dict):
-            raise ProtocolError(f"Doshii {method} {path} answered with JSON that is not an object")
-        return result
-
-    def _rest_json(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
-        what = f"Doshii {method} {urlsplit(self.rest_url).path}{path}"
-        response = self._rest_http.request(
-            method, f"{self.rest_url}{path}", json=body, timeout=30.0, check=False, what=what,
-            headers={"Authorization": f"Bearer {self._bearer()}", "Accept": "application/json"},
-        )
-        if response.status >= 400:
-            raise self._rest_error(response, what)
-        try:
-            return json.loads(response.body or b"null")
-        except ValueError:
-            raise ProtocolError(f"{what} answered with something that is not JSON") from None
-
-    def _rest_error(self, response: HttpResponse, what: str) -> Exception:
-        said = _server_message(response.body)
-        hint = "; ".join(h for h in (said, REST_HINTS.get(response.status, "")) if h)
-        retry = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
-        return status_error(response.status, what, seconds(retry), self._redact(hint))
+        return self.rest.object("DELETE", f"/devices/{quote(_device_id(doshii_id), safe='')}")
 
 
 def _names(field: str, values: Any) -> List[str]:
@@ -287,19 +221,3 @@ def _device_id(doshii_id: Any) -> str:
     if not isinstance(doshii_id, str) or not doshii_id:
         raise ConfigurationError(f"doshii_id must be the device's doshiiId (a string); got {doshii_id!r}")
     return doshii_id
-
-
-def _server_message(body: bytes) -> str:
-    """What the server said about a failed call, shortened (a `message` or `error` field, else nothing)."""
-    try:
-        data = json.loads(body or b"null")
-    except ValueError:
-        return ""
-    if isinstance(data, dict):
-        said = data.get("message") or data.get("error")
-        if isinstance(said, dict):
-            said = said.get("message")
-        if isinstance(said, str):
-            return said[:200]
-    return ""
-

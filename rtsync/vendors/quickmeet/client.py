@@ -7,9 +7,10 @@ from typing import Any, Dict, Optional
 
 from ...errors import ConfigurationError
 from ...events import Event
+from ...client import Client
+from ...engine import Vendor
 from ...policy import Backoff
-from ...runtime import Client
-from ...sansio import Handshake
+from ...redact import Secrets
 from .models import Message, Notification
 from .protocol import ROOM_MESSAGES, QuickMeetProtocol
 
@@ -64,8 +65,6 @@ class QuickMeetClient(Client):
     drops fail at once with ConnectionLost.
     """
 
-    provider = "quickmeet"
-
     def __init__(
         self,
         url: str,
@@ -86,40 +85,34 @@ class QuickMeetClient(Client):
             raise ConfigurationError("a password needs a username (or email)")
         if password is None and not resume_token:
             raise ConfigurationError("give username and password, or resume_token (a login or personal token)")
-        super().__init__(backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
+        secrets = Secrets()
         login: Dict[str, Any] = {}
         if password is not None:
             digest = hashlib.sha256(password.encode("utf-8")).hexdigest()
-            self._secrets += [password, digest]
+            secrets.add(password, digest)
             user = {"username": username} if username else {"email": email}
             login = {"user": user, "password": {"digest": digest, "algorithm": "sha-256"}}
         if resume_token:
-            self._secrets.append(resume_token)
+            secrets.add(resume_token)
         self.url, self.username = url, username or email
-        self.protocol: QuickMeetProtocol = QuickMeetProtocol(
+        self.protocol = QuickMeetProtocol(
             url, login, resume_token=resume_token, ping_after=ping_after, dead_after=dead_after,
             handshake_timeout=handshake_timeout)
+        secrets.watch("resume token", lambda: self.protocol.resume_token)  # the server issues new ones
+        super().__init__(Vendor("quickmeet", self.protocol, secrets),
+                         backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
 
     def __repr__(self) -> str:
-        return f"<QuickMeetClient {self.url} user={self.username!r} {'running' if self.running else 'stopped'}>"
+        return f"<QuickMeetClient {self.url} user={self.username!r} {self.state.value}>"
 
     @property
     def resume_token(self) -> Optional[str]:
         """The login token the server issued (a secret: store it like a password)."""
-        token = self.protocol.resume_token
-        if token and token not in self._secrets:
-            self._secrets.append(token)
-        return token
+        return self.protocol.resume_token
 
     @property
     def user_id(self) -> Optional[str]:
         return self.protocol.user_id
-
-    def _handshake(self) -> Handshake:
-        token = self.protocol.resume_token  # learned from the last login: keep it out of logs
-        if token and token not in self._secrets:
-            self._secrets.append(token)
-        return super()._handshake()
 
     # -- methods -----------------------------------------------------------
     def call(self, method: str, *params: Any, timeout: float = 30.0) -> Any:

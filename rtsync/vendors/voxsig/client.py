@@ -7,8 +7,10 @@ from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
 from ...errors import ConfigurationError
+from ...client import Client
+from ...engine import Vendor
 from ...policy import Backoff
-from ...runtime import Client
+from ...redact import Secrets
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import VoxsigProtocol, identifier_params
 
@@ -57,8 +59,6 @@ class VoxsigClient(Client):
     Threading: see `rtsync.Client`; callbacks run on one dispatcher thread.
     """
 
-    provider = "voxsig"
-
     def __init__(
         self,
         pubsub_token: str,
@@ -84,18 +84,18 @@ class VoxsigClient(Client):
             presence_interval = 15.0 if user_id is not None else 60.0
         if presence_interval <= 0:
             raise ConfigurationError("presence_interval must be positive")
-        super().__init__(backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
-        self._secrets.append(pubsub_token)
         self.account_id, self.user_id = account_id, user_id
         self.url = url
-        self.protocol: VoxsigProtocol = VoxsigProtocol(
+        self.protocol = VoxsigProtocol(
             url, origin or default_origin(url), identifier_params(pubsub_token, account_id, user_id),
             presence_interval=presence_interval, confirm_timeout=confirm_timeout, stale_after=stale_after,
         )
+        vendor = Vendor("voxsig", self.protocol, Secrets(pubsub_token))
+        super().__init__(vendor, backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
 
     def __repr__(self) -> str:
         who = f"account_id={self.account_id!r} user_id={self.user_id!r}" if self.user_id is not None else "contact"
-        return f"<VoxsigClient {who} {'running' if self.running else 'stopped'}>"
+        return f"<VoxsigClient {who} {self.state.value}>"
 
     @property
     def subscribed(self) -> bool:

@@ -1,0 +1,49 @@
+"""Dialpad's REST API v2 (`/api/v2/...`): Bearer key, JSON in and out, `cursor` pages.
+
+Usable before `start()` and after `stop()`: it has its own HTTP client, not
+the engine's (which `stop()` cancels).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional
+
+from ...errors import ProtocolError
+from ...wire import Verify
+from ...wire.http import HttpClient
+
+__all__ = ["DialpadRest"]
+
+
+class DialpadRest:
+    """One call per method; statuses become rtsync errors (401/403 final, 429 waits Retry-After)."""
+
+    def __init__(self, base_url: str, api_key: str, verify: Verify = True) -> None:
+        self.base_url = base_url
+        self._api_key = api_key
+        self.http = HttpClient(verify=verify)
+
+    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+        response = self.http.request(
+            method, f"{self.base_url}/api/v2/{path}", json=body, timeout=30.0,
+            headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+            what=f"Dialpad {method} /api/v2/{path.split('?')[0]}",
+        )
+        try:
+            return json.loads(response.body or b"null")
+        except ValueError:
+            raise ProtocolError(f"Dialpad answered {method} /api/v2/{path} with something that is not JSON") from None
+
+    def pages(self, path: str) -> List[Dict[str, Any]]:
+        """Every item of a listing, following its `cursor` pages."""
+        items: List[Dict[str, Any]] = []
+        cursor: Optional[str] = None
+        while True:
+            page = self.call("GET", path + (f"?cursor={cursor}" if cursor else ""))
+            if not isinstance(page, dict) or not isinstance(page.get("items", []), list):
+                raise ProtocolError(f"Dialpad answered GET /api/v2/{path} with something that is not a page")
+            items.extend(page.get("items", []))
+            cursor = page.get("cursor")
+            if not cursor:
+                return items
