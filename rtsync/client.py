@@ -116,6 +116,11 @@ class Client:
         return self._engine.fatal
 
     @property
+    def verify(self) -> Verify:
+        """How the server's TLS certificate is checked (True by default)."""
+        return self._engine.verify
+
+    @property
     def stats(self) -> Stats:
         """A frozen snapshot of the client's counters."""
         return self._engine.stats()

@@ -13,7 +13,7 @@ Threading contract:
   timers between reads, and queues events. It never runs user code.
 - one dispatcher thread (`rtsync-<vendor>-dispatch`, see `dispatch.py`) runs
   callbacks in arrival order. When callbacks fall behind, the link thread
-  keeps reading (pings answered, timers run) and holds up to `queue_size`
+  keeps reading (pings answered, timers run) and holds up to `READ_AHEAD`
   more events; only past that does reading pause, with timers still running.
 - `stop()` interrupts any wait (socket read, connect, long poll, backoff)
   and joins both threads within its `timeout`.
@@ -61,6 +61,10 @@ _IDLE_READ = 1.0
 
 # A connection that stayed up this long, or delivered an event, proved itself: backoff starts over.
 _PROVEN = 10.0
+
+# Events read ahead while callbacks lag, beyond `queue_size`: in-band heartbeats (DDP, Doshii) keep
+# being answered meanwhile. Past this, reading pauses and the server's flow control holds the rest.
+READ_AHEAD = 100_000
 
 # How often the reader hands its backlog to callbacks that fell behind, when nothing else arrives.
 _BACKLOG_POLL = 0.02
@@ -554,7 +558,7 @@ class Engine:
 
     def _deliver(self, events: List[Event]) -> None:
         """Queue events in order. On the link thread a full queue does not stop reading at once:
-        up to `queue_size` more events wait in the backlog while pings and pongs keep flowing."""
+        up to `READ_AHEAD` more events wait in the backlog while heartbeats keep flowing."""
         dispatcher = self._dispatcher
         if dispatcher is None:
             return
@@ -571,7 +575,7 @@ class Engine:
         backlog = self._backlog
         backlog.extend(events)
         dispatcher.offer(backlog)
-        if len(backlog) > self._queue_size:
+        if len(backlog) > READ_AHEAD:
             self._flush_backlog(wait=True)
 
     def _flush_backlog(self, wait: bool) -> None:

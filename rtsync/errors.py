@@ -66,7 +66,7 @@ class RequestRejected(RtsyncError):
 
 
 class RateLimited(RtsyncError):
-    """The server asked us to slow down; the runtime waits `retry_after` seconds."""
+    """The server asked us to slow down; the engine waits `retry_after` seconds."""
 
     retryable = True
 
@@ -76,7 +76,7 @@ class RateLimited(RtsyncError):
 
 
 class ConnectionLost(RtsyncError):
-    """The link dropped or could not be opened. Transient: the runtime reconnects."""
+    """The link dropped or could not be opened. Transient: the engine reconnects."""
 
     retryable = True
 

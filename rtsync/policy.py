@@ -1,7 +1,7 @@
 """Reconnect policy: how long to wait after a failure, and whether to try again at all.
 
 Waits come from the `backoff` package's wait generators (`backoff.expo`)
-with full jitter; the sleeping itself is the runtime's, on an Event that
+with full jitter; the sleeping itself is the engine's, on an Event that
 `stop()` can interrupt. Clock and jitter are injectable for tests.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Iterator, Optional
+from typing import Callable, Deque, Dict, Iterator, Optional, Tuple
 
 import backoff
 
@@ -23,7 +23,49 @@ from .errors import (
     TLSVerificationError,
 )
 
-__all__ = ["Backoff", "RetryBudget", "seconds", "status_error", "tls_error"]
+__all__ = ["CLOSE_CODES", "Backoff", "RetryBudget", "close_error", "seconds", "status_error", "tls_error"]
+
+#: What a server's close code means, per vendor ("*": every vendor unless it says otherwise):
+#: "final" ends the client (the request itself was refused), "auth" ends it with
+#: AuthenticationError, "wait" retries after a pause, "retry" reconnects with backoff.
+#: Codes not listed are "retry". Dashly's 1008 (a JSON reason from the push stream module)
+#: and Dialpad's 1008 (a refused URL token, final after three) are read by their protocols.
+CLOSE_CODES: Dict[str, Dict[int, Tuple[str, str]]] = {
+    "*": {
+        1003: ("final", "the server cannot accept the kind of data we sent"),
+        1008: ("final", "the server refused the request (policy violation)"),
+        1013: ("wait", "the server is overloaded; try again later"),
+        4401: ("auth", "the credentials were not accepted"),
+        4403: ("auth", "the credentials are not allowed here"),
+    },
+    "doshii": {
+        1008: ("auth", "Doshii did not accept the client id"),
+        4001: ("auth", "Doshii did not accept the client id"),
+    },
+    "quickmeet": {  # the ddp-streamer's (reference sections 4 and 7.2): a fresh session starts clean
+        1002: ("retry", "the server saw a protocol error (a frame before connect, or a malformed method or sub)"),
+        1007: ("retry", "the server could not parse a frame we sent"),
+        1013: ("retry", "we read too slowly and the server's buffer for us filled up"),
+        4000: ("retry", "the server heard nothing from us in time (ping timeout)"),
+    },
+}
+
+_WAIT_AFTER_1013 = 10.0
+
+
+def close_error(vendor: str, code: Optional[int], reason: str = "") -> RtsyncError:
+    """The error a server's close code means for `vendor`, as `CLOSE_CODES` says."""
+    verdict, meaning = CLOSE_CODES.get(vendor, {}).get(code or 0) or CLOSE_CODES["*"].get(code or 0) or ("retry", "")
+    said = f"{vendor.capitalize()} closed the connection (code {code}{': ' + reason if reason else ''})"
+    if meaning:
+        said = f"{said}; {meaning}"
+    if verdict == "auth":
+        return AuthenticationError(f"{said}. Check the credentials; rtsync will not retry.")
+    if verdict == "final":
+        return RequestRejected(f"{said}. Retrying the same request would fail the same way.", status=code)
+    if verdict == "wait":
+        return RateLimited(said, retry_after=_WAIT_AFTER_1013)
+    return ConnectionLost(said)
 
 
 def status_error(status: int, what: str, retry_after: Optional[float] = None, hint: str = "") -> RtsyncError:

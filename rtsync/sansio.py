@@ -1,6 +1,6 @@
-"""The contract between a vendor's sans-I/O protocol and the runtime that drives it.
+"""The contract between a vendor's sans-I/O protocol and the engine that drives it.
 
-A protocol never touches sockets, threads or clocks. The runtime hands it
+A protocol never touches sockets, threads or clocks. The engine hands it
 what arrived (text frames, HTTP responses) and the current monotonic time
 `now`, and the protocol answers with a list of outputs:
 
@@ -11,12 +11,12 @@ what arrived (text frames, HTTP responses) and the current monotonic time
   `Client._request`,
 - `Report(error)` for a problem worth telling callbacks about (`rtsync.error`)
   that does not end the link (a malformed frame),
-- `Fail(error)` to end the link; the runtime reconnects if `error.retryable`,
+- `Fail(error)` to end the link; the engine reconnects if `error.retryable`,
   otherwise stops the client with it,
 - `Rotate()` to replace the link make-before-break (new link first, then the
   old one is drained and closed).
 
-Timers are deadlines: after every call the runtime asks `deadline()` and calls
+Timers are deadlines: after every call the engine asks `deadline()` and calls
 `tick(now)` when it passes, so heartbeats and stale checks need no thread.
 """
 
@@ -91,7 +91,7 @@ Output = Union[Event, Send, Ping, Connected, Reply, Report, Fail, Rotate]
 
 @dataclass(frozen=True)
 class Handshake:
-    """What to open: the URL (secrets included; the runtime redacts it in logs) and extras."""
+    """What to open: the URL (secrets included; the engine redacts it in logs) and extras."""
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)

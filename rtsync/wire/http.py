@@ -12,16 +12,18 @@ import os
 import socket
 import ssl
 import threading
-from typing import Any, Mapping, Optional, Set, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from ..errors import ConnectionLost
 from ..redact import redact_url
 from ..sansio import HttpResponse
 from .link import Verify, ssl_context
+from .tcp import open_tcp
 from ..policy import seconds, status_error, tls_error
 
 __all__ = ["HttpClient"]
@@ -44,10 +46,15 @@ if not any(isinstance(f, _RedactQuery) for f in _pool_log.filters):
     _pool_log.addFilter(_RedactQuery())
 
 
+_CONNECT_TIMEOUT = 15.0
+
+
 class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.socks: Set[socket.socket] = set()
+        # Each connection's socket as a duplicate descriptor: shutting it down ends the connection
+        # even while TLS wraps (and so detaches) the original mid-handshake.
+        self.socks: Dict[Any, socket.socket] = {}
         self.cancelled = False
 
 
@@ -55,19 +62,36 @@ def _tracking(pool_cls: Any, registry: _Registry) -> Any:
     """A connection pool class whose connections record their sockets in `registry`."""
 
     class Conn(pool_cls.ConnectionCls):  # type: ignore[misc, name-defined]
-        def connect(self) -> None:
-            super().connect()
+        def _new_conn(self) -> socket.socket:
+            # Our own connect: registered before it starts, so cancel() also ends a hanging
+            # TCP connect or TLS handshake (urllib3's blocks for the whole connect timeout).
+            timeout = self.timeout if isinstance(self.timeout, (int, float)) else _CONNECT_TIMEOUT
+            try:
+                sock = open_tcp(self._dns_host, self.port, timeout,
+                                aborted=lambda: registry.cancelled, started=self._track)
+            except socket.timeout as exc:
+                raise ConnectTimeoutError(self, f"connect to {self.host} timed out") from exc
+            except OSError as exc:
+                raise NewConnectionError(self, f"could not connect: {type(exc).__name__}") from exc
+            for option in self.socket_options or ():
+                sock.setsockopt(*option)
+            return sock
+
+        def _track(self, sock: socket.socket) -> None:
             with registry.lock:
                 if registry.cancelled:
-                    self.sock.shutdown(socket.SHUT_RDWR)
-                registry.socks.add(self.sock)
+                    raise ConnectionAbortedError("cancelled")
+                old = registry.socks.pop(self, None)
+                registry.socks[self] = sock.dup()
+            if old is not None:
+                old.close()
 
         def close(self) -> None:
-            sock = getattr(self, "sock", None)
-            if sock is not None:
-                with registry.lock:
-                    registry.socks.discard(sock)
             super().close()
+            with registry.lock:
+                dup = registry.socks.pop(self, None)
+            if dup is not None:
+                dup.close()
 
     return type(pool_cls.__name__, (pool_cls,), {"ConnectionCls": Conn})
 
@@ -140,7 +164,7 @@ class HttpClient:
         """Interrupt every request in flight and refuse new ones until `reset()`."""
         with self._registry.lock:
             self._registry.cancelled = True
-            socks = list(self._registry.socks)
+            socks = list(self._registry.socks.values())
         for sock in socks:
             try:
                 sock.shutdown(socket.SHUT_RDWR)

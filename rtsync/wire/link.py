@@ -11,13 +11,11 @@ RFC 6455 core). Reads are for one thread; writes may come from any thread.
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import socket
 import ssl
 import threading
-import time
 from typing import Any, Dict, List, Optional, Union
 from urllib.parse import urlsplit
 
@@ -29,13 +27,13 @@ from ..policy import seconds, status_error, tls_error
 from ..sansio import Handshake
 from .frames import Incoming
 from .framing import FrameReader
+from .tcp import open_tcp
 
 __all__ = ["Verify", "WebSocketLink", "ssl_context"]
 
 Verify = Union[bool, str, "os.PathLike[str]", ssl.SSLContext]
 
 _READ_SIZE = 256 * 1024
-_SLICE = 0.1  # how often a blocked connect looks whether it was aborted
 _CLOSE_WAIT = 0.5  # how long a closing client waits for the server to end TCP (RFC 6455 7.1.1)
 
 
@@ -130,60 +128,24 @@ class WebSocketLink:
         return self
 
     def _open(self, host: str, port: int) -> socket.socket:
-        """TCP (and TLS) to host:port, in short slices so that `abort()` ends it at once."""
-        deadline = time.monotonic() + self._timeout
-        failure: Optional[BaseException] = None
-        for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
-            with self._lock:
-                if self._closed:
-                    sock.close()
-                    break
-                self._sock = sock
-            try:
-                self._connect_tcp(sock, address, deadline)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.settimeout(max(0.01, deadline - time.monotonic()))
-                if self._ssl is not None:
-                    tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-                    self._sock = tls  # abort() shuts this one down, which ends a hanging handshake
-                    tls.do_handshake()
-                    sock = tls
-                sock.settimeout(self._timeout)
-                return sock
-            except ssl.SSLCertVerificationError:
-                raise
-            except OSError as exc:
-                failure = exc
-                sock.close()
-                if self._closed or time.monotonic() >= deadline:
-                    break
-        if self._closed:
-            raise ConnectionLost("the connection was closed while opening")
-        raise ConnectionLost(f"{self._what} failed: could not connect ({type(failure).__name__ if failure else 'no address'})")
+        """TCP (and TLS) to host:port; `abort()` ends either at once."""
+        try:
+            sock = open_tcp(host, port, self._timeout, aborted=lambda: self._closed, started=self._track)
+            if self._ssl is not None:
+                tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+                self._track(tls)  # shutting this one down ends a hanging handshake
+                tls.do_handshake()
+                sock = tls
+        except ConnectionAbortedError:
+            raise ConnectionLost("the connection was closed while opening") from None
+        sock.settimeout(self._timeout)
+        return sock
 
-    def _connect_tcp(self, sock: socket.socket, address: Any, deadline: float) -> None:
-        sock.setblocking(False)
-        err = sock.connect_ex(address)
-        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            raise OSError(err, os.strerror(err))
-        poller = select.poll() if hasattr(select, "poll") else None
-        if poller is not None:
-            poller.register(sock, select.POLLOUT)
-        while err != 0:
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
             if self._closed:
-                raise ConnectionLost("the connection was closed while opening")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("connect timed out")
-            wait = min(_SLICE, left)
-            ready = poller.poll(wait * 1000) if poller is not None else select.select([], [sock], [], wait)[1]
-            if ready:
-                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err:
-                    raise OSError(err, os.strerror(err))
-                break
-        sock.setblocking(True)
+                raise ConnectionAbortedError("the connect was aborted")
+            self._sock = sock
 
     # -- writes (any thread) -----------------------------------------------
     def send_text(self, text: str) -> None:
@@ -230,7 +192,8 @@ class WebSocketLink:
         sock = self._sock
         if sock is not None and not self._closed and self._reader.closed is not None:
             try:  # the server spoke last: it ends TCP first, as RFC 6455 asks
-                if self._readable(sock, _CLOSE_WAIT):
+                # A poller of its own: close() may run on another thread (stop()) than recv().
+                if _readable(sock, _CLOSE_WAIT, None):
                     sock.recv(_READ_SIZE)
             except (OSError, ValueError):
                 pass
@@ -291,9 +254,17 @@ class WebSocketLink:
                     pass
 
     def _readable(self, sock: socket.socket, timeout: Optional[float]) -> bool:
-        if not hasattr(select, "poll"):  # Windows; select() there has no descriptor limit
-            return bool(select.select([sock], [], [], timeout)[0])
-        if self._poller is None:  # poll, not select: select() fails on descriptors above 1023
+        if self._poller is None and hasattr(select, "poll"):
             self._poller = select.poll()
             self._poller.register(sock, select.POLLIN)
-        return bool(self._poller.poll(None if timeout is None else timeout * 1000))
+        return _readable(sock, timeout, self._poller)
+
+
+def _readable(sock: socket.socket, timeout: Optional[float], poller: Any) -> bool:
+    """Wait until `sock` has bytes; poll, not select: select() fails on descriptors above 1023."""
+    if not hasattr(select, "poll"):  # Windows; select() there has no descriptor limit
+        return bool(select.select([sock], [], [], timeout)[0])
+    if poller is None:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+    return bool(poller.poll(None if timeout is None else timeout * 1000))

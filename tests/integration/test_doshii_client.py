@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import threading
 import time
 from typing import Iterator, List
@@ -117,12 +118,24 @@ def test_refused_client_id_is_final(server: DoshiiServer, failure: int) -> None:
     assert server.connections_total == 0
 
 
-def test_retry_budget_ends_the_client_with_a_clear_error(server: DoshiiServer) -> None:
-    server.auth_failure = "close-1008"  # every connection accepted, then closed at once
-    c = rtsync.DoshiiClient("unknown-id", url=server.socket_url, backoff=FAST,
+def test_retry_budget_ends_the_client_with_a_clear_error() -> None:
+    with socket.socket() as s:  # a port nobody listens on: every attempt is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    c = rtsync.DoshiiClient("some-id", url=f"ws://127.0.0.1:{port}/app/socket", backoff=FAST,
                             retry_budget=rtsync.RetryBudget(attempts=4, window=60))
     with pytest.raises(rtsync.ConnectionLost, match="gave up after 4 reconnects"):
         c.run_forever()
+
+
+def test_accept_then_close_1008_is_a_refused_client_id(server: DoshiiServer) -> None:
+    server.auth_failure = "close-1008"  # the reference's accept-then-close variant of a bad auth
+    c = rtsync.DoshiiClient("unknown-id", url=server.socket_url, backoff=FAST)
+    downs: list = []
+    c.on("rtsync.disconnected", downs.append)
+    with pytest.raises(rtsync.AuthenticationError, match="did not accept the client id"):
+        c.run_forever()
+    assert [d.data["will_reconnect"] for d in downs] == [False]  # one attempt, not a retry loop
 
 
 def test_drops_restart_and_malformed_frames(server: DoshiiServer) -> None:

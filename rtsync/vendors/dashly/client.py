@@ -11,8 +11,10 @@ from ...checkpoint import FileCheckpoint
 from ...errors import ConfigurationError, RtsyncError
 from ...dispatch import Dispatcher
 from ...events import Event
+from ...client import Client
+from ...engine import Vendor
 from ...policy import Backoff
-from ...runtime import Client
+from ...redact import Secrets
 from ...sansio import Fail, Handshake
 from .protocol import (
     Cursor,
@@ -75,8 +77,6 @@ class DashlyClient(Client):
     Threading: see `rtsync.Client`; callbacks run on one dispatcher thread.
     """
 
-    provider = "dashly"
-
     def __init__(
         self,
         auth_token: str,
@@ -99,18 +99,16 @@ class DashlyClient(Client):
             raise ConfigurationError(f"transport must be one of {', '.join(TRANSPORTS)}; got {transport!r}")
         if poll_interval <= 0:
             raise ConfigurationError("poll_interval must be positive")
-        super().__init__(backoff=backoff or Backoff(base=10.0, cap=10.0, floor=20.0), **options)
-        self._secrets.append(auth_token)
         self.transport = transport
         self.channels = validate_channels(channels)
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
-        self.state = DashlyState(self.channels, gap_grace=gap_grace)
+        self._state = DashlyState(self.channels, gap_grace=gap_grace)
         if checkpoint is not None:
             saved = checkpoint.load()
             if saved:
                 try:
-                    self.state.restore(saved)
+                    self._state.restore(saved)
                 except (KeyError, TypeError, ValueError):
                     raise ConfigurationError(
                         f"checkpoint {checkpoint.path} is not a Dashly cursor; delete it to start from now"
@@ -119,42 +117,43 @@ class DashlyClient(Client):
         self._token = auth_token
         if transport == "websocket":
             self.protocol = WebSocketStream(
-                _scheme_for(url, transport), auth_token, self.state,
+                _scheme_for(url, transport), auth_token, self._state,
                 keepalive=keepalive, pong_timeout=pong_timeout,
             )
         elif transport == "longpoll":
-            self.protocol = LongPollProtocol(_scheme_for(url, transport), auth_token, self.state)
+            self.protocol = LongPollProtocol(_scheme_for(url, transport), auth_token, self._state)
         else:
             self.protocol = ShortPollProtocol(
-                _scheme_for(url, transport), auth_token, self.state, interval=poll_interval
+                _scheme_for(url, transport), auth_token, self._state, interval=poll_interval
             )
+        super().__init__(
+            Vendor("dashly", self.protocol, Secrets(auth_token), prepare=self._prepare,
+                   delivered=self._delivered, stopped=self.save_checkpoint),
+            backoff=backoff or Backoff(base=10.0, cap=10.0, floor=20.0), **options)
+        self._http = self._engine.http
         # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
-        self._done_cursor: Optional[Cursor] = self.state.cursor
+        self._done_cursor: Optional[Cursor] = self._state.cursor
         self._done_ids: Dict[str, Deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=256))
         self._done_lock = threading.Lock()
         self._saved_at = 0.0
         self._dirty = False
 
     def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<DashlyClient {self.transport} channels={self.channels!r} {state}>"
+        return f"<DashlyClient {self.transport} channels={self.channels!r} {self.state.value}>"
 
     @property
     def cursor(self) -> Optional[Cursor]:
         """The newest `(time, tag)` read so far; reconnects resume from it."""
-        return self.state.cursor
+        return self._state.cursor
 
     # -- checkpoints --------------------------------------------------------
-    def _after_dispatch(self, event: Event) -> None:
+    def _delivered(self, event: Event) -> None:
         if not self._record_done(event):
             return
         now = time.monotonic()
         if now - self._saved_at >= self.checkpoint_interval:
             self._saved_at = now
             self.save_checkpoint()
-
-    def _on_stopped(self) -> None:
-        self.save_checkpoint()
 
     def save_checkpoint(self) -> None:
         """Write the cursor of the events callbacks have finished with (no-op without a checkpoint)."""
@@ -172,21 +171,22 @@ class DashlyClient(Client):
 
     def _short_poll(self, timeout: float) -> List[Any]:
         """One short-poll request through the cancellable HTTP client; the protocol's outputs."""
-        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, self.state)
+        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, self._state)
         request = protocol.request()
         self.log.debug("GET %s", self._redact(request.url))
         response = self._http.request("GET", request.url, timeout=timeout, what="poll", check=False)
         return protocol.response(response, time.monotonic())
 
-    def _handshake(self) -> Handshake:
-        if self.state.cursor is None:
+    def _prepare(self) -> Handshake:
+        if self._state.cursor is None:
             # A WebSocket subscriber without a cursor gets no backlog, so a drop before the
             # first message would lose whatever came meanwhile. One short poll gives a
             # cursor from the server's clock (its Date) before we connect.
             for out in self._short_poll(15.0):
                 if isinstance(out, Fail):
                     raise out.error
-        return super()._handshake()
+        assert isinstance(self.protocol, WebSocketStream)
+        return self.protocol.handshake()
 
     # -- cron ---------------------------------------------------------------
     def poll_once(self, timeout: float = 15.0) -> List[Event]:
@@ -200,7 +200,7 @@ class DashlyClient(Client):
             raise RtsyncError("poll_once() cannot run while the client is started; stop() it first")
         self._http.reset()
         outputs = self._short_poll(timeout)
-        outputs.extend(self.state.due_gaps(time.monotonic(), force=True))
+        outputs.extend(self._state.due_gaps(time.monotonic(), force=True))
         events: List[Event] = []
         dispatcher = Dispatcher(self._handlers)
         for out in outputs:
@@ -211,10 +211,10 @@ class DashlyClient(Client):
                 dispatcher.dispatch(out)
                 self._record_done(out)
         if self.checkpoint is not None:
-            if self.state.cursor is not None and (self._done_cursor is None or self.state.cursor > self._done_cursor):
+            if self._state.cursor is not None and (self._done_cursor is None or self._state.cursor > self._done_cursor):
                 # A 304 bootstrap or trailing validators: nothing undelivered lies before it.
                 with self._done_lock:
-                    self._done_cursor, self._dirty = self.state.cursor, True
+                    self._done_cursor, self._dirty = self._state.cursor, True
             self.save_checkpoint()
         return events
 

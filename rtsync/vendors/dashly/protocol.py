@@ -34,6 +34,7 @@ from ...errors import (
     RtsyncError,
 )
 from ...events import GAP, Event, _now
+from ...policy import close_error
 from ...sansio import (
     Connected,
     Fail,
@@ -562,7 +563,7 @@ class WebSocketStream(_Base, WebSocketProtocol):
                 "fix the channel list, retrying would fail the same way",
                 status=status,
             )
-        return ConnectionLost(f"Dashly closed the connection (code {code})")
+        return close_error("dashly", code, reason)
 
     def deadline(self) -> Optional[float]:
         due = self.liveness.deadline()

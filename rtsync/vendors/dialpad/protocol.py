@@ -30,6 +30,7 @@ import jwt
 from ... import hs256
 from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError
 from ...events import Event
+from ...policy import close_error
 from ...sansio import (
     Connected,
     Handshake,
@@ -289,7 +290,7 @@ class DialpadProtocol(WebSocketProtocol):
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
         if code == 1008:  # policy violation right after the upgrade: the token was not accepted
             return self.refused(f"closed with 1008{': ' + reason if reason else ''}")
-        return ConnectionLost(f"Dialpad closed the connection (code {code}); fetching a fresh URL")
+        return close_error("dialpad", code, reason)  # a retry fetches a fresh URL
 
     def lost(self) -> List[Output]:
         self._rotating = False
@@ -304,7 +305,7 @@ class DialpadProtocol(WebSocketProtocol):
     def tick(self, now: float) -> List[Output]:
         out = self.liveness.tick(now)
         if self._rotate_at is not None and now >= self._rotate_at:
-            # If the new link cannot be opened, the runtime keeps the old one; ask again a bit later.
+            # If the new link cannot be opened, the engine keeps the old one; ask again a bit later.
             self._rotate_at = now + self.retry_refresh
             self._rotating = True
             out.append(Rotate("websocket token refresh"))

@@ -19,8 +19,9 @@ import json
 import math
 from typing import Any, Callable, List, Optional
 
-from ...errors import ConnectionLost, ProtocolError, RtsyncError, StaleConnection
+from ...errors import ProtocolError, RtsyncError, StaleConnection
 from ...events import Event
+from ...policy import close_error
 from ...sansio import (
     Connected,
     Fail,
@@ -46,7 +47,7 @@ class DoshiiProtocol(WebSocketProtocol):
     """The heartbeat and event decoding for one Doshii app connection at a time.
 
     `wall_ms()` gives the ping's timestamp (wall-clock data for the frame);
-    timers use the monotonic `now` the runtime passes in.
+    timers use the monotonic `now` the engine passes in.
     """
 
     binary_as_text = True  # the .NET SDK handles UTF-8 binary frames too; so do we
@@ -142,7 +143,13 @@ class DoshiiProtocol(WebSocketProtocol):
                           id=ident if isinstance(ident, (int, str)) else None)
 
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
-        return ConnectionLost(f"Doshii closed the connection (code {code}{': ' + reason if reason else ''})")
+        return close_error("doshii", code, reason)
+
+    def heard(self, now: float) -> None:
+        # A ping, a pong, or the engine saying it paused reading for slow callbacks: the pong may
+        # be sitting unread, so the wait for it starts again rather than ending in a false verdict.
+        if self._waiting_since is not None:
+            self._waiting_since = now
 
     def lost(self) -> List[Output]:
         self._waiting_since = None

@@ -47,6 +47,7 @@ from ...errors import (
     SubscriptionError,
 )
 from ...events import GAP, Event
+from ...policy import close_error
 from ...sansio import (
     Connected,
     Fail,
@@ -158,16 +159,6 @@ def call_error(method: str, error: Any) -> RtsyncError:
     return CallError(f"{method} failed: {reason} [{code}]", error=code, reason=reason, details=details)
 
 
-# The ddp-streamer's close codes (reference sections 4 and 7.2). All are retried: a fresh session
-# starts clean, and rtsync always sends `connect` first and well-formed frames.
-_CLOSE_MEANINGS = {
-    4000: "the server heard nothing from us in time (ping timeout)",
-    1002: "the server saw a protocol error (a frame before connect, or a malformed method or sub)",
-    1007: "the server could not parse a frame we sent",
-    1013: "we read too slowly and the server's buffer for us filled up",
-}
-
-
 class _Sub:
     __slots__ = ("id", "stream", "event_name", "ready")
 
@@ -237,7 +228,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         self._next_id += 1
         return f"{prefix}{self._next_id}"
 
-    # -- user intents (called under the runtime's lock) ----------------------
+    # -- user intents (called under the engine's lock) ----------------------
     def call(self, method: str, params: List[Any]) -> Tuple[str, List[Output]]:
         """A method call; its id is the key of the `Reply`. Queued until the login completes."""
         call_id = self._new_id("m")
@@ -661,9 +652,7 @@ class QuickMeetProtocol(WebSocketProtocol):
 
     # -- the link ends / timers ---------------------------------------------
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
-        meaning = _CLOSE_MEANINGS.get(code or 0)
-        return ConnectionLost(f"QuickMeet closed the connection (code {code}{': ' + reason if reason else ''})"
-                              + (f"; {meaning}" if meaning else ""))
+        return close_error("quickmeet", code, reason)
 
     def lost(self) -> List[Output]:
         # Live messages held for a fill were delivered by nobody: the next link's fill fetches them again.

@@ -37,6 +37,7 @@ from ...errors import (
     StaleConnection,
 )
 from ...events import Event
+from ...policy import close_error
 from ...sansio import (
     Connected,
     Fail,
@@ -226,7 +227,7 @@ class VoxsigProtocol(WebSocketProtocol):
         return [Connected(), *self.update_presence(now)]
 
     def closed(self, code: Optional[int], reason: str) -> RtsyncError:
-        return ConnectionLost(f"Voxsig closed the connection (code {code})")
+        return close_error("voxsig", code, reason)
 
     def lost(self) -> List[Output]:
         self.welcomed = self.confirmed = False
