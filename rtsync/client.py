@@ -15,9 +15,9 @@ from .engine import Engine, Vendor
 from .errors import RtsyncError
 from .events import Event
 from .policy import Backoff, RetryBudget
-from .sansio import Output
+from .sansio import Handshake, Output
 from .state import State, Stats
-from .wire import Verify
+from .wire import Link, Verify
 
 __all__ = ["Client"]
 
@@ -31,7 +31,9 @@ class Client:
     Shared keyword options: `queue_size` (events held for callbacks before
     reading slows), `backoff`, `retry_budget`, `connect_timeout`,
     `max_message_size`, `verify` (True, False, a CA bundle path, or an
-    `ssl.SSLContext`).
+    `ssl.SSLContext`), and `link` (how a connection is made from a
+    `Handshake`: `rtsync.testing.MockLink` replays recorded frames instead of
+    opening a socket, for testing your callbacks).
     """
 
     def __init__(
@@ -44,11 +46,12 @@ class Client:
         connect_timeout: float = 10.0,
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
+        link: Optional[Callable[[Handshake], Link]] = None,
     ) -> None:
         self._handlers = Handlers()
         self._engine = Engine(
             vendor, self._handlers, queue_size=queue_size, backoff=backoff, retry_budget=retry_budget,
-            connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify,
+            connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify, link=link,
         )
         self._secrets = vendor.secrets
         self.provider = vendor.name

@@ -49,7 +49,7 @@ from .sansio import (
     WebSocketProtocol,
 )
 from .state import State, Stats
-from .wire import Closed, Heard, Incoming, Skipped, Verify, WebSocketLink
+from .wire import Closed, Heard, Incoming, Link, Skipped, Verify, WebSocketLink
 from .wire.http import HttpClient
 
 __all__ = ["Engine", "Vendor"]
@@ -121,6 +121,7 @@ class Engine:
         connect_timeout: float = 10.0,
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
+        link: Optional[Callable[[Handshake], Link]] = None,
     ) -> None:
         if queue_size < 1:
             from .errors import ConfigurationError
@@ -133,6 +134,7 @@ class Engine:
         self.connect_timeout = connect_timeout
         self.max_message_size = max_message_size
         self.verify = verify
+        self._new_link = link
         self.http = HttpClient(verify=verify)
         self.log = logging.getLogger(f"rtsync.{vendor.name}")
         self._handlers = handlers
@@ -143,8 +145,8 @@ class Engine:
         self.finished = threading.Event()
         self.fatal: Optional[RtsyncError] = None
         self._lock = threading.RLock()  # guards protocol state and the current link
-        self._link: Optional[WebSocketLink] = None
-        self._connecting: Optional[WebSocketLink] = None
+        self._link: Optional[Link] = None
+        self._connecting: Optional[Link] = None
         self._pending: Dict[str, _Pending] = {}
         self._was_connected = False
         self._delivered = False  # this link delivered an event (it proved itself)
@@ -377,17 +379,16 @@ class Engine:
         if self._stopping.is_set():
             raise _Stopping()
 
-    def _open(self) -> WebSocketLink:
+    def _open(self) -> Link:
         handshake = self.vendor.prepare() if self.vendor.prepare else self._stream_protocol().handshake()
         shown = self.vendor.secrets.redact(handshake.url)
         self.log.debug("connecting to %s", shown)
-        link = WebSocketLink(
-            handshake,
-            timeout=self.connect_timeout,
-            max_message_size=self.max_message_size,
-            verify=self.verify,
-            display_url=shown,
-        )
+        link: Link
+        if self._new_link is not None:
+            link = self._new_link(handshake)
+        else:
+            link = WebSocketLink(handshake, timeout=self.connect_timeout, max_message_size=self.max_message_size,
+                                 verify=self.verify, display_url=shown)
         self._connecting = link
         try:
             self._check_stop()  # stop() may have run before _connecting was set

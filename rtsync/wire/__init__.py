@@ -1,6 +1,6 @@
 """The wire: RFC 6455 links and HTTP, knowing no vendor."""
 
-from .frames import Closed, Heard, Incoming, Skipped
+from .frames import Closed, Heard, Incoming, Link, Skipped
 from .framing import FrameReader, WebSocketProtocolError
 from .link import Verify, WebSocketLink, ssl_context
 
@@ -9,6 +9,7 @@ __all__ = [
     "FrameReader",
     "Heard",
     "Incoming",
+    "Link",
     "Skipped",
     "Verify",
     "WebSocketLink",
