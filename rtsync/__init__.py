@@ -15,7 +15,7 @@ from .errors import (
     SubscriptionError,
     TLSVerificationError,
 )
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List
 
 from .client import Client
 from .events import Event
@@ -52,7 +52,7 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(module), name)
 
 
-def __dir__() -> list:
+def __dir__() -> List[str]:
     return sorted(__all__)
 
 __all__ = [

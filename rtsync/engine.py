@@ -364,7 +364,7 @@ class Engine:
         with self._lock:
             link, self._link = self._link, None
             pending, self._pending = self._pending, {}
-            outputs = list(self.protocol.lost())  # type: ignore[union-attr]
+            outputs = list(self.protocol.lost())
         if link is not None:
             link.abort()
         for p in pending.values():

@@ -250,7 +250,7 @@ class DashlyServer(LocalServer):
             count = 0
             for sub in self._subscribers:
                 if hasattr(sub.deliver, "raw"):
-                    sub.deliver.raw(data)  # type: ignore[attr-defined]
+                    sub.deliver.raw(data)
                     count += 1
             return count
 

@@ -25,7 +25,7 @@ import codecs
 import logging
 from typing import Any, List, Optional
 
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from ..errors import FrameTooLarge, ProtocolError
@@ -194,6 +194,7 @@ class FrameReader:
                     setattr(proto, name, None)
         proto.receive_data(frame)
         for event in proto.events_received():
+            assert isinstance(event, Frame)  # a Protocol made OPEN yields frames only
             opcode = event.opcode
             if opcode is Opcode.PING or opcode is Opcode.PONG:
                 out.append(Heard())
@@ -203,7 +204,7 @@ class FrameReader:
                                      close.reason if close is not None else "")
                 out.append(self.closed)
             else:
-                self._assemble(opcode, event.data, event.fin, oversized, out)
+                self._assemble(opcode, bytes(event.data), event.fin, oversized, out)
                 if self.failed:
                     return
 

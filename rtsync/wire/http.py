@@ -61,7 +61,7 @@ class _Registry:
 def _tracking(pool_cls: Any, registry: _Registry) -> Any:
     """A connection pool class whose connections record their sockets in `registry`."""
 
-    class Conn(pool_cls.ConnectionCls):  # type: ignore[misc, name-defined]
+    class Conn(pool_cls.ConnectionCls):  # type: ignore[misc]
         def _new_conn(self) -> socket.socket:
             # Our own connect: registered before it starts, so cancel() also ends a hanging
             # TCP connect or TLS handshake (urllib3's blocks for the whole connect timeout).
@@ -120,8 +120,11 @@ class HttpClient:
         ssl_context(verify)  # the same checks and errors as the WebSocket side
         context = verify if isinstance(verify, ssl.SSLContext) else None
         # Passed on each request: a Session's `verify` loses to REQUESTS_CA_BUNDLE (requests#3829).
-        self.verify: Union[bool, str] = True if context else (
-            verify if isinstance(verify, bool) else os.fspath(verify))
+        self.verify: Union[bool, str]
+        if isinstance(verify, ssl.SSLContext):
+            self.verify = True  # the context in the pool manager decides
+        else:
+            self.verify = verify if isinstance(verify, bool) else os.fspath(verify)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = user_agent
         adapter = _Adapter(self._registry, context)

@@ -106,7 +106,7 @@ class WebSocketLink:
         try:
             if get_proxy_info(host, secure)[0] is None:
                 options["socket"] = self._open(host, parts.port or (443 if secure else 80))
-            self._ws.connect(handshake.url, **options)
+            self._ws.connect(handshake.url, **options)  # type: ignore[no-untyped-call]
         except websocket.WebSocketBadStatusException as exc:
             self.abort()
             retry = (exc.resp_headers or {}).get("retry-after")
@@ -205,11 +205,14 @@ class WebSocketLink:
         sock = self._sock
         if sock is None:
             return
-        for end in (lambda: sock.shutdown(socket.SHUT_RDWR), sock.close):
-            try:
-                end()
-            except OSError:
-                pass
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
 
     # -- reads (reader thread only) ----------------------------------------
     def recv(self, timeout: Optional[float]) -> List[Incoming]:

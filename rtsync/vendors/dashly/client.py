@@ -115,6 +115,7 @@ class DashlyClient(Client):
                     ) from None
         self._url = url
         self._token = auth_token
+        self.protocol: Union[WebSocketStream, LongPollProtocol, ShortPollProtocol]
         if transport == "websocket":
             self.protocol = WebSocketStream(
                 _scheme_for(url, transport), auth_token, self._state,

@@ -24,16 +24,21 @@ class DialpadRest:
         self._api_key = api_key
         self.http = HttpClient(verify=verify)
 
-    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
+    def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """One request; the answer, which Dialpad always gives as a JSON object."""
         response = self.http.request(
             method, f"{self.base_url}/api/v2/{path}", json=body, timeout=30.0,
             headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
             what=f"Dialpad {method} /api/v2/{path.split('?')[0]}",
         )
         try:
-            return json.loads(response.body or b"null")
-        except ValueError:
-            raise ProtocolError(f"Dialpad answered {method} /api/v2/{path} with something that is not JSON") from None
+            answer = json.loads(response.body or b"{}")
+        except (ValueError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict):
+            raise ProtocolError(f"Dialpad answered {method} /api/v2/{path.split('?')[0]} with something "
+                                "that is not a JSON object")
+        return answer
 
     def pages(self, path: str) -> List[Dict[str, Any]]:
         """Every item of a listing, following its `cursor` pages."""
@@ -41,7 +46,7 @@ class DialpadRest:
         cursor: Optional[str] = None
         while True:
             page = self.call("GET", path + (f"?cursor={cursor}" if cursor else ""))
-            if not isinstance(page, dict) or not isinstance(page.get("items", []), list):
+            if not isinstance(page.get("items", []), list):
                 raise ProtocolError(f"Dialpad answered GET /api/v2/{path} with something that is not a page")
             items.extend(page.get("items", []))
             cursor = page.get("cursor")
