@@ -12,8 +12,9 @@ from typing import Any, Callable, Iterable, Optional, Tuple, TypeVar, overload
 
 from .dispatch import Handlers
 from .engine import Engine, Vendor
-from .errors import RtsyncError
+from .errors import ConnectionLost, RtsyncError
 from .events import Event
+from .inbox import Inbox
 from .policy import Backoff, RetryBudget
 from .sansio import Handshake, Output
 from .state import State, Stats
@@ -49,9 +50,11 @@ class Client:
         link: Optional[Callable[[Handshake], Link]] = None,
     ) -> None:
         self._handlers = Handlers()
+        self._inbox = Inbox(queue_size, vendor.name)
         self._engine = Engine(
             vendor, self._handlers, queue_size=queue_size, backoff=backoff, retry_budget=retry_budget,
             connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify, link=link,
+            tap=self._inbox.put,
         )
         self._secrets = vendor.secrets
         self.provider = vendor.name
@@ -131,6 +134,23 @@ class Client:
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """Block until ready (True) or `timeout` (False); raise the fatal error if one ended the client."""
         return self._engine.wait_connected(timeout)
+
+    def receive(self, timeout: Optional[float] = None) -> Event:
+        """Pull style: the next event (lifecycle events too: check `event.name`), after its callbacks ran.
+
+        Raises `rtsync.ReceiveTimeout` (an RtsyncError and a TimeoutError) when none comes within
+        `timeout` s, and the fatal error once one ended the client. The newest `queue_size`
+        events wait for `receive()`; if it falls further behind, it gets an `rtsync.gap` saying
+        how many it missed.
+        """
+        return self._inbox.receive(timeout, self._ended)
+
+    def _ended(self) -> Optional[RtsyncError]:
+        if self._engine.fatal is not None:
+            return self._engine.fatal
+        if not self._engine.running:
+            return ConnectionLost("the client is not running (start() it first), and no event is left")
+        return None
 
     def start(self: C) -> C:
         """Start the link and dispatcher threads and return at once. Idempotent while running."""

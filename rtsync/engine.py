@@ -122,6 +122,7 @@ class Engine:
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
         link: Optional[Callable[[Handshake], Link]] = None,
+        tap: Optional[Callable[[Event], None]] = None,
     ) -> None:
         if queue_size < 1:
             from .errors import ConfigurationError
@@ -135,6 +136,7 @@ class Engine:
         self.max_message_size = max_message_size
         self.verify = verify
         self._new_link = link
+        self._tap = tap  # sees every event on the dispatcher thread, after its callbacks
         self.http = HttpClient(verify=verify)
         self.log = logging.getLogger(f"rtsync.{vendor.name}")
         self._handlers = handlers
@@ -181,7 +183,7 @@ class Engine:
             self._handlers,
             maxsize=self._queue_size,
             name=f"rtsync-{self.vendor.name}-dispatch",
-            after=self.vendor.delivered,
+            after=self._after_callbacks,
         )
         self._dispatcher.start()
         self._thread = threading.Thread(target=self._run, name=f"rtsync-{self.vendor.name}-link", daemon=True)
@@ -216,6 +218,12 @@ class Engine:
             self._thread = None
             self._dispatcher = None
         self._stopped()
+
+    def _after_callbacks(self, event: Event) -> None:
+        if self._tap is not None:
+            self._tap(event)
+        if self.vendor.delivered is not None:
+            self.vendor.delivered(event)
 
     def _stopped(self) -> None:
         for http in self.vendor.interrupt:
@@ -270,6 +278,10 @@ class Engine:
         drops while waiting, CallTimeout after `timeout`, or the error in the reply.
         """
         pending = _Pending()
+        deadline = time.monotonic() + timeout
+        if self.state in (State.CONNECTING, State.RECONNECTING) and threading.current_thread() is not self._thread:
+            self.wait_connected(timeout)  # a call made while connecting waits for readiness, not fails
+            timeout = max(0.0, deadline - time.monotonic())
         with self._lock:
             if self._link is None and not isinstance(self.protocol, PollingProtocol):
                 raise ConnectionLost("not connected; the call was not sent")

@@ -13,7 +13,8 @@
      │    └── FrameTooLarge          a frame beyond `max_message_size`
      ├── CallError                   a remote method call answered with an error
      ├── SubscriptionError           the server refused a subscription
-     └── CallTimeout                 a remote call got no answer in time
+     ├── CallTimeout                 a remote call got no answer in time
+     └── ReceiveTimeout              `receive()` got no event in time
 
 `retryable` on each class is what the reconnect policy reads: a retryable error
 means "back off and connect again", anything else ends the client.
@@ -32,6 +33,7 @@ __all__ = [
     "FrameTooLarge",
     "ProtocolError",
     "RateLimited",
+    "ReceiveTimeout",
     "RequestRejected",
     "RtsyncError",
     "StaleConnection",
@@ -118,3 +120,7 @@ class SubscriptionError(RtsyncError):
 
 class CallTimeout(RtsyncError, TimeoutError):
     """A remote call got no answer within its timeout."""
+
+
+class ReceiveTimeout(RtsyncError, TimeoutError):
+    """`client.receive(timeout)` got no event within its timeout."""

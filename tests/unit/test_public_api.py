@@ -7,7 +7,7 @@ import rtsync
 EXPECTED = [
     "AuthenticationError", "Backoff", "CallError", "CallTimeout", "Client", "ConfigurationError",
     "ConnectionLost", "DashlyClient", "DialpadClient", "DoshiiClient", "Event", "FileCheckpoint",
-    "FrameTooLarge", "ProtocolError", "QuickMeetClient", "RateLimited", "RequestRejected", "RetryBudget",
+    "FrameTooLarge", "ProtocolError", "QuickMeetClient", "RateLimited", "ReceiveTimeout", "RequestRejected", "RetryBudget",
     "RtsyncError", "StaleConnection", "State", "Stats", "SubscriptionError", "TLSVerificationError", "VoxsigClient",
 ]
 

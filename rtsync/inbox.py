@@ -1,0 +1,62 @@
+"""The pull side of a client: events kept for `receive()`, for scripts and REPLs that do not use callbacks."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable, Deque, Optional
+
+from .errors import ReceiveTimeout, RtsyncError
+from .events import GAP, Event
+
+__all__ = ["Inbox"]
+
+
+class Inbox:
+    """Keeps the newest `size` events for `receive()`; fed on the dispatcher thread, after callbacks.
+
+    Until `receive()` is first called, older events make room quietly (callbacks had them).
+    From then on an overflow is a loss the reader must hear of: the next event it gets is an
+    `rtsync.gap` saying how many it missed.
+    """
+
+    def __init__(self, size: int, provider: str) -> None:
+        self._events: Deque[Event] = collections.deque()
+        self._size = size
+        self._provider = provider
+        self._cond = threading.Condition()
+        self._pulling = False
+        self._missed = 0
+
+    def put(self, event: Event) -> None:
+        with self._cond:
+            if len(self._events) >= self._size:
+                self._events.popleft()
+                if self._pulling:
+                    self._missed += 1
+            self._events.append(event)
+            self._cond.notify()
+
+    def receive(self, timeout: Optional[float], ended: Callable[[], Optional[RtsyncError]]) -> Event:
+        """The next event; ReceiveTimeout after `timeout`, or the fatal error once the client ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._pulling = True
+            while True:
+                if self._missed:
+                    missed, self._missed = self._missed, 0
+                    return Event.make(GAP, provider=self._provider, data={
+                        "channel": None, "missing": missed,
+                        "reason": f"receive() fell {missed} events behind and they were dropped; "
+                                  "call it more often or raise queue_size"})
+                if self._events:
+                    return self._events.popleft()
+                fatal = ended()
+                if fatal is not None:
+                    raise fatal
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise ReceiveTimeout(f"no event within {timeout:g} s")
+                # Short waits: the client may end (fatal) without an event to wake us.
+                self._cond.wait(0.5 if left is None else min(left, 0.5))
