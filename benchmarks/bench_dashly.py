@@ -59,7 +59,7 @@ def raw_rate(url: str, n: int, skip: bool) -> float:
 
 def rtsync_rate(url: str, n: int) -> float:
     channel = f"rt{time.monotonic_ns()}"
-    client = rtsync.DashlyClient(TOKEN, [channel], url=url)
+    client = rtsync.DashlyClient(TOKEN, channels=[channel], url=url)
     count = [0]
     first = [0.0]
     done = threading.Event()
@@ -99,7 +99,7 @@ def raw_latency(url: str, n: int, rate: float) -> List[float]:
 
 def rtsync_latency(url: str, n: int, rate: float) -> List[float]:
     channel = f"rtlat{time.monotonic_ns()}"
-    client = rtsync.DashlyClient(TOKEN, [channel], url=url)
+    client = rtsync.DashlyClient(TOKEN, channels=[channel], url=url)
     samples: List[float] = []
     done = threading.Event()
 
@@ -128,7 +128,7 @@ def idle_cpu(url: str, seconds: float, use_rtsync: bool) -> float:
     """CPU milliseconds per minute spent by one connected, idle listener (server pings every 10 s)."""
     channel = f"idle{time.monotonic_ns()}"
     if use_rtsync:
-        client = rtsync.DashlyClient(TOKEN, [channel], url=url)
+        client = rtsync.DashlyClient(TOKEN, channels=[channel], url=url)
         client.start()
         wait_subscribed(url, channel)
         before = cpu_seconds()

@@ -35,7 +35,7 @@ def run(quick: bool) -> List[Row]:
             return raw_loop_rate(url(), n, skip_utf8_validation=skip, start=lambda: server.blast(PLAIN, n))
 
         def ours(secret: str = "") -> float:
-            client = rtsync.DialpadClient(KEY, base_url=server.http_url, secret=secret or None)
+            client = rtsync.DialpadClient(KEY, url=server.http_url, secret=secret or None)
             start = (lambda: server.blast_texts(signed)) if secret else (lambda: server.blast(PLAIN, n))
             return client_rate(client, "call.*", n, start)
 

@@ -39,7 +39,7 @@ def raw_calls(server: Server, n: int) -> float:
 
 
 def rtsync_calls(server: Server, n: int) -> float:
-    client = rtsync.QuickMeetClient(f"{server.ws_url}/websocket", username="alice", password="alice-password")
+    client = rtsync.QuickMeetClient(url=f"{server.ws_url}/websocket", username="alice", password="alice-password")
     with client:
         while client.protocol.state != "ready":
             time.sleep(0.01)
@@ -60,8 +60,7 @@ def run(quick: bool) -> List[Row]:
                                  is_event=lambda m: m.get("msg") == "changed")
 
         def ours() -> float:
-            client = rtsync.QuickMeetClient(f"{server.ws_url}/websocket", username="alice",
-                                            password="alice-password")
+            client = rtsync.QuickMeetClient(url=f"{server.ws_url}/websocket", username="alice", password="alice-password")
             return client_rate(client, "stream-notify-room", n, lambda: server.blast(FRAME, n))
 
         raw_rate = best_of(runs, lambda: raw(False))

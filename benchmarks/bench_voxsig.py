@@ -70,7 +70,7 @@ def real_rails(quick: bool) -> List[Row]:
         raw_rate = raw_loop_rate(cable, n, skip_utf8_validation=True, subprotocols=["actioncable-v1-json"],
                                  origin=base, after_open=subscribe, start=broadcast,
                                  is_event=lambda m: "message" in m and "type" not in m)
-        client = rtsync.VoxsigClient(TOKEN, 1, 1, url=cable, presence_interval=3600)
+        client = rtsync.VoxsigClient(TOKEN, account_id=1, user_id=1, url=cable, presence_interval=3600)
         rt_rate = client_rate(client, "message.created", n, broadcast)
     finally:
         proc.kill()
@@ -84,7 +84,7 @@ def run(quick: bool) -> List[Row]:
     n, runs = (20_000, 1) if quick else (100_000, 3)
     with Server("voxsig") as server:
         def ours() -> float:
-            client = rtsync.VoxsigClient(TOKEN, 1, 1, url=f"{server.ws_url}/cable", presence_interval=3600)
+            client = rtsync.VoxsigClient(TOKEN, account_id=1, user_id=1, url=f"{server.ws_url}/cable", presence_interval=3600)
             return client_rate(client, "message.created", n, lambda: server.blast(FRAME, n))
 
         raw_rate = best_of(runs, lambda: raw(server, n, False))

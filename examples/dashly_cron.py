@@ -11,11 +11,7 @@ import os
 
 import rtsync
 
-client = rtsync.DashlyClient(
-    os.environ["RTSYNC_DASHLY_TOKEN"],
-    ["conversation_reply.100", "conversation.100"],
-    checkpoint=rtsync.FileCheckpoint(os.path.expanduser("~/.cache/dashly-cron.cursor")),
-)
+client = rtsync.DashlyClient(os.environ["RTSYNC_DASHLY_TOKEN"], channels=["conversation_reply.100", "conversation.100"], checkpoint=rtsync.FileCheckpoint(os.path.expanduser("~/.cache/dashly-cron.cursor")))
 client.on("conversation_reply.*", lambda e: print("reply:", e.data))
 client.on("rtsync.gap", lambda e: print("could not recover ids", e.data["missing_ids"]))
 for event in client.poll_once():

@@ -9,11 +9,7 @@ import sys
 import rtsync
 
 app_id = sys.argv[1] if len(sys.argv) > 1 else "100"
-client = rtsync.DashlyClient(
-    os.environ["RTSYNC_DASHLY_TOKEN"],
-    [f"conversation_reply.{app_id}", f"conversation.{app_id}", f"conversation_typing.{app_id}"],
-    transport="websocket",
-)
+client = rtsync.DashlyClient(os.environ["RTSYNC_DASHLY_TOKEN"], channels=[f"conversation_reply.{app_id}", f"conversation.{app_id}", f"conversation_typing.{app_id}"], transport="websocket")
 
 
 @client.on("conversation_reply.*")

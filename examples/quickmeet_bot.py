@@ -10,7 +10,7 @@ import threading
 import rtsync
 
 url, username, room = sys.argv[1:4]
-client = rtsync.QuickMeetClient(url, username=username, password=os.environ["RTSYNC_QUICKMEET_PASSWORD"])
+client = rtsync.QuickMeetClient(url=url, username=username, password=os.environ["RTSYNC_QUICKMEET_PASSWORD"])
 client.subscribe_room_messages(room, wait=False)  # sent with every login, gap-filled after reconnects
 replies = []
 

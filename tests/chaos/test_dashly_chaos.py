@@ -28,7 +28,7 @@ def server() -> Iterator[DashlyServer]:
 
 def make(server: DashlyServer, transport: str, **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
-    return rtsync.DashlyClient("tok", CHANNELS, transport=transport, url=server.http_url, poll_interval=0.05, **kw)
+    return rtsync.DashlyClient("tok", channels=CHANNELS, transport=transport, url=server.http_url, poll_interval=0.05, **kw)
 
 
 def watch(c: rtsync.Client) -> Tuple[List[Event], List[Event], threading.Event]:
@@ -84,7 +84,7 @@ def test_server_restart_resets_ids_and_delivery_goes_on(server: DashlyServer) ->
 
 
 def test_silent_websocket_is_detected_as_stale_and_resumed(server: DashlyServer) -> None:
-    c = make(server, "websocket", keepalive=0.3, pong_timeout=0.3)
+    c = make(server, "websocket", ping_interval=0.3, ping_timeout=0.3)
     got: List[Event] = []
     reasons: List[str] = []
     c.on("conversation_reply.1", got.append)

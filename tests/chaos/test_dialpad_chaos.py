@@ -29,7 +29,7 @@ def server() -> Iterator[DialpadServer]:
 def make(server: DialpadServer, **kw) -> rtsync.DialpadClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("refresh_margin", 0.5)
-    return rtsync.DialpadClient(KEY, base_url=server.http_url, **kw)
+    return rtsync.DialpadClient(KEY, url=server.http_url, **kw)
 
 
 def calls(got: List[Event]) -> List[int]:
@@ -181,7 +181,7 @@ def test_stop_while_a_replacement_link_hangs_in_its_handshake(server: DialpadSer
 
 def test_a_half_open_link_is_noticed_by_its_pings_and_replaced(server: DialpadServer) -> None:
     server.token_lifetime = 60  # no refresh during the test: only liveness can notice
-    c = make(server, keepalive=0.3, pong_timeout=0.3)
+    c = make(server, ping_interval=0.3, ping_timeout=0.3)
     got: List[Event] = []
     c.on("*", got.append)
     with c:

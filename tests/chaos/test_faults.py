@@ -88,14 +88,12 @@ def _http(ws_base: str) -> str:
 
 BUILDERS: Dict[str, Callable[..., rtsync.Client]] = {
     "doshii": lambda base, **kw: rtsync.DoshiiClient(DOSHII_ID, url=f"{base}/app/socket/v3", **kw),
-    "voxsig": lambda base, **kw: rtsync.VoxsigClient("chaos-pubsub-token", 1, 7, url=f"{base}/cable", **kw),
+    "voxsig": lambda base, **kw: rtsync.VoxsigClient("chaos-pubsub-token", account_id=1, user_id=7, url=f"{base}/cable", **kw),
     "quickmeet": lambda base, **kw: rtsync.QuickMeetClient(
-        f"{base}/websocket", username="alice", password="alice-password", **kw),
-    "dashly-websocket": lambda base, **kw: rtsync.DashlyClient(
-        "chaos-token", ["c.1"], transport="websocket", url=_http(base), **kw),
-    "dashly-longpoll": lambda base, **kw: rtsync.DashlyClient(
-        "chaos-token", ["c.1"], transport="longpoll", url=_http(base), **kw),
-    "dialpad": lambda base, **kw: rtsync.DialpadClient("chaos-key", base_url=_http(base), **kw),
+        url=f"{base}/websocket", username="alice", password="alice-password", **kw),
+    "dashly-websocket": lambda base, **kw: rtsync.DashlyClient("chaos-token", channels=["c.1"], transport="websocket", url=_http(base), **kw),
+    "dashly-longpoll": lambda base, **kw: rtsync.DashlyClient("chaos-token", channels=["c.1"], transport="longpoll", url=_http(base), **kw),
+    "dialpad": lambda base, **kw: rtsync.DialpadClient("chaos-key", url=_http(base), **kw),
 }
 
 
@@ -129,8 +127,7 @@ def raises_unprintable(event: Event) -> None:
                          ids=["SystemExit", "KeyboardInterrupt", "unprintable"])
 def test_callback_raising_base_exception_is_reported_and_delivery_goes_on(bad: Callable[[Event], None]) -> None:
     with DoshiiServer(client_ids={DOSHII_ID}) as server:
-        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, backoff=fast(),
-                                heartbeat_interval=0.5, pong_timeout=2.0)
+        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, backoff=fast(), ping_interval=0.5, ping_timeout=2.0)
         delivered: List[int] = []
         c.on("order_created", bad)  # registered first: the callbacks after it must still run
         c.on("order_created", lambda e: delivered.append(e.data["n"]))
@@ -370,8 +367,7 @@ def test_verify_context_or_path_on_dashly(tls, kind: str, transport: str) -> Non
     server_ctx, ca_file = tls
     with DashlyServer(tokens={"tok"}, ssl_context=server_ctx, longpoll_timeout=1) as server:
         assert server.http_url.startswith("https://")
-        c = rtsync.DashlyClient("tok", ["c.1"], transport=transport, url=server.http_url, backoff=fast(),
-                                verify=_verify(kind, ca_file))
+        c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url, backoff=fast(), verify=_verify(kind, ca_file))
         got = started(c)
         try:
             server.publish("c.1", {"secure": kind})
@@ -441,8 +437,7 @@ SLOW = 0.02
 
 def test_slow_consumer_doshii_heartbeat_keeps_the_link() -> None:
     with DoshiiServer(client_ids={DOSHII_ID}) as server:
-        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, backoff=fast(), queue_size=20,
-                                heartbeat_interval=0.2, pong_timeout=1.0)
+        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, backoff=fast(), queue_size=20, ping_interval=0.2, ping_timeout=1.0)
         seen: List[int] = []
 
         def slow(e: Event) -> None:
@@ -471,9 +466,7 @@ def test_slow_consumer_doshii_heartbeat_keeps_the_link() -> None:
 def test_slow_consumer_quickmeet_still_answers_server_pings() -> None:
     # The server pings after 0.5 s of inbound silence and closes 0.5 s later without a pong.
     with QuickMeetServer(ping_interval=0.5, ping_timeout=0.5) as server:
-        c = rtsync.QuickMeetClient(server.websocket_url, username="alice", password="alice-password",
-                                   backoff=fast(), queue_size=20, ping_after=0.6, dead_after=1.0,
-                                   handshake_timeout=2.0)
+        c = rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="alice-password", backoff=fast(), queue_size=20, ping_interval=0.6, ping_timeout=1.0, handshake_timeout=2.0)
         seen: List[str] = []
 
         def slow(e: Event) -> None:

@@ -25,11 +25,10 @@ def server(request: pytest.FixtureRequest) -> Iterator[QuickMeetServer]:
 
 
 def alice(server: QuickMeetServer, **kw) -> rtsync.QuickMeetClient:
-    kw.setdefault("ping_after", 0.6)
-    kw.setdefault("dead_after", 0.6)
+    kw.setdefault("ping_interval", 0.6)
+    kw.setdefault("ping_timeout", 0.6)
     kw.setdefault("handshake_timeout", 1.0)
-    return rtsync.QuickMeetClient(server.websocket_url, username="alice", password="alice-password",
-                                  backoff=FAST, **kw)
+    return rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="alice-password", backoff=FAST, **kw)
 
 
 
@@ -248,7 +247,7 @@ def test_the_streamers_close_codes_are_explained_retried_and_lose_nothing(
 
 def test_broker_mangled_login_errors_are_still_final(server: QuickMeetServer) -> None:
     server.mangle_errors = True  # {"error": "Incorrect password [403]"}: no number, no reason
-    c = rtsync.QuickMeetClient(server.websocket_url, username="alice", password="wrong", backoff=FAST)
+    c = rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="wrong", backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError, match="403"):
         c.run_forever()
     assert sum(1 for f in server.frames_in if f.get("msg") == "connect") == 1
@@ -258,7 +257,7 @@ def test_the_streamer_never_had_a_reason_to_close_on_us() -> None:
     # It pings ~30 ms after open, before `connect`: a client answering that first gets 1002.
     with QuickMeetServer(mode="streamer", ping_interval=0.3, ping_timeout=0.3) as server:
         server.early_ping_after = 0.0
-        c = alice(server, ping_after=0.4, dead_after=0.4)
+        c = alice(server, ping_interval=0.4, ping_timeout=0.4)
         got = started(c)
         try:
             c.subscribe_room_messages("GENERAL")

@@ -22,8 +22,8 @@ def server() -> Iterator[VoxsigServer]:
 
 
 def agent(server: VoxsigServer, **kw) -> rtsync.VoxsigClient:
-    kw.setdefault("stale_after", 1.0)
-    return rtsync.VoxsigClient("good-user-token", 1, 1, url=server.cable_url, backoff=FAST, **kw)
+    kw.setdefault("ping_timeout", 1.0)
+    return rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.cable_url, backoff=FAST, **kw)
 
 
 def lifecycle(c: rtsync.Client) -> List[Event]:
@@ -88,13 +88,13 @@ def test_malformed_frames_do_not_break_the_stream(server: VoxsigServer) -> None:
 
 
 def test_slow_callbacks_do_not_make_the_link_stale(server: VoxsigServer) -> None:
-    c = agent(server, stale_after=0.6)
+    c = agent(server, ping_timeout=0.6)
     events = lifecycle(c)
     got: List[int] = []
     c.on("message.created", lambda e: (time.sleep(0.1), got.append(e.data["id"])))
     with c:
         assert wait_for(lambda: len(connections(events)) == 1)
-        for i in range(20):  # 2 s of callback work, far beyond stale_after
+        for i in range(20):  # 2 s of callback work, far beyond ping_timeout
             server.broadcast("account_1", "message.created", {"id": i})
         assert wait_for(lambda: len(got) == 20, timeout=10)
     assert got == list(range(20))

@@ -27,7 +27,7 @@ def server() -> Iterator[DashlyServer]:
 def make(server: DashlyServer, transport: str, channels=("c.1", "c.2"), **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("poll_interval", 0.1)
-    return rtsync.DashlyClient("tok", list(channels), transport=transport, url=server.http_url, **kw)
+    return rtsync.DashlyClient("tok", channels=list(channels), transport=transport, url=server.http_url, **kw)
 
 
 def collect(c: rtsync.Client, pattern: str = "c.*") -> List[Event]:
@@ -94,7 +94,7 @@ def test_cursor_goes_back_percent_encoded_never_plus(server: DashlyServer) -> No
 
 def test_forbidden_token_is_fatal_on_every_transport(server: DashlyServer) -> None:
     for transport in TRANSPORTS:
-        c = rtsync.DashlyClient("nope", ["c.1"], transport=transport, url=server.http_url, backoff=FAST)
+        c = rtsync.DashlyClient("nope", channels=["c.1"], transport=transport, url=server.http_url, backoff=FAST)
         before = len(server.requests)
         with pytest.raises(rtsync.AuthenticationError):
             c.run_forever()
@@ -175,7 +175,7 @@ def test_missing_ids_become_a_gap_event() -> None:
 
 
 def test_tls_on_by_default() -> None:
-    c = rtsync.DashlyClient("tok", ["c.1"])
+    c = rtsync.DashlyClient("tok", channels=["c.1"])
     assert c.protocol.handshake().url.startswith("wss://realtime-services.dashly.app/")
     assert c.verify is True
 

@@ -34,7 +34,7 @@ def server() -> Iterator[DialpadServer]:
 
 def make(server: DialpadServer, **kw) -> rtsync.DialpadClient:
     kw.setdefault("backoff", FAST)
-    return rtsync.DialpadClient(KEY, base_url=server.http_url, **kw)
+    return rtsync.DialpadClient(KEY, url=server.http_url, **kw)
 
 
 
@@ -63,7 +63,7 @@ def test_subscriptions_helpers_and_subscription_scoped_socket(server: DialpadSer
     c.create_subscription("call")
     assert sub["endpoint_id"] == c.websocket_id and "websocket_url" in sub["websocket"]
     assert len(c.list_subscriptions("call")) == 3  # two pages
-    scoped = rtsync.DialpadClient(KEY, subscription_id=sub["id"], base_url=server.http_url, backoff=FAST)
+    scoped = rtsync.DialpadClient(KEY, subscription_id=sub["id"], url=server.http_url, backoff=FAST)
     got, up = watch(scoped)
     with scoped:
         assert up.wait(5)
@@ -84,7 +84,7 @@ def test_existing_websocket_gets_a_fresh_url_by_get(server: DialpadServer) -> No
 
 
 def test_wrong_api_key_is_final(server: DialpadServer) -> None:
-    c = rtsync.DialpadClient("wrong", base_url=server.http_url, backoff=FAST)
+    c = rtsync.DialpadClient("wrong", url=server.http_url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError):
         c.run_forever()
     assert len(server.rest_calls) == 1
@@ -93,7 +93,7 @@ def test_wrong_api_key_is_final(server: DialpadServer) -> None:
 @responses.activate
 def test_rest_statuses_are_classified() -> None:
     base = "https://dialpad.test"
-    c = rtsync.DialpadClient(KEY, base_url=base)
+    c = rtsync.DialpadClient(KEY, url=base)
     responses.add(responses.GET, f"{base}/api/v2/websockets/1", status=403)
     responses.add(responses.GET, f"{base}/api/v2/websockets/2", status=429, headers={"Retry-After": "7"})
     responses.add(responses.GET, f"{base}/api/v2/websockets/3", status=503)

@@ -29,8 +29,8 @@ def server() -> Iterator[DoshiiServer]:
 
 def make(server: DoshiiServer, **kw) -> rtsync.DoshiiClient:
     kw.setdefault("backoff", FAST)
-    kw.setdefault("heartbeat_interval", 0.2)
-    kw.setdefault("pong_timeout", 0.5)
+    kw.setdefault("ping_interval", 0.2)
+    kw.setdefault("ping_timeout", 0.5)
     return rtsync.DoshiiClient(CLIENT_ID, url=server.socket_url, app_version="tests/1.0", **kw)
 
 
@@ -78,7 +78,7 @@ def test_device_id_is_sent(server: DoshiiServer) -> None:
 
 def test_idle_server_close_when_heartbeats_stop_and_reconnect(server: DoshiiServer) -> None:
     server.idle_timeout = 0.3
-    c = make(server, heartbeat_interval=5.0, pong_timeout=10.0)  # beats slower than the server allows
+    c = make(server, ping_interval=5.0, ping_timeout=10.0)  # beats slower than the server allows
     got, up = watch(c)
     with c:
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) >= 2, timeout=5)
@@ -99,7 +99,7 @@ def test_missing_pong_is_a_stale_link(server: DoshiiServer) -> None:
 
 
 def test_server_ping_answered(server: DoshiiServer) -> None:
-    c = make(server, heartbeat_interval=30)
+    c = make(server, ping_interval=30)
     got, up = watch(c)
     with c:
         assert up.wait(5)

@@ -91,7 +91,7 @@ def test_arguments_are_checked_before_any_call() -> None:
         plain.delete_device("abc")
     c = rtsync.DoshiiClient(CLIENT_ID, client_secret=SECRET)
     assert c.rest_url == "https://sandbox.doshii.co/partner/v3"
-    assert rtsync.DoshiiClient(CLIENT_ID, "live").rest_url == "https://live.doshii.co/partner/v3"
+    assert rtsync.DoshiiClient(CLIENT_ID, environment="live").rest_url == "https://live.doshii.co/partner/v3"
     with pytest.raises(rtsync.ConfigurationError, match="'Order ahead'"):
         c.register_device("Till", "till", channels=["Order Ahead"])
     with pytest.raises(rtsync.ConfigurationError, match="list of strings"):

@@ -27,7 +27,7 @@ def server() -> Iterator[DashlyServer]:
 
 def client(server: DashlyServer, transport: str = "websocket", **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
-    return rtsync.DashlyClient("tok", ["c.1"], transport=transport, url=server.http_url, **kw)
+    return rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url, **kw)
 
 
 def connected(c: rtsync.Client) -> threading.Event:
@@ -82,7 +82,7 @@ def test_stop_mid_handshake_is_fast() -> None:
     listener.listen(5)
     port = listener.getsockname()[1]
     try:
-        c = rtsync.DashlyClient("tok", ["c.1"], url=f"http://127.0.0.1:{port}", connect_timeout=30)
+        c = rtsync.DashlyClient("tok", channels=["c.1"], url=f"http://127.0.0.1:{port}", connect_timeout=30)
         c.start()
         time.sleep(0.5)
         t0 = time.monotonic()
@@ -102,7 +102,7 @@ def test_run_forever_returns_on_ctrl_c(server: DashlyServer) -> None:
 
 
 def test_run_forever_raises_auth_error_after_one_attempt(server: DashlyServer) -> None:
-    c = rtsync.DashlyClient("wrong", ["c.1"], url=server.http_url, backoff=FAST)
+    c = rtsync.DashlyClient("wrong", channels=["c.1"], url=server.http_url, backoff=FAST)
     before = len(server.requests)
     with pytest.raises(rtsync.AuthenticationError, match="refused"):
         c.run_forever()
@@ -142,7 +142,7 @@ def test_callback_exception_is_reported_and_delivery_goes_on(server: DashlyServe
 
 def test_slow_callback_does_not_stop_reading_or_pings(server: DashlyServer) -> None:
     # Queue holds 5; callbacks take 50 ms each; 40 messages arrive at once; the link stays healthy.
-    c = client(server, queue_size=5, keepalive=0.3, pong_timeout=0.3)
+    c = client(server, queue_size=5, ping_interval=0.3, ping_timeout=0.3)
     got, lost = [], []
     c.on("c.1", lambda e: (time.sleep(0.05), got.append(e.id)))
     c.on("rtsync.disconnected", lost.append)

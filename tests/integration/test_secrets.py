@@ -25,9 +25,7 @@ def test_dashly_token_never_leaks(caplog: pytest.LogCaptureFixture, tmp_path) ->
     seen: List[str] = []
     with DashlyServer(tokens={TOKEN}, longpoll_timeout=0.5) as server:
         for transport in ("websocket", "longpoll", "shortpoll"):
-            c = rtsync.DashlyClient(TOKEN, ["c.1"], transport=transport, url=server.http_url,
-                                    backoff=rtsync.Backoff(base=0.05, cap=0.1), poll_interval=0.1,
-                                    checkpoint=rtsync.FileCheckpoint(tmp_path / f"{transport}.json"))
+            c = rtsync.DashlyClient(TOKEN, channels=["c.1"], transport=transport, url=server.http_url, backoff=rtsync.Backoff(base=0.05, cap=0.1), poll_interval=0.1, checkpoint=rtsync.FileCheckpoint(tmp_path / f"{transport}.json"))
             got: List[Event] = []
             c.on("*", lambda e: (got.append(e), seen.append(repr(e))))
             up = threading.Event()
@@ -39,7 +37,7 @@ def test_dashly_token_never_leaks(caplog: pytest.LogCaptureFixture, tmp_path) ->
                 assert wait_for(lambda: any(e.name == "c.1" for e in got))
                 server.drop()
                 time.sleep(0.3)
-        bad = rtsync.DashlyClient(TOKEN + "x", ["c.1"], url=server.http_url)
+        bad = rtsync.DashlyClient(TOKEN + "x", channels=["c.1"], url=server.http_url)
         with pytest.raises(rtsync.AuthenticationError) as info:
             bad.run_forever()
         seen.append(str(info.value))

@@ -29,7 +29,7 @@ def tls_server(tmp_path) -> Iterator[Tuple[DashlyServer, str]]:
 def test_untrusted_certificate_is_fatal_with_a_clear_error(tls_server, transport: str) -> None:
     server, _ = tls_server
     assert server.http_url.startswith("https://")
-    c = rtsync.DashlyClient("tok", ["c.1"], transport=transport, url=server.http_url)
+    c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url)
     with pytest.raises(rtsync.TLSVerificationError, match="verify="):
         c.run_forever()
 
@@ -37,7 +37,7 @@ def test_untrusted_certificate_is_fatal_with_a_clear_error(tls_server, transport
 @pytest.mark.parametrize("transport", ["websocket", "longpoll"])
 def test_a_given_ca_bundle_is_trusted(tls_server, transport: str) -> None:
     server, ca_file = tls_server
-    c = rtsync.DashlyClient("tok", ["c.1"], transport=transport, url=server.http_url, verify=ca_file)
+    c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url, verify=ca_file)
     got = []
     up = threading.Event()
     c.on("rtsync.connected", lambda e: up.set())

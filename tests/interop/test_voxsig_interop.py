@@ -103,7 +103,7 @@ def count(got: List[Event], name: str) -> int:
 
 
 def test_real_rails_broadcasts_presence_and_process_restart(rails: Rails) -> None:
-    c = rtsync.VoxsigClient("good-user-token", 1, 1, url=rails.cable, presence_interval=0.5, backoff=FAST)
+    c = rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=rails.cable, presence_interval=0.5, backoff=FAST)
     got = watch(c)
     with c:
         assert wait_for(lambda: count(got, "rtsync.connected") == 1, timeout=10)
@@ -135,19 +135,19 @@ def test_real_rails_server_restart_frame(rails: Rails) -> None:
 
 
 def test_real_rails_silent_on_a_bad_token_ends_in_a_clear_error(rails: Rails) -> None:
-    c = rtsync.VoxsigClient("bad-token", 1, 1, url=rails.cable, backoff=FAST, confirm_timeout=1.0)
+    c = rtsync.VoxsigClient("bad-token", account_id=1, user_id=1, url=rails.cable, backoff=FAST, confirm_timeout=1.0)
     with pytest.raises(rtsync.AuthenticationError, match="never confirmed"):
         c.run_forever()
 
 
 def test_real_rails_unauthorized_connection_is_final(rails: Rails) -> None:
-    c = rtsync.VoxsigClient("good-user-token", 1, 1, url=rails.cable + "?reject=1", backoff=FAST)
+    c = rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=rails.cable + "?reject=1", backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError, match="reconnect: false"):
         c.run_forever()
 
 
 def test_real_rails_refuses_a_foreign_origin(rails: Rails) -> None:
-    c = rtsync.VoxsigClient("good-user-token", 1, 1, url=rails.cable, origin="http://evil.example")
+    c = rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=rails.cable, origin="http://evil.example")
     with pytest.raises(rtsync.RequestRejected, match="404"):
         c.run_forever()
 

@@ -38,7 +38,7 @@ def test_voxsig_reconnects_onto_the_next_session_and_resubscribes() -> None:
 
     link = MockLink([welcome, confirm, message(1), Closed(1000)], [welcome, confirm, message(2)],
                     subprotocol="actioncable-v1-json")
-    client = rtsync.VoxsigClient("tok", 1, 7, url="wss://example.invalid/cable", link=link, backoff=FAST)
+    client = rtsync.VoxsigClient("tok", account_id=1, user_id=7, url="wss://example.invalid/cable", link=link, backoff=FAST)
     got: List[int] = []
     client.on("message.created", lambda e: got.append(e.data["id"]))
     with client:

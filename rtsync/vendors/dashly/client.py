@@ -12,6 +12,7 @@ from ...errors import ConfigurationError, RtsyncError
 from ...dispatch import Dispatcher
 from ...events import Event
 from ...client import Client
+from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
@@ -77,17 +78,19 @@ class DashlyClient(Client):
     Threading: see `rtsync.Client`; callbacks run on one dispatcher thread.
     """
 
+    @renamed_arguments(1, ("channels", "transport", "url", "checkpoint"),
+                       {"keepalive": "ping_interval", "pong_timeout": "ping_timeout"})
     def __init__(
         self,
         auth_token: str,
+        *,
         channels: Union[str, Sequence[str]],
         transport: str = "websocket",
         url: str = DEFAULT_URL,
         checkpoint: Optional[FileCheckpoint] = None,
-        *,
         poll_interval: float = 3.0,
-        keepalive: float = 20.0,
-        pong_timeout: float = 10.0,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 10.0,
         gap_grace: float = 2.0,
         checkpoint_interval: float = 1.0,
         backoff: Optional[Backoff] = None,
@@ -119,7 +122,7 @@ class DashlyClient(Client):
         if transport == "websocket":
             self.protocol = WebSocketStream(
                 _scheme_for(url, transport), auth_token, self._state,
-                keepalive=keepalive, pong_timeout=pong_timeout,
+                keepalive=ping_interval, pong_timeout=ping_timeout,
             )
         elif transport == "longpoll":
             self.protocol = LongPollProtocol(_scheme_for(url, transport), auth_token, self._state)

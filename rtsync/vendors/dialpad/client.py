@@ -12,6 +12,7 @@ from ...errors import (
     RtsyncError,
 )
 from ...client import Client
+from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
@@ -56,8 +57,8 @@ class DialpadClient(Client):
     REST 401/403 is `AuthenticationError` (final), 429 waits Retry-After,
     5xx and network errors back off with jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
     `data["gap_possible"]` true means re-query the REST API for what you missed.
-    Dialpad sends nothing on a quiet line, so after `keepalive` (30 s) of
-    silence we send an RFC 6455 ping; no frame `pong_timeout` (15 s) later is
+    Dialpad sends nothing on a quiet line, so after `ping_interval` (30 s) of
+    silence we send an RFC 6455 ping; no frame `ping_timeout` (15 s) later is
     a stale link, replaced like a drop.
 
     With a secret, every frame must be an HS256 JWT signed with it: unsigned
@@ -67,18 +68,20 @@ class DialpadClient(Client):
     is followed at the next connect.
     """
 
+    @renamed_arguments(1, ("websocket_id", "subscription_id", "url", "secret"),
+                       {"base_url": "url", "keepalive": "ping_interval", "pong_timeout": "ping_timeout"})
     def __init__(
         self,
         api_key: str,
+        *,
         websocket_id: Optional[Id] = None,
         subscription_id: Optional[Id] = None,
-        base_url: str = DEFAULT_BASE_URL,
+        url: str = DEFAULT_BASE_URL,
         secret: Optional[str] = None,
-        *,
         subscription_type: str = "call",
         refresh_margin: float = 300.0,
-        keepalive: float = 30.0,
-        pong_timeout: float = 15.0,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 15.0,
         backoff: Optional[Backoff] = None,
         **options: Any,
     ) -> None:
@@ -88,19 +91,19 @@ class DialpadClient(Client):
             raise ConfigurationError("give websocket_id or subscription_id, not both")
         if subscription_type not in SUBSCRIPTION_TYPES:
             raise ConfigurationError(f"subscription_type must be one of {', '.join(SUBSCRIPTION_TYPES)}")
-        if not base_url.startswith(("https://", "http://")):
-            raise ConfigurationError(f"base_url must be https://... (e.g. {DEFAULT_BASE_URL}), got {base_url!r}")
-        if keepalive <= 0 or pong_timeout <= 0:
-            raise ConfigurationError("keepalive and pong_timeout must be positive (seconds)")
+        if not url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"url must be the https://... REST base (e.g. {DEFAULT_BASE_URL}), got {url!r}")
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ConfigurationError("ping_interval and ping_timeout must be positive (seconds)")
         secrets = Secrets(api_key, *([secret] if secret else []))
-        self.base_url = base_url.rstrip("/")
-        self.rest = DialpadRest(self.base_url, api_key, verify=options.get("verify", True))
+        self.url = url.rstrip("/")
+        self.rest = DialpadRest(self.url, api_key, verify=options.get("verify", True))
         self.websocket_id = websocket_id
         self.subscription_id = subscription_id
         self.subscription_type = subscription_type
         self._create_secret = secret
         self.protocol = DialpadProtocol(
-            secret, refresh_margin=refresh_margin, keepalive=keepalive, pong_timeout=pong_timeout)
+            secret, refresh_margin=refresh_margin, keepalive=ping_interval, pong_timeout=ping_timeout)
         self._socket_attempt = False
         vendor = Vendor("dialpad", self.protocol, secrets, prepare=self._prepare, classify=self._classify,
                         interrupt=[self.rest.http])

@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import quote
 
 from ...client import Client
+from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...errors import ConfigurationError, ProtocolError
 from ...policy import Backoff, RetryBudget
@@ -41,8 +42,8 @@ class DoshiiClient(Client):
     `location_id`, `uri`, ...). Fetch the full resource from `uri`.
 
     The heartbeat `{"doshii":{"ping":<ms>,"version":app_version}}` goes out on
-    open and every `heartbeat_interval` (30 s, as Doshii asks); no pong within
-    `pong_timeout` (60 s: two beats) is a stale link and we reconnect. Server
+    open and every `ping_interval` (30 s, as Doshii asks); no pong within
+    `ping_timeout` (60 s: two beats) is a stale link and we reconnect. Server
     pings are answered. `rtsync.connected` fires at the first pong.
 
     Doshii asks apps to retry "a certain number of times within a given
@@ -75,18 +76,20 @@ class DoshiiClient(Client):
     final RequestRejected.
     """
 
+    @renamed_arguments(1, ("environment", "device_id", "app_version", "url"),
+                       {"heartbeat_interval": "ping_interval", "pong_timeout": "ping_timeout"})
     def __init__(
         self,
         client_id: str,
+        *,
         environment: str = "sandbox",
         device_id: Optional[str] = None,
         app_version: str = "rtsync",
         url: Optional[str] = None,
-        *,
         client_secret: Optional[str] = None,
         rest_url: Optional[str] = None,
-        heartbeat_interval: float = 30.0,
-        pong_timeout: float = 60.0,
+        ping_interval: float = 30.0,
+        ping_timeout: float = 60.0,
         backoff: Optional[Backoff] = None,
         retry_budget: Optional[RetryBudget] = None,
         **options: Any,
@@ -95,8 +98,8 @@ class DoshiiClient(Client):
             raise ConfigurationError("client_id must be your Doshii client id (a non-empty string)")
         if url is None and environment not in ENVIRONMENTS:
             raise ConfigurationError(f"environment must be 'sandbox' or 'live', got {environment!r}")
-        if heartbeat_interval <= 0 or pong_timeout <= 0:
-            raise ConfigurationError("heartbeat_interval and pong_timeout must be positive")
+        if ping_interval <= 0 or ping_timeout <= 0:
+            raise ConfigurationError("ping_interval and ping_timeout must be positive")
         rest = (rest_url or REST_URL_TEMPLATE.format(environment=environment)).rstrip("/")
         if not rest.startswith(("https://", "http://")):
             raise ConfigurationError(
@@ -120,7 +123,7 @@ class DoshiiClient(Client):
         self.device_id = device_id
         self.protocol = DoshiiProtocol(
             f"{base}{'&' if '?' in base else '?'}{query}", app_version, lambda: int(time.time() * 1000),
-            heartbeat_interval=heartbeat_interval, pong_timeout=pong_timeout,
+            heartbeat_interval=ping_interval, pong_timeout=ping_timeout,
         )
         super().__init__(
             Vendor("doshii", self.protocol, secrets, prepare=self._prepare),

@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 from ...errors import ConfigurationError
 from ...events import Event
 from ...client import Client
+from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
@@ -20,7 +21,7 @@ __all__ = ["QuickMeetClient"]
 class QuickMeetClient(Client):
     """Log in to QuickMeet.Chat, subscribe to streams, call methods.
 
-        client = rtsync.QuickMeetClient("wss://chat.example/websocket", username="ann", password="...")
+        client = rtsync.QuickMeetClient("ann", "...", url="wss://chat.example/websocket")
         client.on("stream-room-messages", lambda e: print(e.channel, e.data[0]["msg"]))
         with client:
             client.subscribe_room_messages("GENERAL")
@@ -47,8 +48,8 @@ class QuickMeetClient(Client):
     `subscribe_subscription_changes()`) missed meanwhile are fetched with
     `rooms/get` / `subscriptions/get` since the newest change known.
 
-    Liveness: every server ping is answered; after `ping_after` s of silence
-    we ping, and `dead_after` s more without any frame is a stale link. A
+    Liveness: every server ping is answered; after `ping_interval` s of silence
+    we ping, and `ping_timeout` s more without any frame is a stale link. A
     server that keeps the socket but never completes connect and login within
     `handshake_timeout` s is dropped and retried too.
 
@@ -65,16 +66,19 @@ class QuickMeetClient(Client):
     drops fail at once with ConnectionLost.
     """
 
+    @renamed_arguments(2, ("username", "password", "resume_token"),
+                       {"ping_after": "ping_interval", "dead_after": "ping_timeout"},
+                       first_was=("url", ("ws://", "wss://")))
     def __init__(
         self,
-        url: str,
         username: Optional[str] = None,
         password: Optional[str] = None,
-        resume_token: Optional[str] = None,
         *,
+        url: str,
+        resume_token: Optional[str] = None,
         email: Optional[str] = None,
-        ping_after: float = 25.0,
-        dead_after: float = 15.0,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 15.0,
         handshake_timeout: float = 15.0,
         backoff: Optional[Backoff] = None,
         **options: Any,
@@ -96,7 +100,7 @@ class QuickMeetClient(Client):
             secrets.add(resume_token)
         self.url, self.username = url, username or email
         self.protocol = QuickMeetProtocol(
-            url, login, resume_token=resume_token, ping_after=ping_after, dead_after=dead_after,
+            url, login, resume_token=resume_token, ping_after=ping_interval, dead_after=ping_timeout,
             handshake_timeout=handshake_timeout)
         secrets.watch("resume token", lambda: self.protocol.resume_token)  # the server issues new ones
         super().__init__(Vendor("quickmeet", self.protocol, secrets),

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from ...errors import ConfigurationError
 from ...client import Client
+from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
@@ -53,23 +54,25 @@ class VoxsigClient(Client):
     confirmed; after `confirm_timeout` s it tries one fresh connection, and a
     second silence stops the client with `AuthenticationError`.
 
-    `stale_after`: the server pings every 3 s; 6 s without any frame is a dead
+    `ping_timeout`: the server pings every 3 s; 6 s without any frame is a dead
     link: reconnect with backoff and jitter, resubscribe, resume presence.
 
     Threading: see `rtsync.Client`; callbacks run on one dispatcher thread.
     """
 
+    @renamed_arguments(1, ("account_id", "user_id", "url", "presence_interval", "origin"),
+                       {"stale_after": "ping_timeout"})
     def __init__(
         self,
         pubsub_token: str,
+        *,
         account_id: Optional[Id] = None,
         user_id: Optional[Id] = None,
         url: str = DEFAULT_URL,
         presence_interval: Optional[float] = None,
         origin: Optional[str] = None,
-        *,
         confirm_timeout: float = 10.0,
-        stale_after: float = 6.0,
+        ping_timeout: float = 6.0,
         backoff: Optional[Backoff] = None,
         **options: Any,
     ) -> None:
@@ -88,7 +91,7 @@ class VoxsigClient(Client):
         self.url = url
         self.protocol = VoxsigProtocol(
             url, origin or default_origin(url), identifier_params(pubsub_token, account_id, user_id),
-            presence_interval=presence_interval, confirm_timeout=confirm_timeout, stale_after=stale_after,
+            presence_interval=presence_interval, confirm_timeout=confirm_timeout, stale_after=ping_timeout,
         )
         vendor = Vendor("voxsig", self.protocol, Secrets(pubsub_token))
         super().__init__(vendor, backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
