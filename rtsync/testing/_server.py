@@ -1,9 +1,16 @@
 """A local HTTP + WebSocket server on 127.0.0.1, run by aiohttp on a background thread, with fault controls.
 
 Every vendor's test server subclasses `LocalServer` and builds its routes in
-`routes()`. The base gives them what chaos tests need: `drop()` (TCP reset,
-no close frame), `restart()` (same port, every connection cut), `close_all(code)`, `silence()`
-(keep sockets open but send nothing), and thread-safe `call()` into the loop.
+`routes()`. All five share one shape: `XServer(...)` is a context manager
+(entering starts it and returns the server), `.url` is exactly what the
+matching client's `url=` takes, `.publish(...)` sends one event in the
+vendor's own form, `.drop()` cuts every connection at the TCP level (no close
+frame) and `.restart()` restarts the server as the vendor's would (same port,
+every connection cut, per-process state forgotten). The base adds what chaos
+tests need: `close_all(code)`, `silence()` (keep sockets open but send
+nothing), and thread-safe `call()` into the loop. `http_url` and `ws_url` are
+the server's origin (scheme, host and port), for raw requests.
+
 aiohttp is used rather than `websockets` because several vendors serve REST
 or long polling and WebSocket on one port, which needs a full HTTP server.
 """
@@ -14,11 +21,14 @@ import asyncio
 import logging
 import socket
 import threading
+import warnings
 from typing import Any, Callable, Coroutine, Optional, Set, TypeVar
 
 from aiohttp import web
+from jwt import PyJWS
+from jwt.algorithms import HMACAlgorithm
 
-__all__ = ["LocalServer"]
+__all__ = ["LocalServer", "deprecated", "hs256_jws"]
 
 log = logging.getLogger("rtsync.testing")
 
@@ -54,10 +64,12 @@ class LocalServer:
     # -- lifecycle -------------------------------------------------------
     @property
     def http_url(self) -> str:
+        """The server's HTTP origin, `http://host:port` (`https://` with `ssl_context`)."""
         return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
+        """The server's WebSocket origin, `ws://host:port` (`wss://` with `ssl_context`)."""
         return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
 
     def start(self: S) -> S:
@@ -79,10 +91,11 @@ class LocalServer:
         return self
 
     def stop(self) -> None:
+        """Cut every connection, stop listening, end every task of the loop, and join the server thread."""
         if self._loop is None or self._thread is None:
             return
         try:
-            self.call(self._shutdown, timeout=10)
+            self.call(self._final_shutdown, timeout=10)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -125,19 +138,50 @@ class LocalServer:
             self._runner = None
             self._site = None
 
+    async def _final_shutdown(self) -> None:
+        """`_shutdown`, then cancel and await every task still on the loop, so none is destroyed pending.
+
+        aiohttp leaves a handler running after its client went away (a long poll holds on until its
+        timeout); closing the loop under such a task is what prints "Task was destroyed but it is
+        pending!" into the user's output."""
+        try:
+            await self._shutdown()
+        finally:
+            me = asyncio.current_task()
+            for _ in range(10):  # a cancelled handler's `finally` may start another task: sweep again
+                tasks = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+                if not tasks:
+                    break
+                for task in tasks:
+                    task.cancel()
+                done, _ = await asyncio.wait(tasks, timeout=1.0)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: nothing logs "exception was never retrieved"
+            await asyncio.get_running_loop().shutdown_asyncgens()
+
     # -- fault controls --------------------------------------------------
     def _abort_all(self) -> int:
+        """Reset every connection: WebSockets, requests being served (long polls) and idle keep-alives."""
         count = 0
         for ws in list(self.websockets):
             transport = ws._req.transport if ws._req is not None else None  # noqa: SLF001
-            if transport is not None:
+            if transport is not None and not transport.is_closing():
                 transport.abort()
                 count += 1
         self.websockets.clear()
+        server = self._runner.server if self._runner is not None else None
+        for handler in list(server.connections if server is not None else ()):
+            transport = handler.transport
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+                count += 1
         return count
 
     def drop(self) -> int:
-        """Cut every open WebSocket at the TCP level, no close frame. Returns how many."""
+        """Cut every open connection at the TCP level: no close frame, no response, nothing more on it (a
+        network failure, or the server's host vanishing). WebSockets, requests in progress (a waiting long
+        poll) and idle keep-alive HTTP connections alike. Returns how many."""
 
         async def go() -> int:
             return self._abort_all()
@@ -145,7 +189,8 @@ class LocalServer:
         return self.call(go)
 
     def restart(self, downtime: float = 0.0) -> None:
-        """Stop listening, cut every connection, forget state, listen again on the same port."""
+        """Restart as the vendor's server process would: stop listening, cut every connection, forget
+        per-process state (`on_restart`), wait `downtime` seconds, and listen again on the same port."""
 
         async def go() -> None:
             await self._shutdown()
@@ -193,6 +238,29 @@ class LocalServer:
 
     def untrack(self, ws: web.WebSocketResponse) -> None:
         self.websockets.discard(ws)
+
+
+def deprecated(old: str, new: str) -> None:
+    """Warn that `old` is a deprecated alias of `new` (both as written, e.g. ".broadcast()"), for its caller."""
+    warnings.warn(f"use {new}; {old} goes away in the next release", DeprecationWarning, stacklevel=3)
+
+
+class _HS256(HMACAlgorithm):
+    """PyJWT's HS256 without its key-length check: secrets are the caller's, and this server takes them as given."""
+
+    def check_key_length(self, key: Any) -> None:  # PyJWT >= 2.10 warns from here (InsecureKeyLengthWarning)
+        return None
+
+
+def hs256_jws() -> PyJWS:
+    """A PyJWS that signs and verifies HS256 only, and never warns about a short key.
+
+    The servers sign (Dialpad) and check (Doshii) with keys their clients chose; a short one is the
+    client's business, and PyJWT's module-wide warning would land in the user's test output. Filtering
+    it with `warnings.catch_warnings()` is not thread-safe (the server runs on its own thread)."""
+    jws = PyJWS(algorithms=[])
+    jws.register_algorithm("HS256", _HS256(HMACAlgorithm.SHA256))
+    return jws
 
 
 def _text_frame(text: str) -> bytes:

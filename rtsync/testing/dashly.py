@@ -1,20 +1,23 @@
 """A local Nginx Push Stream server shaped like Dashly's: WebSocket, long poll, short poll and /pub on one port.
 
-It reproduces what protocols/dashly-pushstream.md section 12 lists: the JSON
-template with the body inserted unescaped, per-channel ids, a global tag per
-second, `(time, tag)` cursors read from query args only (`%20` decoded, `+`
-not), backlog grouped per channel in URL order, concatenated long-poll
-bodies, `304` on timeout, reserved id -2 on delete, empty PINGs, the TCP
-drop on a non-UTF-8 ping, close 1008 with a JSON reason, 403 on a bad token,
-channel garbage collection (ids restart at 1), and fault controls: `drop()`,
-`restart()`, `silence()`, `reorder` (live delivery out of tag order, as two
-nginx workers do) and `drop_every`.
+It reproduces the vendor's reference behaviour: the JSON template with the
+body inserted unescaped, per-channel ids, a global tag per second, `(time,
+tag)` cursors read from query args only (`%20` decoded, `+` not), backlog
+grouped per channel in URL order, concatenated long-poll bodies, `304` on
+timeout, reserved id -2 on delete, empty PINGs, the TCP drop on a non-UTF-8
+ping, close 1008 with a JSON reason, 403 on a bad token, channel garbage
+collection (ids restart at 1), and fault controls: `drop()`, `restart()`,
+`silence()` and `reorder` (live delivery out of tag order, as two nginx
+workers do).
 
     with DashlyServer(tokens={"secret"}) as server:
-        client = rtsync.DashlyClient("secret", ["ch.1"], url=server.http_url)
+        client = rtsync.DashlyClient("secret", channels=["ch.1"], url=server.url)
         server.publish("ch.1", {"hello": 1})
 
-Run `python -m rtsync.testing.dashly` to serve on a port of your choice.
+The shared shape: `url` (the base URL the client's `url=` takes: it picks the
+transport's path and scheme itself), `publish(channels, body)`, `drop()` and
+`restart()` (nginx restarting: the in-memory store is gone, so ids start
+again at 1). Run `python -m rtsync.testing.dashly` to serve on a port of your choice.
 """
 
 from __future__ import annotations
@@ -172,13 +175,19 @@ class DashlyServer(LocalServer):
         self._pollers: Set[asyncio.Transport] = set()
 
     async def on_restart(self) -> None:
-        self._reset_state()
+        self._reset_state()  # nginx keeps messages in shared memory: a restart loses them, ids start at 1
+
+    @property
+    def url(self) -> str:
+        """What `DashlyClient(url=...)` takes: the server's base URL (the client adds each transport's path)."""
+        return self.http_url
 
     # ------------------------------------------------------------------
     # Test-thread API
     # ------------------------------------------------------------------
     def publish(self, channels: Union[str, Iterable[str]], body: Any) -> List[int]:
-        """Publish `body` (JSON-encoded unless it is already a str) to each channel; return the ids."""
+        """Publish one message, as `POST /pub?id=<channel>` does: `body` (JSON-encoded unless it is already
+        a str) goes to each of `channels` (one name or several). Returns the message id in each channel."""
         text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
         names = [channels] if isinstance(channels, str) else list(channels)
 
@@ -257,13 +266,15 @@ class DashlyServer(LocalServer):
         return self.call(go)
 
     def drop(self) -> int:
-        """Cut every WebSocket and waiting long poll at the TCP level (no close frame, no response)."""
+        """Cut every connection at the TCP level, WebSockets and waiting long polls alike (no close frame,
+        no response). Returns how many."""
 
         async def go() -> int:
             count = self._abort_all()
             for transport in list(self._pollers):
-                transport.abort()
-                count += 1
+                if not transport.is_closing():
+                    transport.abort()
+                    count += 1
             self._pollers.clear()
             return count
 
@@ -685,7 +696,7 @@ def main() -> None:  # pragma: no cover - a manual tool
     logging.basicConfig(level=logging.WARNING)
     server = DashlyServer(tokens=args.token or ["test-token"], port=args.port,
                           ping_interval=args.ping_interval).start()
-    print(server.http_url, flush=True)
+    print(server.url, flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """A local Dialpad: the websocket and subscription REST API, expiring token URLs, and the event socket.
 
-It follows protocols/dialpad.md section 10: REST on one base URL (Bearer or
-`?apikey=`; a wrong key is 401), integer ids, cursor pages, subscriptions
+It reproduces the vendor's reference behaviour: REST on one base URL (Bearer
+or `?apikey=`; a wrong key is 401), integer ids, cursor pages, subscriptions
 (create, list, get, PATCH, DELETE) nesting their `websocket`, per-op rate
 limits (250/min create, 1200/min others, 20/s in all) answered with 429 and
 Retry-After; every create/GET issues a NEW `websocket_url` (`/events/<jwt>`,
@@ -9,18 +9,21 @@ ES256 under a key made per server, `typ: vnd.dialpad.websocket+jwt`,
 `exp = iat + token_lifetime`, 3600 s by default); the socket checks the token
 at the upgrade (bad or expired: 403, or an accepted socket closed with 1008)
 and is closed with 1000 (or 1001, or a TCP drop) when the token expires.
-`emit()` routes an event as Dialpad does, to every socket whose websocket
-has an enabled subscription of its kind with matching `call_states` and
-`direction` (websocket-wide URLs, or that subscription's own); `publish()`
-injects one into every socket regardless. Frames are plain JSON, or HS256
-JWTs (claims = the event) when the websocket has a secret (PATCH changes
-it); no replay; RFC 6455 pings are answered, except while `silence()` is on
-(a half-open link). Other controls: `rate_limit(n)` (the next n REST calls
-get 429), `expire_now()`, `drop()`, `restart()`; `call_sequence()` makes one
-call's ringing, connected and hangup events.
+Frames are plain JSON, or HS256 JWTs (claims = the event) when the websocket
+has a secret (PATCH changes it); no replay; RFC 6455 pings are answered,
+except while `silence()` is on (a half-open link). Other controls:
+`rate_limit(n)` (the next n REST calls get 429), `expire_now()`, `drop()`,
+`restart()`; `call_sequence()` makes one call's ringing, connected and hangup
+events.
+
+The shared shape: `url` (the REST base URL the client's `url=` takes; its
+socket URLs come from there), `publish(event)` (one event, as a subscription
+delivers it: see there), `drop()`, and `restart()` (the process restarting:
+every socket cut; websockets, subscriptions and issued URLs are stored and
+stay valid). `emit(event)` is a deprecated alias of `publish(event, route=True)`.
 
     with DialpadServer(api_keys={"key"}) as server:
-        client = rtsync.DialpadClient("key", base_url=server.http_url)
+        client = rtsync.DialpadClient("key", url=server.url)
         server.publish(call_event("ringing"))
 """
 
@@ -38,11 +41,12 @@ import jwt
 from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ._server import LocalServer
+from ._server import LocalServer, deprecated, hs256_jws
 
 __all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "sms_event"]
 
 _ids = itertools.count(5071678191976448)
+_JWS = hs256_jws()  # signs with the websocket's secret as given, however short, without PyJWT's warning
 
 
 def call_event(state: str, call_id: Optional[int] = None, **extra: Any) -> Dict[str, Any]:
@@ -133,9 +137,24 @@ class DialpadServer(LocalServer):
         self._jti = itertools.count(1)
         self._revoked_upto = 0  # tokens with a jti up to this are refused (expire_now)
 
+    @property
+    def url(self) -> str:
+        """What `DialpadClient(url=...)` takes: the REST base URL (the client calls `/api/v2/...` under it)."""
+        return self.http_url
+
     # -- test-thread API ---------------------------------------------------
-    def publish(self, event: Dict[str, Any], websocket_id: Optional[int] = None, count: int = 1) -> int:
-        """Send an event to every live socket (of one websocket, or all); return how many sockets."""
+    def publish(self, event: Dict[str, Any], websocket_id: Optional[int] = None, count: int = 1, *,
+                route: bool = False) -> int:
+        """Send one event (a call, sms, agent_status, ... payload, as `call_event()` makes) the way a
+        subscription delivers it: one frame per socket, plain JSON, or an HS256 JWT of the event when the
+        websocket has a secret. Returns how many sockets got it.
+
+        By default it goes to every live socket (of websocket `websocket_id` if given), `count` times,
+        whatever subscriptions exist: a client needs none to hear it. `route=True` routes it as Dialpad
+        does instead: only to the sockets of websockets with an enabled subscription of the event's kind
+        whose `call_states` and `direction` match (websocket-wide URLs, or that subscription's own)."""
+        if route:
+            return self._route(event, websocket_id, count)
 
         async def go() -> int:
             sent = 0
@@ -153,20 +172,24 @@ class DialpadServer(LocalServer):
         return self.call(go)
 
     def emit(self, event: Dict[str, Any]) -> int:
-        """Deliver an event the way Dialpad routes it: to the sockets of every websocket with an enabled
-        subscription of the event's kind whose filters match, websocket-wide URLs and that subscription's
-        own URLs alike. Returns how many sockets got it."""
+        """Deprecated alias of `publish(event, route=True)`."""
+        deprecated(".emit()", ".publish(route=True)")
+        return self.publish(event, route=True)
 
+    def _route(self, event: Dict[str, Any], websocket_id: Optional[int], count: int) -> int:
         async def go() -> int:
             kind, sent = _kind(event), 0
             for ws in self._websockets.values():
+                if websocket_id is not None and ws.id != websocket_id:
+                    continue
                 matching = {f"{kind}:{sub['id']}" for sub in self._subscriptions.get(kind, {}).values()
                             if int(sub.get("endpoint_id", -1)) == ws.id and _wants(sub, event)}
                 frame = self._frame(ws, event)
                 for sock in list(ws.sockets):
                     scope = self._scopes.get(sock, "*")
                     if (matching if scope == "*" else scope in matching) and not sock.closed and not self.silent:
-                        await sock.send_str(frame)
+                        for _ in range(count):
+                            await sock.send_str(frame)
                         sent += 1
             return sent
 
@@ -196,14 +219,20 @@ class DialpadServer(LocalServer):
 
     @staticmethod
     def _frame(ws: _Websocket, event: Dict[str, Any]) -> str:
-        return jwt.encode(event, ws.secret, algorithm="HS256", headers={"typ": "JWT"}) if ws.secret else json.dumps(event)
+        if not ws.secret:
+            return json.dumps(event)
+        claims = json.dumps(event, separators=(",", ":")).encode()
+        return _JWS.encode(claims, ws.secret, algorithm="HS256", headers={"typ": "JWT"})
 
     def live_sockets(self) -> int:
         return sum(len(ws.sockets) for ws in self._websockets.values())
 
     async def on_restart(self) -> None:
+        # Sockets live in the process; websockets, subscriptions, rate-limit windows and keys are stored.
         for ws in self._websockets.values():
             ws.sockets.clear()
+        self._transports.clear()
+        self._scopes.clear()
 
     # -- REST --------------------------------------------------------------
     def routes(self, app: web.Application) -> None:

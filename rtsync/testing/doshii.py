@@ -1,35 +1,42 @@
 """A local Doshii App WebSocket v3 server: heartbeat pongs, the idle close, emit frames, devices, and fault controls.
 
-It follows protocols/doshii.md section 11 (its [assumed] defaults included):
+It reproduces the vendor's reference behaviour, filling the gaps the vendor's
+documentation leaves with stated assumptions (marked [assumed] below):
 `/app/socket/v3` and `/app/socket` with `?auth=<base64(client id)>` (an
 unknown id gets HTTP 401 at the upgrade, or 403, or an accepted socket closed
 with 1008, by `auth_failure`), optional `deviceId`; `{"doshii":{"pong":X,
 "version":"3.2.0"}}` for every ping; the socket closed with 1000 `idle_timeout`
-seconds after the client's last frame (90 s); events as `{"emit":[name,
-payload]}` (or the `event`/`type` shapes, or binary frames, for tolerance
-tests); no replay. Controls: `emit()`, `server_ping()`, `ignore_pings`,
-`drop()`, `restart()`, `silence()`, `close_all(code)`.
+seconds after the client's last frame (90 s, [assumed]); events as
+`{"emit":[name, payload]}` (or the `event`/`type` shapes, or binary frames,
+for tolerance tests); no replay. Controls: `publish()`, `server_ping()`,
+`ignore_pings`, `drop()`, `restart()`, `silence()`, `close_all(code)`.
 
-The device registry (section 4, `POST`, `GET`, `PUT`, `DELETE /partner/v3/devices`)
+The device registry (`POST`, `GET`, `PUT`, `DELETE /partner/v3/devices`)
 wants `Authorization: Bearer <HS256 JWT over {clientId, timestamp}>` signed
 with the client's secret (`client_secrets`), its timestamp within 10 minutes
 of now; else 401 `{"message": ...}`. Versions are opaque strings ("1", "2",
 ...), moved on by every PUT; a PUT with another version is 409, an unknown
 device 404. A socket opened with `deviceId=<doshiiId>` gets only the events
-its device lets through (section 9 #8, [assumed]): AND across the device's
-non-empty lists, OR within one, an empty list no restriction. The fields
-matched are [assumed]: `events` against the event name, `locationIds`
-against the payload's `locationId`, `terminals` against its `posTerminalId`
-and `channels` against its `channel`; a payload without the field fails a
+its device lets through ([assumed]): AND across the device's non-empty lists,
+OR within one, an empty list no restriction. The fields matched are
+[assumed]: `events` against the event name, `locationIds` against the
+payload's `locationId`, `terminals` against its `posTerminalId` and
+`channels` against its `channel`; a payload without the field fails a
 non-empty list. The device is looked up at every event, so an update applies
-to open sockets and a deleted device stops filtering. An unknown deviceId
-(or another client's) is ignored (#4); `reject_unknown_device` answers the
+to open sockets and a deleted device stops filtering. An unknown deviceId (or
+another client's) is ignored ([assumed]); `reject_unknown_device` answers the
 upgrade with HTTP 400 instead. Sockets per client id are unlimited and every
-event goes to each socket whose filter lets it through (#9).
+event goes to each socket whose filter lets it through ([assumed]).
+
+The shared shape: `url` (the socket URL, `ws://host:port/app/socket/v3`; the
+REST base is `rest_url`), `publish(name, payload)` (an emit), `drop()`, and
+`restart()` (the process restarting: every socket cut; registered devices are
+stored and stay). `socket_url` and `emit()` are deprecated aliases of `url`
+and `publish()`.
 
     with DoshiiServer(client_ids={"my-client-id"}) as server:
-        client = rtsync.DoshiiClient("my-client-id", url=server.socket_url)
-        server.emit("order_created", {"id": "3", "status": "pending"})
+        client = rtsync.DoshiiClient("my-client-id", url=server.url, rest_url=server.rest_url)
+        server.publish("order_created", {"id": "3", "status": "pending"})
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from urllib.parse import unquote
 import jwt
 from aiohttp import WSMsgType, web
 
-from ._server import LocalServer
+from ._server import LocalServer, deprecated, hs256_jws
 
 __all__ = ["DoshiiServer", "device_matches"]
 
@@ -64,10 +71,11 @@ SAMPLE_EVENTS = [
 
 CHANNELS = ("Pay@Table", "Order ahead", "Reservations", "Loyalty", "PIP", "MAR", "Resources", "GiftCards")
 LIST_FIELDS = ("events", "terminals", "channels", "locationIds")
+_JWS = hs256_jws()  # checks tokens with the client's secret as given, however short, without PyJWT's warning
 
 
 def device_matches(device: Mapping[str, Any], name: str, payload: Any) -> bool:
-    """Whether a device's criteria let event `name` with `payload` through (section 9 #8, [assumed] fields)."""
+    """Whether a device's criteria let event `name` with `payload` through (the fields matched are [assumed])."""
     fields = payload if isinstance(payload, dict) else {}
     for key, value in (("events", name), ("locationIds", fields.get("locationId")),
                        ("terminals", fields.get("posTerminalId")), ("channels", fields.get("channel"))):
@@ -126,18 +134,27 @@ class DoshiiServer(LocalServer):
         self._sockets: Dict[web.WebSocketResponse, Tuple[str, Optional[str]]] = {}  # -> (client id, deviceId)
 
     @property
-    def socket_url(self) -> str:
+    def url(self) -> str:
+        """What `DoshiiClient(url=...)` takes: the socket URL, `ws://host:port/app/socket/v3`."""
         return f"{self.ws_url}/app/socket/v3"
 
     @property
+    def socket_url(self) -> str:
+        """Deprecated alias of `url`."""
+        deprecated(".socket_url", ".url")
+        return self.url
+
+    @property
     def rest_url(self) -> str:
+        """What `DoshiiClient(rest_url=...)` takes: the REST API base, `http://host:port/partner/v3`."""
         return f"{self.http_url}/partner/v3"
 
     # -- test-thread API ---------------------------------------------------
-    def emit(self, name: str, payload: Any, shape: str = "emit", count: int = 1,
-             client_id: Optional[str] = None) -> int:
-        """Send an event to every connection (of `client_id` if given) whose device filter lets it through;
-        `shape` is emit, event, type or binary. Returns to how many connections."""
+    def publish(self, name: str, payload: Any, shape: str = "emit", count: int = 1,
+                client_id: Optional[str] = None) -> int:
+        """Emit one event, as Doshii does: `{"emit": [name, payload]}` to every connection (of `client_id` if
+        given) whose device filter lets it through, `count` times. `shape` is "emit", or "event", "type"
+        or "binary" for tolerance tests. Returns to how many connections it went."""
         if shape == "emit" or shape == "binary":
             frame = json.dumps({"emit": [name, payload]})
         else:
@@ -160,6 +177,12 @@ class DoshiiServer(LocalServer):
 
         return self.call(go)
 
+    def emit(self, name: str, payload: Any, shape: str = "emit", count: int = 1,
+             client_id: Optional[str] = None) -> int:
+        """Deprecated alias of `publish()`."""
+        deprecated(".emit()", ".publish()")
+        return self.publish(name, payload, shape, count, client_id)
+
     def send_raw(self, text: str) -> None:
         async def go() -> None:
             for ws in list(self.websockets):
@@ -176,6 +199,11 @@ class DoshiiServer(LocalServer):
                 await ws.close(code=code, message=message.encode())
 
         self.call(go)
+
+    async def on_restart(self) -> None:
+        # Sockets live in the process; devices (and the ids and versions they carry) are stored.
+        self._pinged.clear()
+        self._sockets.clear()
 
     # -- the server --------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -207,7 +235,7 @@ class DoshiiServer(LocalServer):
         if client_id is not None and owner != client_id:
             return False
         if not self._owns(owner, device_id):
-            return True  # no device, or one this server does not know: no filter ([assumed] #4)
+            return True  # no device, or one this server does not know: no filter ([assumed])
         assert device_id is not None
         return device_matches(self.devices[device_id], name, payload)
 
@@ -289,7 +317,7 @@ class DoshiiServer(LocalServer):
         if not isinstance(client_id, str) or client_id not in self.client_secrets:
             return _error(401, "Unknown clientId")
         try:
-            jwt.decode(token, self.client_secrets[client_id], algorithms=["HS256"])
+            _JWS.decode(token, self.client_secrets[client_id], algorithms=["HS256"])
         except jwt.InvalidTokenError:
             return _error(401, "Invalid token signature")
         stamp = claims.get("timestamp")

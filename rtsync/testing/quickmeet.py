@@ -1,6 +1,6 @@
 """A local QuickMeet.Chat: Rocket.Chat's realtime API over DDP, as the Meteor monolith or the ddp-streamer serves it.
 
-It follows protocols/quickmeet-ddp.md section 15. In the Meteor mode (default):
+It reproduces the vendor's reference behaviour. In the Meteor mode (default):
 `/websocket` with an optional leading `server_id` frame; `connect` first
 (else `error "Must connect first"`), version negotiation (`failed` + close);
 a fresh `session` every time and no replay; pings after `ping_interval`
@@ -17,20 +17,30 @@ undefined); streams with `ready`/`nosub` (`not-allowed`, 404,
 `invalid-event-name`) and `changed` events on (collection, eventName); EJSON
 dates; rate limits with `too-many-requests` shapes.
 
-`mode="streamer"` plays Rocket.Chat's ddp-streamer instead (sections 4, 7.2
-and 9.1): a ping about 30 ms after open, before any `connect`; no version
-check; anything but `connect` first, or a malformed method or sub, closes
-with 1002, invalid JSON with 1007, no pong in time with 4000 "TIMEOUT";
-unknown `msg` ignored; falsy results omitted; a duplicate sub id re-runs;
-`unsub` of an unknown id is silent; the newer `{"msg":"server_id"}` frame.
+`mode="streamer"` plays Rocket.Chat's ddp-streamer instead: a ping about
+30 ms after open, before any `connect`; no version check; anything but
+`connect` first, or a malformed method or sub, closes with 1002, invalid JSON
+with 1007, no pong in time with 4000 "TIMEOUT"; unknown `msg` ignored; falsy
+results omitted; a duplicate sub id re-runs; `unsub` of an unknown id is
+silent; the newer `{"msg":"server_id"}` frame.
 
-Controls: `post()` (another user writes), `edit()`, `add_room()`, `rename_room()`,
+The shared shape: `url` (the WebSocket URL, `ws://host:port/websocket`),
+`publish()` (another user's room message, or any stream event), `drop()`,
+and `restart()` (the process restarting: every session gone; users, rooms,
+messages and resume tokens are in the database and stay). `websocket_url`
+and `post()` are deprecated aliases of `url` and `publish()`.
+
+    with QuickMeetServer() as server:
+        client = rtsync.QuickMeetClient(url=server.url, username="alice", password="alice-password")
+        server.publish("GENERAL", "hello")                       # bob writes in GENERAL
+        server.publish("alice-id/notification", [{"title": "hi"}], stream="stream-notify-user")
+
+Other controls: `edit()`, `add_room()`, `rename_room()`,
 `remove_room()`, `mark_unread()` (each pushed on the members'
-`<uid>/rooms-changed` or `/subscriptions-changed`), `totp` (users whose
-login needs a second factor), `rate_limit()`,
+`<uid>/rooms-changed` or `/subscriptions-changed`), `notify_user()`, `totp`
+(users whose login needs a second factor), `rate_limit()`,
 `hold_results`, `mangle_errors` (errors as the broker passes them on:
-`"error": "User not found [403]"`), `drop()`, `restart()`, `close_all(code)`,
-`silence()`.
+`"error": "User not found [403]"`), `close_all(code)`, `silence()`.
 
 Users: `alice` / `alice-password` (id `alice-id`) and `bob` / `bob-password`;
 rooms `GENERAL` (everyone) and `private-room` (bob only).
@@ -46,11 +56,11 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple, Union, overload
 
 from aiohttp import WSMsgType, web
 
-from ._server import LocalServer
+from ._server import LocalServer, deprecated
 
 __all__ = ["QuickMeetServer"]
 
@@ -136,21 +146,60 @@ class QuickMeetServer(LocalServer):
         self._ids = itertools.count(1)
 
     @property
-    def websocket_url(self) -> str:
+    def url(self) -> str:
+        """What `QuickMeetClient(url=...)` takes: the WebSocket URL, `ws://host:port/websocket`."""
         return f"{self.ws_url}/websocket"
+
+    @property
+    def websocket_url(self) -> str:
+        """Deprecated alias of `url`."""
+        deprecated(".websocket_url", ".url")
+        return self.url
 
     @property
     def streamer(self) -> bool:
         return self.mode == "streamer"
 
     # -- test-thread API ---------------------------------------------------
+    @overload
+    def publish(self, target: str, body: str, user: str = "bob") -> Dict[str, Any]: ...
+
+    @overload
+    def publish(self, target: str, body: List[Any], *, stream: str) -> int: ...
+
+    def publish(self, target: str, body: Union[str, List[Any]], user: str = "bob", *,
+                stream: Optional[str] = None) -> Union[Dict[str, Any], int]:
+        """Send one event, in either of the two forms Rocket.Chat's realtime API has.
+
+        `publish(rid, text, user="bob")`: `user` writes `text` in room `rid`; the message is stored (so
+        `loadHistory` and `loadMissedMessages` find it) and pushed on `stream-room-messages`. Returns
+        the message.
+
+        `publish(event_name, args, stream=name)`: a `changed` frame with `args` on `(stream,
+        event_name)`, e.g. `stream="stream-notify-user"` with `"<uid>/notification"`; nothing is
+        stored. Returns to how many subscribed sessions it went."""
+        if stream is None:
+            if not isinstance(body, str):
+                raise TypeError("publish(rid, text): text is a str (pass stream= to send a stream event's args)")
+            text = body
+
+            async def message() -> Dict[str, Any]:
+                return await self._store(target, text, user)
+
+            return self.call(message)
+        if not isinstance(body, list):
+            raise TypeError("publish(event_name, args, stream=...): args is a list")
+        args = body
+
+        async def event() -> int:
+            return await self._emit(str(stream), target, args)
+
+        return self.call(event)
+
     def post(self, rid: str, text: str, user: str = "bob") -> Dict[str, Any]:
-        """Another user writes in a room: stored, then pushed to the room's subscribers."""
-
-        async def go() -> Dict[str, Any]:
-            return await self._store(rid, text, user)
-
-        return self.call(go)
+        """Deprecated alias of `publish(rid, text, user)`."""
+        deprecated(".post()", ".publish()")
+        return self.publish(rid, text, user)
 
     def edit(self, message_id: str, text: str) -> None:
         """Edit a message: Rocket.Chat re-sends it whole on stream-room-messages, with a new `_updatedAt`."""
@@ -219,7 +268,7 @@ class QuickMeetServer(LocalServer):
         return token
 
     async def on_restart(self) -> None:
-        self._sessions.clear()
+        self._sessions.clear()  # sessions live in the process; users, rooms, messages and tokens in MongoDB
 
     # -- the server --------------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -538,11 +587,14 @@ class QuickMeetServer(LocalServer):
             return self._member(session, event_name.split("/", 1)[0])
         return event_name.split("/", 1)[0] == self.users[session.user][1]
 
-    async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Optional[_Session] = None) -> None:
+    async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Optional[_Session] = None) -> int:
         frame = {"msg": "changed", "collection": stream, "id": "id", "fields": {"eventName": event_name, "args": args}}
+        sent = 0
         for session in list(self._sessions):
             if session is not skip and (stream, event_name) in session.subs.values():
                 await self._send(session, frame)
+                sent += 1
+        return sent
 
     def notify_user(self, username: str, notification: Dict[str, Any]) -> None:
         """Push a `<uid>/notification` to the user's subscribers."""

@@ -1,14 +1,14 @@
 """A local ActionCable server running a Chatwoot-style RoomChannel, as Voxsig does.
 
-It follows protocols/voxsig-actioncable.md section 14: `/cable` with
-subprotocol negotiation in the client's order, the Origin check (404
-`Page not found`), `welcome`, a `ping` every 3 s from one global timer,
-subscriptions keyed by the exact identifier string (a duplicate string is a
-silent no-op, another spelling a second subscription), silence for an invalid
-token or ids (the dead subscription stays registered), per-token and
-per-account streams, `update_presence` answered to the caller's token stream,
-malformed input only logged, no replay, and controls: `server_restart()`,
-`reject_connections`, `remote_disconnect()`, `drop()`, `restart()`,
+It reproduces the vendor's reference behaviour: `/cable` with subprotocol
+negotiation in the client's order, the Origin check (404 `Page not found`),
+`welcome`, a `ping` every 3 s from one global timer, subscriptions keyed by
+the exact identifier string (a duplicate string is a silent no-op, another
+spelling a second subscription), silence for an invalid token or ids (the
+dead subscription stays registered), per-token and per-account streams,
+`update_presence` answered to the caller's token stream, malformed input only
+logged, no replay, and controls: `server_restart()` (ActionCable's restart
+frame), `reject_connections`, `remote_disconnect()`, `drop()`, `restart()`,
 `silence()`, `pause_pings`, and the RoomChannel variants `reject_mode`
 (forks) and `old_shape` (stream first), with `hold_lookups` to widen the
 window before a confirm.
@@ -17,8 +17,14 @@ Tokens (override with `users=` / `contacts=`): `good-user-token` is user 1 in
 account 1; `good-contact-token` is contact 7 in account 1.
 
     with VoxsigServer() as server:
-        client = rtsync.VoxsigClient("good-user-token", 1, 1, url=server.cable_url)
-        server.broadcast("account_1", "message.created", {"id": 1, "content": "hi"})
+        client = rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.url)
+        server.publish("account_1", "message.created", {"id": 1, "content": "hi"})
+
+The shared shape: `url` (the cable URL, `ws://host:port/cable`),
+`publish(stream, event, data)` (a broadcast to a stream), `drop()`, and
+`restart()` (the Rails process restarting: every connection cut, its
+subscriptions gone; presence lives in Redis and stays). `cable_url` and
+`broadcast()` are deprecated aliases of `url` and `publish()`.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from aiohttp import WSMsgType, web
 
-from ._server import LocalServer
+from ._server import LocalServer, deprecated
 
 __all__ = ["VoxsigServer"]
 
@@ -54,7 +60,7 @@ class VoxsigServer(LocalServer):
     ping_interval: seconds between `ping` frames (3, like Rails).
     check_origin: refuse a foreign Origin with 404, as Rails does.
     reject_mode: answer bad subscriptions with reject_subscription (forks) instead of silence (Chatwoot).
-    old_shape: older Chatwoot's `subscribed` (reference section 9.2), which runs `stream_from pubsub_token` before
+    old_shape: older Chatwoot's `subscribed` (before the lookups moved first), which runs `stream_from pubsub_token` before
         the user/account lookups: the token stream is live before any confirm, so its broadcasts reach
         the client first, and when the lookups fail (bad token, wrong account_id or user_id) it stays
         live with no confirm ever: broadcasts leak to a subscription that is never confirmed. The
@@ -101,15 +107,31 @@ class VoxsigServer(LocalServer):
         self._held: List[Tuple[_Connection, str, Dict[str, Any]]] = []  # subscriptions parked by hold_lookups
 
     @property
-    def cable_url(self) -> str:
+    def url(self) -> str:
+        """What `VoxsigClient(url=...)` takes: the cable URL, `ws://host:port/cable`."""
         return f"{self.ws_url}/cable"
 
+    @property
+    def cable_url(self) -> str:
+        """Deprecated alias of `url`."""
+        deprecated(".cable_url", ".url")
+        return self.url
+
     # -- test-thread API ---------------------------------------------------
-    def broadcast(self, stream: str, event: str, data: Mapping[str, Any], account_id: int = 1) -> int:
-        """Send `{event, data + account_id}` to every subscription streaming `stream`; return how many got it."""
+    def publish(self, stream: str, event: str, data: Mapping[str, Any], account_id: int = 1) -> int:
+        """Broadcast one event to a stream, as Chatwoot's `ActionCable.server.broadcast(stream, ...)` does:
+        `{event, data + account_id}` goes to every subscription streaming `stream` (a pubsub token, or
+        `account_<id>`). Returns how many subscriptions got it."""
         return self.broadcast_raw(stream, {"event": event, "data": {**data, "account_id": account_id}})
 
+    def broadcast(self, stream: str, event: str, data: Mapping[str, Any], account_id: int = 1) -> int:
+        """Deprecated alias of `publish()`."""
+        deprecated(".broadcast()", ".publish()")
+        return self.publish(stream, event, data, account_id)
+
     def broadcast_raw(self, stream: str, message: Any, count: int = 1) -> int:
+        """Broadcast `message` exactly as given, `count` times, to every subscription streaming `stream`."""
+
         async def go() -> int:
             return await self._broadcast(stream, message, count)
 
@@ -135,7 +157,9 @@ class VoxsigServer(LocalServer):
         return self.call(go)
 
     def server_restart(self) -> None:
-        """What `ActionCable.server.restart` does: a disconnect frame (reconnect: true), then close 1000."""
+        """What `ActionCable.server.restart` does: a disconnect frame (reconnect: true), then close 1000.
+
+        This is the restart *frame* a live server sends; `restart()` is the process restarting."""
         self._disconnect_all({"type": "disconnect", "reason": "server_restart", "reconnect": True})
 
     def remote_disconnect(self, style: str = "7.1") -> None:
@@ -153,6 +177,7 @@ class VoxsigServer(LocalServer):
         self.call(go)
 
     async def on_restart(self) -> None:
+        # Connections and their subscriptions live in the process; presence (`_online`) is in Redis.
         self._connections.clear()
         self._held.clear()
 
