@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-import time
-from typing import IO, Any, Callable
+from typing import List
 
-from ...errors import ConfigurationError
-from ...policy import Backoff
-from .client import DEFAULT_URL, VoxsigClient
+from ..errors import ConfigurationError
+from ..events import Event
+from ..policy import Backoff
+from ..vendors.voxsig.client import DEFAULT_URL, VoxsigClient
+from .demo import Demo, local_servers
 
 HELP = "Voxsig (ActionCable RoomChannel: agent or contact pubsub token)"
 TOKEN_ENV = "RTSYNC_VOXSIG_TOKEN"
+SECRETS = {"token": TOKEN_ENV}
 
 
 def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> None:
@@ -31,48 +33,32 @@ def make_client(args: argparse.Namespace) -> VoxsigClient:
     token = args.token or os.environ.get(TOKEN_ENV)
     if not token:
         raise ConfigurationError(f"no token: pass --token or set {TOKEN_ENV}")
-    return VoxsigClient(token, args.account_id, args.user_id, url=args.url, origin=args.origin,
-                        presence_interval=args.presence_interval)
+    return VoxsigClient(token, account_id=args.account_id, user_id=args.user_id, url=args.url,
+                        origin=args.origin, presence_interval=args.presence_interval)
 
 
-def demo(out: IO[str], duration: float) -> int:
+def demo(run: Demo) -> None:
     """A local ActionCable server, an agent listening, a short conversation, a server restart, more."""
-    from ...cli import printer
-    from ...testing.voxsig import VoxsigServer
+    servers = local_servers("voxsig")
+    with servers.VoxsigServer(ping_interval=1.0) as server:
+        client = run.watch(VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.cable_url,
+                                        presence_interval=2.0, backoff=Backoff(base=0.2, cap=1.0)))
+        connects: List[Event] = []
+        lock = threading.Lock()
 
-    with VoxsigServer(ping_interval=1.0) as server:
-        client = VoxsigClient("good-user-token", 1, 1, url=server.cable_url, presence_interval=2.0,
-                              backoff=Backoff(base=0.2, cap=1.0))
-        client.on("*", printer(out))
-        connections = []
-        again = threading.Event()
+        def count(event: Event) -> None:
+            with lock:
+                connects.append(event)
 
-        def on_connected(event: Any) -> None:
-            connections.append(event)
-            if len(connections) > 1:
-                again.set()
-
-        client.on("rtsync.connected", on_connected)
-        deadline = time.monotonic() + duration
+        client.on("rtsync.connected", count)
         with client:
-            if not _wait(lambda: connections, deadline):
-                return 1
+            run.wait(lambda: connects, "the client did not connect", client)
             server.broadcast("account_1", "conversation.created", {"id": 42, "status": "open"})
             server.broadcast("good-user-token", "conversation.typing_on",
                              {"conversation": {"id": 42}, "user": {"id": 7, "name": "Ann"}, "is_private": False})
             server.broadcast("account_1", "message.created", {"id": 1, "conversation_id": 42, "content": "Hello!"})
-            time.sleep(0.3)
+            run.pause(0.3)
             server.server_restart()  # the client reconnects, resubscribes and tells us it did
-            if not again.wait(max(0.0, deadline - time.monotonic())):
-                return 1
+            run.wait(lambda: len(connects) > 1, "the client did not reconnect", client)
             server.broadcast("account_1", "message.created", {"id": 2, "conversation_id": 42, "content": "Back!"})
-            time.sleep(0.3)
-    return 0
-
-
-def _wait(predicate: Callable[[], Any], deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+            run.pause(0.3)

@@ -5,21 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-import time
-from typing import IO
 
-from ...errors import ConfigurationError
-from ...policy import Backoff
-from .client import ENVIRONMENTS, DoshiiClient
+from ..errors import ConfigurationError
+from ..events import Event
+from ..policy import Backoff
+from ..vendors.doshii.client import ENVIRONMENTS, DoshiiClient
+from .demo import Demo, local_servers
 
 HELP = "Doshii (App WebSocket v3: heartbeat, emit events)"
 CLIENT_ID_ENV = "RTSYNC_DOSHII_CLIENT_ID"
+SECRETS = {"client_id": CLIENT_ID_ENV}
 
 
 def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> None:
     parser.add_argument("--client-id", default=None,
                         help=f"Doshii client id (default: ${CLIENT_ID_ENV}; prefer the variable)")
-    parser.add_argument("--environment", choices=ENVIRONMENTS, default="sandbox")
+    parser.add_argument("--environment", choices=ENVIRONMENTS, default="sandbox",
+                        help="which Doshii to connect to (default: sandbox)")
     parser.add_argument("--device-id", default=None, help="a registered device's doshiiId (filters events)")
     parser.add_argument("--app-version", default="rtsync-cli", help="sent with every heartbeat")
     parser.add_argument("--url", default=None, help="override the socket URL")
@@ -33,26 +35,26 @@ def make_client(args: argparse.Namespace) -> DoshiiClient:
                         app_version=args.app_version, url=args.url)
 
 
-def demo(out: IO[str], duration: float) -> int:
+def demo(run: Demo) -> None:
     """A local Doshii server, an app listening, an order's life, a dropped link, the heartbeat at work."""
-    from ...cli import printer
-    from ...testing.doshii import SAMPLE_EVENTS, DoshiiServer
+    servers = local_servers("doshii")
+    with servers.DoshiiServer(client_ids={"demo-client-id"}) as server:
+        client = run.watch(DoshiiClient("demo-client-id", url=server.socket_url, app_version="rtsync-demo",
+                                        ping_interval=1.0, backoff=Backoff(base=0.2, cap=1.0)))
+        connects = []
+        lock = threading.Lock()
 
-    with DoshiiServer(client_ids={"demo-client-id"}) as server:
-        client = DoshiiClient("demo-client-id", url=server.socket_url, app_version="rtsync-demo",
-                              heartbeat_interval=1.0, backoff=Backoff(base=0.2, cap=1.0))
-        client.on("*", printer(out))
-        connected = threading.Semaphore(0)
-        client.on("rtsync.connected", lambda e: connected.release())
+        def count(event: Event) -> None:
+            with lock:
+                connects.append(event)
+
+        client.on("rtsync.connected", count)
         with client:
-            if not connected.acquire(timeout=min(10.0, duration)):
-                return 1
-            for name, payload in SAMPLE_EVENTS[:2]:
+            run.wait(lambda: connects, "the client did not connect", client)
+            for name, payload in servers.SAMPLE_EVENTS[:2]:
                 server.emit(name, payload)
-            time.sleep(0.3)
+            run.pause(0.3)
             server.drop()  # Doshii replays nothing: the app is told it reconnected
-            if not connected.acquire(timeout=max(0.1, duration - 2)):
-                return 1
-            server.emit(*SAMPLE_EVENTS[2])
-            time.sleep(0.3)
-    return 0
+            run.wait(lambda: len(connects) > 1, "the client did not reconnect", client)
+            server.emit(*servers.SAMPLE_EVENTS[2])
+            run.pause(0.3)

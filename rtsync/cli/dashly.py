@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
-import time
-from typing import IO
 
-from ...checkpoint import FileCheckpoint
-from ...errors import ConfigurationError
-from ...policy import Backoff
-from .client import DEFAULT_URL, TRANSPORTS, DashlyClient
+from ..checkpoint import FileCheckpoint
+from ..errors import ConfigurationError
+from ..policy import Backoff
+from ..vendors.dashly.client import DEFAULT_URL, TRANSPORTS, DashlyClient
+from .demo import Demo, local_servers
+from .output import Output
 
 HELP = "Dashly Realtime Services (push stream: websocket, longpoll, shortpoll)"
 TOKEN_ENV = "RTSYNC_DASHLY_TOKEN"
+SECRETS = {"token": TOKEN_ENV}
 
 
 def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> None:
@@ -26,9 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> Non
     parser.add_argument("--url", default=DEFAULT_URL, help=f"base URL (default {DEFAULT_URL})")
     if polling:
         parser.add_argument("--checkpoint", required=True, metavar="FILE",
-                            help="file holding the resume cursor between runs")
+                            help="file holding the resume cursor between runs; the first run records "
+                                 "the current position and prints nothing")
     else:
-        parser.add_argument("--transport", choices=TRANSPORTS, default="websocket")
+        parser.add_argument("--transport", choices=TRANSPORTS, default="websocket",
+                            help="websocket (default), longpoll or shortpoll (every 3 s)")
         parser.add_argument("--checkpoint", default=None, metavar="FILE",
                             help="resume from / save the cursor to this file")
 
@@ -42,53 +46,47 @@ def _token(args: argparse.Namespace) -> str:
 
 def make_client(args: argparse.Namespace) -> DashlyClient:
     checkpoint = FileCheckpoint(args.checkpoint) if args.checkpoint else None
-    return DashlyClient(_token(args), args.channel, transport=args.transport, url=args.url,
+    return DashlyClient(_token(args), channels=args.channel, transport=args.transport, url=args.url,
                         checkpoint=checkpoint)
 
 
-def poll(args: argparse.Namespace, out: IO[str]) -> int:
-    from ...cli import printer
-
-    client = DashlyClient(_token(args), args.channel, transport="shortpoll", url=args.url,
-                          checkpoint=FileCheckpoint(args.checkpoint))
-    client.on("*", printer(out))
+def poll(args: argparse.Namespace, output: Output) -> int:
+    checkpoint = FileCheckpoint(args.checkpoint)
+    first_run = checkpoint.load() is None
+    client = DashlyClient(_token(args), channels=args.channel, transport="shortpoll", url=args.url,
+                          checkpoint=checkpoint)
+    client.on("*", output)
     client.poll_once()
+    if first_run and checkpoint.load() is not None and not output.closed.is_set():
+        print(f"rtsync: no cursor in {checkpoint.path} yet: recorded the current position; "
+              "the next run prints what is published after it", file=sys.stderr)
     return 0
 
 
-def demo(out: IO[str], duration: float) -> int:
-    """Start a local push stream server, listen over WebSocket, publish a short conversation, exit."""
-    from ...cli import printer
-    from ...testing.dashly import DashlyServer
-
+def demo(run: Demo) -> None:
+    """Start a local push stream server, listen over WebSocket, publish a short conversation, drop, resume."""
+    servers = local_servers("dashly")
     channels = ["conversation_reply.100", "conversation_typing.100", "user_presence_changed.100"]
-    with DashlyServer(tokens={"demo-token"}, ping_interval=1.0) as server:
-        client = DashlyClient("demo-token", channels, url=server.http_url,
-                              backoff=Backoff(base=0.2, cap=1.0))
-        client.on("*", printer(out))
-        connected, resumed = threading.Event(), threading.Event()
-        client.on("rtsync.connected", lambda e: connected.set())
-        client.on("conversation_reply.100",
-                  lambda e: resumed.set() if e.data.get("text") == _AWAY else None)
+    with servers.DashlyServer(tokens={"demo-token"}, ping_interval=1.0) as server:
+        client = run.watch(DashlyClient("demo-token", channels=channels, url=server.http_url,
+                                        backoff=Backoff(base=0.1, cap=0.5)))
+        resumed = threading.Event()
+        client.on("conversation_reply.100", lambda e: resumed.set() if e.data.get("text") == _AWAY else None)
         script = [
             ("user_presence_changed.100", {"user_id": 7, "presence": "online"}),
             ("conversation_typing.100", {"conversation": 42, "user_id": 7}),
             ("conversation_reply.100", {"conversation": 42, "text": "Hello! Is anyone there?"}),
             ("conversation_reply.100", {"conversation": 42, "text": "Hi, how can we help?"}),
         ]
-        deadline = time.monotonic() + duration
         with client:
-            if not connected.wait(min(10.0, duration)):
-                return 1
+            run.wait(lambda: client.connected, "the client did not connect", client)
             for channel, body in script:
                 server.publish(channel, body)
-                time.sleep(min(0.3, max(0.0, deadline - time.monotonic())))
+                run.pause(min(0.3, run.duration / 20))
             # A dropped connection mid-conversation: the client resumes from its cursor.
             server.drop()
             server.publish("conversation_reply.100", {"conversation": 42, "text": _AWAY})
-            if not resumed.wait(max(0.0, deadline - time.monotonic())):
-                return 1
-    return 0
+            run.wait(resumed, "the client did not reconnect and resume", client)
 
 
 _AWAY = "(sent while the connection was down: recovered by resume)"

@@ -1,0 +1,241 @@
+"""The `rtsync` command: listen to a vendor, poll for cron, or run the demo against a bundled local server.
+
+Each vendor has a module here, `rtsync/cli/<name>.py`, with:
+
+- `HELP: str` — one line for `rtsync listen --help`;
+- `SECRETS: dict` — the options (argparse dests) and variables holding its credentials,
+  masked in anything the command prints;
+- `add_arguments(parser, polling=False)` — its options for `listen` (and for `poll`
+  when the vendor offers `poll(args, output) -> int`);
+- `make_client(args) -> rtsync.Client` — the configured client;
+- `demo(run)` — start its local server (loaded through `demo.local_servers`, the
+  only door to `rtsync.testing`), print what a client receives, finish within
+  `run.duration` seconds or raise `DemoFailed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType, ModuleType
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
+
+from ..checkpoint import FileCheckpoint
+from ..errors import AuthenticationError, ConfigurationError, RtsyncError
+from ..redact import redact
+from . import dashly, dialpad, doshii, quickmeet, voxsig
+from .demo import Demo, DemoFailed, TestingMissing
+from .output import Output, OutputClosed, event_json
+
+__all__ = ["event_json", "main"]
+
+VENDORS: Dict[str, ModuleType] = {
+    "dashly": dashly, "voxsig": voxsig, "quickmeet": quickmeet, "dialpad": dialpad, "doshii": doshii,
+}
+
+OK, FAILED, USAGE, AUTHENTICATION, CONFIGURATION, NO_TESTING_EXTRA = 0, 1, 2, 3, 4, 5
+
+EPILOG = """\
+exit status:
+  0    ok (also when the reader of the output goes away, as with | head)
+  1    runtime failure: the network gave up, the retry budget ran out, the demo could not finish
+  2    usage error
+  3    authentication refused (rtsync.AuthenticationError)
+  4    configuration error (rtsync.ConfigurationError): missing credential, bad option, bad checkpoint
+  5    rtsync demo without the testing extra: pip install 'rtsync[testing]'
+  130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP: after a clean stop
+
+Events print as one JSON object per line on stdout. Errors print once, as one line on
+stderr; an error that ends the command is not repeated as a JSON line. Credentials are
+best passed in the RTSYNC_* variables: command lines are visible to other users.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="rtsync", epilog=EPILOG,
+                     description="Listen to a vendor's real-time API, poll it for cron, or run a demo "
+                                 "against a bundled local server.")
+    parser.add_argument("--version", action="version", version=f"rtsync {__version__}",
+                        help="print the version and exit")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (rtsync COMMAND --help for its options)")
+
+    listen = sub.add_parser("listen", help="print one JSON object per event until Ctrl-C",
+                            description="Print one JSON object per event until Ctrl-C or SIGTERM.",
+                            epilog=EPILOG)
+    listen_vendors = listen.add_subparsers(dest="vendor", required=True, metavar="VENDOR",
+                                         help="whose API (rtsync listen VENDOR --help for its options)")
+    for name, module in VENDORS.items():
+        p = listen_vendors.add_parser(name, help=module.HELP, description=module.HELP, epilog=EPILOG)
+        module.add_arguments(p)
+        p.add_argument("--event", action="append", default=None, metavar="PATTERN",
+                       help="only print events matching this glob on name or channel "
+                            "(repeatable; default: all, rtsync.* lifecycle events included)")
+
+    poll = sub.add_parser("poll", help="one poll for cron jobs: print new events and exit",
+                          description="One poll for cron jobs: print the events published since "
+                                      "the last run and exit.", epilog=EPILOG)
+    poll_vendors = poll.add_subparsers(dest="vendor", required=True, metavar="VENDOR",
+                                         help="whose API (rtsync poll VENDOR --help for its options)")
+    for name, module in VENDORS.items():
+        if hasattr(module, "poll"):
+            p = poll_vendors.add_parser(name, help=module.HELP, description=module.HELP, epilog=EPILOG)
+            module.add_arguments(p, polling=True)
+
+    demo = sub.add_parser("demo", help="run a client against the bundled local server; exits by itself",
+                          description="Run a client against a local server (needs the testing extra: "
+                                      "pip install 'rtsync[testing]') and print what it receives.",
+                          epilog=EPILOG)
+    demo.add_argument("vendor", nargs="?", default="dashly", choices=list(VENDORS),
+                      help="which vendor's local server and client to run (default: dashly)")
+    demo.add_argument("--duration", type=_positive, default=10.0,
+                      help="seconds at most to run (default 10)")
+    return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Never echo values: a mistyped --token option would otherwise print the token that follows it.
+        shown = [a.split("=", 1)[0] for a in extra if a.startswith("-")]
+        hidden = len(extra) - len(shown)
+        parser.error("unrecognized arguments: " + " ".join(shown)
+                     + (f"{' and ' if shown else ''}{hidden} value(s) (not shown)" if hidden else ""))
+    return args
+
+
+def _secrets(args: argparse.Namespace) -> List[str]:
+    module = VENDORS.get(getattr(args, "vendor", None) or "")
+    found: List[str] = []
+    for dest, env in getattr(module, "SECRETS", {}).items():
+        found += [v for v in (getattr(args, dest, None), os.environ.get(env)) if v]
+    return found
+
+
+def _logging(verbose: int) -> None:
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if verbose > 1 else logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s %(message)s",
+            stream=sys.stderr,
+        )
+    elif not logging.getLogger("rtsync").handlers:
+        # The command reports errors itself, once; without -v the library's warnings would repeat them.
+        logging.getLogger("rtsync").addHandler(logging.NullHandler())
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[List[int]]:
+    """SIGTERM and SIGHUP take Ctrl-C's path (a clean stop); the library itself installs no handler.
+
+    Yields the list of signals caught; a second one while stopping interrupts the stop itself.
+    """
+    caught: List[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, interrupt) for s in wanted}
+    try:
+        yield caught
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _listen(module: ModuleType, args: argparse.Namespace, output: Output) -> None:
+    client = module.make_client(args)
+    for pattern in args.event or ["*"]:
+        client.on(pattern, output)
+    output.on_close(client.stop)  # from the printing callback: stops the link, ends the dispatcher
+    try:
+        client.run_forever()  # returns after Ctrl-C (our signals included) or a stop, raises a fatal error
+    except KeyboardInterrupt:  # a signal before run_forever's own handling began
+        client.stop()
+        raise
+
+
+def _run(args: argparse.Namespace, output: Output) -> int:
+    module = VENDORS[args.vendor]
+    if args.command == "demo":
+        module.demo(Demo(output, args.duration, args.vendor))
+        return OK
+    if args.command == "poll":
+        return int(module.poll(args, output))
+    _listen(module, args, output)
+    return OK
+
+
+def main(argv: Optional[Sequence[str]] = None, out: Optional[IO[str]] = None) -> int:
+    """Run the command; returns the exit status (see `rtsync --help`)."""
+    try:
+        args = _parse(_parser(), argv)
+    except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
+        return exc.code if isinstance(exc.code, int) else USAGE
+    _logging(args.verbose)
+    checkpoint = getattr(args, "checkpoint", None)
+    output = Output(sys.stdout if out is None else out,
+                    FileCheckpoint(checkpoint) if checkpoint and args.command != "demo" else None)
+    secrets = _secrets(args)
+    code = OK
+    try:
+        with _signals() as caught:
+            try:
+                code = _run(args, output)
+            except KeyboardInterrupt:  # arrived outside run_forever (connecting, demo, poll)
+                caught.append(signal.SIGINT)
+    except OutputClosed:
+        pass
+    except TestingMissing as exc:
+        return _fail(str(exc), NO_TESTING_EXTRA, secrets)
+    except DemoFailed as exc:
+        return _fail(str(exc), FAILED, secrets)
+    except RtsyncError as exc:  # our messages carry no secrets; _fail masks argv's anyway
+        code = AUTHENTICATION if isinstance(exc, AuthenticationError) else (
+            CONFIGURATION if isinstance(exc, ConfigurationError) else FAILED)
+        return _fail(f"rtsync: {type(exc).__name__}: {exc}", code, secrets)
+    except OSError as exc:  # e.g. stdout or a checkpoint's disk failing: say so in one line
+        return _fail(f"rtsync: {exc}", FAILED, secrets)
+    finally:
+        output.restore()
+    if caught:
+        return 128 + caught[0]
+    return OK if output.closed.is_set() else code
+
+
+def _fail(message: str, code: int, secrets: Sequence[str]) -> int:
+    line = redact(" ".join(message.split()), secrets)
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return code

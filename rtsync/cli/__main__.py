@@ -1,0 +1,7 @@
+"""`python -m rtsync.cli ...` is the `rtsync` command, like `python -m rtsync ...`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
