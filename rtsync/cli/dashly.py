@@ -68,7 +68,7 @@ def demo(run: Demo) -> None:
     servers = local_servers("dashly")
     channels = ["conversation_reply.100", "conversation_typing.100", "user_presence_changed.100"]
     with servers.DashlyServer(tokens={"demo-token"}, ping_interval=1.0) as server:
-        client = run.watch(DashlyClient("demo-token", channels=channels, url=server.http_url,
+        client = run.watch(DashlyClient("demo-token", channels=channels, url=server.url,
                                         backoff=Backoff(base=0.1, cap=0.5)))
         resumed = threading.Event()
         client.on("conversation_reply.100", lambda e: resumed.set() if e.data.get("text") == _AWAY else None)

@@ -42,7 +42,7 @@ def demo(run: Demo) -> None:
     """A local Dialpad issuing 2-second tokens; a call rings, connects and hangs up across refreshes."""
     servers = local_servers("dialpad")
     with servers.DialpadServer(api_keys={"demo-key"}, token_lifetime=2.0) as server:
-        client = run.watch(DialpadClient("demo-key", url=server.http_url,
+        client = run.watch(DialpadClient("demo-key", url=server.url,
                                          secret="demo-secret-for-hs256-signed-events", refresh_margin=1.0,
                                          backoff=Backoff(base=0.2, cap=1.0)))
         with client:

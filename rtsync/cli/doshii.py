@@ -39,7 +39,7 @@ def demo(run: Demo) -> None:
     """A local Doshii server, an app listening, an order's life, a dropped link, the heartbeat at work."""
     servers = local_servers("doshii")
     with servers.DoshiiServer(client_ids={"demo-client-id"}) as server:
-        client = run.watch(DoshiiClient("demo-client-id", url=server.socket_url, app_version="rtsync-demo",
+        client = run.watch(DoshiiClient("demo-client-id", url=server.url, app_version="rtsync-demo",
                                         ping_interval=1.0, backoff=Backoff(base=0.2, cap=1.0)))
         connects = []
         lock = threading.Lock()
@@ -52,9 +52,9 @@ def demo(run: Demo) -> None:
         with client:
             run.wait(lambda: connects, "the client did not connect", client)
             for name, payload in servers.SAMPLE_EVENTS[:2]:
-                server.emit(name, payload)
+                server.publish(name, payload)
             run.pause(0.3)
             server.drop()  # Doshii replays nothing: the app is told it reconnected
             run.wait(lambda: len(connects) > 1, "the client did not reconnect", client)
-            server.emit(*servers.SAMPLE_EVENTS[2])
+            server.publish(*servers.SAMPLE_EVENTS[2])
             run.pause(0.3)

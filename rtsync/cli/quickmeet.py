@@ -41,14 +41,14 @@ def demo(run: Demo) -> None:
     """A local DDP server; alice follows GENERAL, bob writes, the link drops, the gap is filled."""
     servers = local_servers("quickmeet")
     with servers.QuickMeetServer(ping_interval=2.0) as server:
-        client = run.watch(QuickMeetClient("alice", "alice-password", url=server.websocket_url,
+        client = run.watch(QuickMeetClient("alice", "alice-password", url=server.url,
                                            backoff=Backoff(base=0.2, cap=1.0)))
         with client:
             run.wait(lambda: client.connected, "the client did not log in", client)
             client.subscribe_room_messages("GENERAL")
             client.send_message("GENERAL", "Hi everyone!")
-            server.post("GENERAL", "Hello alice", user="bob")
+            server.publish("GENERAL", "Hello alice", user="bob")
             run.pause(0.2)
             server.drop()  # bob writes while alice is away: the gap fill brings it back
-            server.post("GENERAL", "(written while alice was disconnected)", user="bob")
+            server.publish("GENERAL", "(written while alice was disconnected)", user="bob")
             run.pause(1.5)

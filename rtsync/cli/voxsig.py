@@ -41,7 +41,7 @@ def demo(run: Demo) -> None:
     """A local ActionCable server, an agent listening, a short conversation, a server restart, more."""
     servers = local_servers("voxsig")
     with servers.VoxsigServer(ping_interval=1.0) as server:
-        client = run.watch(VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.cable_url,
+        client = run.watch(VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.url,
                                         presence_interval=2.0, backoff=Backoff(base=0.2, cap=1.0)))
         connects: List[Event] = []
         lock = threading.Lock()
@@ -53,12 +53,12 @@ def demo(run: Demo) -> None:
         client.on("rtsync.connected", count)
         with client:
             run.wait(lambda: connects, "the client did not connect", client)
-            server.broadcast("account_1", "conversation.created", {"id": 42, "status": "open"})
-            server.broadcast("good-user-token", "conversation.typing_on",
+            server.publish("account_1", "conversation.created", {"id": 42, "status": "open"})
+            server.publish("good-user-token", "conversation.typing_on",
                              {"conversation": {"id": 42}, "user": {"id": 7, "name": "Ann"}, "is_private": False})
-            server.broadcast("account_1", "message.created", {"id": 1, "conversation_id": 42, "content": "Hello!"})
+            server.publish("account_1", "message.created", {"id": 1, "conversation_id": 42, "content": "Hello!"})
             run.pause(0.3)
             server.server_restart()  # the client reconnects, resubscribes and tells us it did
             run.wait(lambda: len(connects) > 1, "the client did not reconnect", client)
-            server.broadcast("account_1", "message.created", {"id": 2, "conversation_id": 42, "content": "Back!"})
+            server.publish("account_1", "message.created", {"id": 2, "conversation_id": 42, "content": "Back!"})
             run.pause(0.3)

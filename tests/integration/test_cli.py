@@ -62,7 +62,7 @@ def test_listen_prints_json_lines_and_stops_on_ctrl_c() -> None:
     with DashlyServer(tokens={"tok"}) as server:
         env = dict(os.environ, RTSYNC_DASHLY_TOKEN="tok")
         proc = subprocess.Popen(
-            rtsync_cmd() + ["-v", "listen", "dashly", "--channel", "c.1", "--url", server.http_url,
+            rtsync_cmd() + ["-v", "listen", "dashly", "--channel", "c.1", "--url", server.url,
                             "--event", "c.*"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
         )

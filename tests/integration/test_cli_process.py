@@ -60,7 +60,7 @@ def test_listen_piped_to_head_ends_quietly_with_0() -> None:
         _publishing(server, stop)
         try:
             t0 = time.monotonic()
-            done = _pipeline(f"{SHELL_RTSYNC} listen dashly --channel c.1 --url {server.http_url} "
+            done = _pipeline(f"{SHELL_RTSYNC} listen dashly --channel c.1 --url {server.url} "
                              "--event 'c.*' | head -1", _env(RTSYNC_DASHLY_TOKEN=TOKEN))
         finally:
             stop.set()
@@ -81,7 +81,7 @@ def test_poll_piped_to_head_keeps_the_unread_events_for_the_next_run(tmp_path: P
     cp = tmp_path / "cursor.json"
     env = _env(RTSYNC_DASHLY_TOKEN=TOKEN)
     with DashlyServer(tokens={TOKEN}, store_size=3000) as server:
-        cmd = f"{SHELL_RTSYNC} poll dashly --channel c.1 --url {server.http_url} --checkpoint {cp}"
+        cmd = f"{SHELL_RTSYNC} poll dashly --channel c.1 --url {server.url} --checkpoint {cp}"
         first = _pipeline(cmd, env)
         assert _split(first) == (0, [f"rtsync: no cursor in {cp} yet: recorded the current position; "
                                      "the next run prints what is published after it"])
@@ -98,7 +98,7 @@ def test_poll_piped_to_head_keeps_the_unread_events_for_the_next_run(tmp_path: P
 
 def test_sigterm_stops_the_client_cleanly_and_exits_143() -> None:
     with DashlyServer(tokens={TOKEN}) as server:
-        proc = subprocess.Popen(RTSYNC + ["-v", "listen", "dashly", "--channel", "c.1", "--url", server.http_url],
+        proc = subprocess.Popen(RTSYNC + ["-v", "listen", "dashly", "--channel", "c.1", "--url", server.url],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=_env(RTSYNC_DASHLY_TOKEN=TOKEN))
         try:
@@ -115,7 +115,7 @@ def test_sigterm_stops_the_client_cleanly_and_exits_143() -> None:
 def test_refused_credentials_exit_3_with_one_line_on_stderr() -> None:
     with DashlyServer(tokens={"other"}) as server:
         done = subprocess.run(RTSYNC + ["listen", "dashly", "--token", TOKEN, "--channel", "c.1",
-                                        "--url", server.http_url],
+                                        "--url", server.url],
                               capture_output=True, text=True, env=_env(), timeout=9)
     assert done.returncode == 3
     assert done.stdout == ""  # the fatal error is not repeated as JSON lines
