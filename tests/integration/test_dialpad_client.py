@@ -124,7 +124,7 @@ def test_api_key_and_url_token_never_leak(server: DialpadServer, caplog: pytest.
         time.sleep(1.5)  # reconnect plus a refresh
     tokens = [t for t in c._secrets if t.count(".") == 2]  # noqa: SLF001 - the URL tokens it learned
     assert tokens
-    assert main(["-vv", "listen", "dialpad", "--api-key", "wrong-" + KEY, "--base-url", server.http_url]) == 2
+    assert main(["-vv", "listen", "dialpad", "--api-key", "wrong-" + KEY, "--base-url", server.http_url]) == 3
     out, err = capsys.readouterr()
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + out + err
     assert "/events/***" in text  # we do log where we connect, redacted

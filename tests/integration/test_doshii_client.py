@@ -177,7 +177,7 @@ def test_client_id_never_leaks(server: DoshiiServer, caplog: pytest.LogCaptureFi
     bad = rtsync.DoshiiClient(CLIENT_ID + "x", url=server.socket_url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError) as info:
         bad.run_forever()
-    assert main(["-vv", "listen", "doshii", "--client-id", CLIENT_ID + "x", "--url", server.socket_url]) == 2
+    assert main(["-vv", "listen", "doshii", "--client-id", CLIENT_ID + "x", "--url", server.socket_url]) == 3
     out, err = capsys.readouterr()
     secrets = [CLIENT_ID, base64.b64encode(CLIENT_ID.encode()).decode()]
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + str(info.value) + out + err

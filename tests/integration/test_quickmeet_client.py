@@ -138,7 +138,7 @@ def test_secrets_never_leak(server: QuickMeetServer, caplog: pytest.LogCaptureFi
     with pytest.raises(rtsync.AuthenticationError) as info:
         bad.run_forever()
     assert main(["-vv", "listen", "quickmeet", "--url", server.websocket_url, "--username", "alice",
-                 "--password", "cli-secret-password"]) == 2
+                 "--password", "cli-secret-password"]) == 3
     out, err = capsys.readouterr()
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + str(info.value) + out + err
     for secret in ["alice-password", hashlib.sha256(b"alice-password").hexdigest(), token,

@@ -52,7 +52,7 @@ def test_cli_output_and_errors_never_show_the_token(capsys: pytest.CaptureFixtur
         code = main(["-vv", "poll", "dashly", "--token", TOKEN, "--channel", "c.1", "--url", server.http_url,
                      "--checkpoint", str(tmp_path / "cp.json")])
     out, err = capsys.readouterr()
-    assert code == 2 and "AuthenticationError" in err
+    assert code == 3 and "AuthenticationError" in err
     assert TOKEN not in out + err
 
 
