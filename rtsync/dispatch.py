@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
@@ -238,6 +239,7 @@ class Dispatcher:
             report = Event.make(
                 ERROR,
                 provider=event.provider,
+                received_at=datetime.now(timezone.utc),
                 data={
                     "error": f"{type(exc).__name__}: {_text(exc)}",
                     "callback": _describe(fn),

@@ -575,6 +575,7 @@ class Engine:
         dispatcher = self._dispatcher
         if dispatcher is None:
             return
+        ev.stamp(events, datetime.now(timezone.utc))  # protocols read no clock: received_at is set here
         for event in events:
             if not event.name.startswith("rtsync."):
                 self._counts["events"] += 1

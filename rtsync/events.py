@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import (
     Any,
     Callable,
     Dict,
+    Iterable,
     List,
     Optional,
     Set,
     Tuple,
     Type,
+    TypeVar,
     Union,
 )
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 __all__ = [
     "CONNECTED",
@@ -28,6 +30,7 @@ __all__ = [
     "Callback",
     "Event",
     "register_view",
+    "stamp",
 ]
 
 log = logging.getLogger("rtsync.events")
@@ -50,32 +53,53 @@ def register_view(provider: str, pattern: str, model: Type[BaseModel]) -> None:
     _VIEWS.append((provider, pattern, model))
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class Event(BaseModel):
-    """One decoded event, vendor or lifecycle.
+class Event:
+    """One decoded event, vendor or lifecycle; frozen.
 
     `name` is what `on()` matches first; `channel` is the vendor's channel or
     stream (None where the vendor has none); `data` is the decoded payload;
-    `raw` is the frame as received. `typed` parses `data` with the vendor's
-    pydantic model where one is registered, else returns None.
+    `raw` is the frame as received; `received_at` is when the engine queued it
+    (UTC). `typed` parses `data` with the vendor's pydantic model where one is
+    registered, else returns None.
+
+    A plain object rather than a pydantic model: our decoders build up to
+    ~10^5 per second from already-checked values, so nothing here validates;
+    pydantic comes in with `typed`. Subclasses add fields as annotated class
+    attributes with defaults (see `DashlyEvent`).
     """
 
-    model_config = ConfigDict(frozen=True)
-
     name: str
-    channel: Optional[str] = None
-    data: Any = None
-    id: Optional[Union[int, str]] = None
-    provider: str = "rtsync"
+    channel: Optional[str]
+    data: Any
+    id: Optional[Union[int, str]]
+    provider: str
+    #: set by the engine when it queues the event; None only on an event straight from a protocol
     received_at: datetime
-    raw: Optional[str] = None
+    raw: Optional[str]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        provider: str = "rtsync",
+        data: Any = None,
+        channel: Optional[str] = None,
+        id: Optional[Union[int, str]] = None,
+        raw: Optional[str] = None,
+        received_at: Optional[datetime] = None,
+        **extra: Any,
+    ) -> None:
+        unknown = set(extra) - _declared(type(self))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        _set(self, "__dict__", {
+            "name": name, "channel": channel, "data": data, "id": id, "provider": provider,
+            "received_at": received_at, "raw": raw, **extra,
+        })
 
     @classmethod
     def make(
-        cls,
+        cls: Type[_E],
         name: str,
         *,
         provider: str,
@@ -85,10 +109,12 @@ class Event(BaseModel):
         raw: Optional[str] = None,
         received_at: Optional[datetime] = None,
         **extra: Any,
-    ) -> "Event":
-        """Build an event from already-decoded parts, skipping validation (the hot path).
+    ) -> _E:
+        """Build an event from already-decoded parts, unchecked (the hot path).
 
-        `extra` fills a subclass's own fields (e.g. DashlyEvent's `tag` and `time`).
+        `received_at` stays unset (None) unless given: reading the clock is the engine's
+        job, not a decoder's. `extra` fills a subclass's own fields (e.g. DashlyEvent's
+        `tag` and `time`).
         """
         values = {
             "name": name,
@@ -96,22 +122,20 @@ class Event(BaseModel):
             "data": data,
             "id": id,
             "provider": provider,
-            "received_at": received_at or _now(),
+            "received_at": received_at,
             "raw": raw,
         }
         if extra:
             values.update(extra)
-        return cls._build(values)
-
-    @classmethod
-    def _build(cls, values: Dict[str, Any]) -> "Event":
-        # What model_construct does, minus its per-call bookkeeping: events are built by
-        # our own decoders from already-checked values, at up to ~10^5 per second.
         obj = _new(cls)
         _set(obj, "__dict__", values)
-        _set(obj, "__pydantic_fields_set__", _fields_set(cls))
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
+        return obj
+
+    @classmethod
+    def _build(cls: Type[_E], values: Dict[str, Any]) -> _E:
+        """An event whose `values` (every field, in `make`'s order) the caller built itself."""
+        obj = _new(cls)
+        _set(obj, "__dict__", values)
         return obj
 
     @property
@@ -125,14 +149,40 @@ class Event(BaseModel):
                 return model.model_validate(self.data)
         return None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name, self.channel, self.id, self.provider, self.raw))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{key}={value!r}" for key, value in self.__dict__.items())
+        return f"{type(self).__name__}({fields})"
+
+
+_E = TypeVar("_E", bound=Event)
+
+
+def stamp(events: Iterable[Event], when: datetime) -> None:
+    """Set `received_at` to `when` on the events that have none (the engine, as it queues them)."""
+    for event in events:
+        values = event.__dict__
+        if values["received_at"] is None:
+            values["received_at"] = when
+
 
 _new = object.__new__
 _set = object.__setattr__
-_FIELDS_SETS: Dict[type, Set[str]] = {}
 
 
-def _fields_set(cls: type) -> Set[str]:
-    found = _FIELDS_SETS.get(cls)
-    if found is None:
-        found = _FIELDS_SETS[cls] = set(cls.model_fields)  # type: ignore[attr-defined]
-    return found
+def _declared(cls: type) -> Set[str]:
+    """The fields a class declares (annotations along its MRO), for `__init__`'s check of extras."""
+    return {name for klass in cls.__mro__ for name in vars(klass).get("__annotations__", {})}

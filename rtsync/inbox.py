@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Callable, Deque, Optional
 
 from .errors import ReceiveTimeout, RtsyncError
@@ -49,7 +50,7 @@ class Inbox:
                     return Event.make(GAP, provider=self._provider, data={
                         "channel": None, "missing": missed,
                         "reason": f"receive() fell {missed} events behind and they were dropped; "
-                                  "call it more often or raise queue_size"})
+                                  "call it more often or raise queue_size"}, received_at=datetime.now(timezone.utc))
                 if self._events:
                     return self._events.popleft()
                 fatal = ended()

@@ -18,18 +18,27 @@ what arrived (text frames, HTTP responses) and the current monotonic time
 
 Timers are deadlines: after every call the engine asks `deadline()` and calls
 `tick(now)` when it passes, so heartbeats and stale checks need no thread.
+Events leave a protocol with `received_at` unset: the engine stamps them
+from the wall clock when it queues them.
+
+Shared by the vendors' protocols: `Liveness` (probe a quiet link, give up a
+stale one), `BoundedSet` (dedupe memory) and `json_object` (decode a frame).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Deque, Dict, Generic, List, Mapping, Optional, Sequence, Set, TypeVar, Union
 
 from .errors import ProtocolError, RtsyncError, StaleConnection
 from .events import Event
 
+K = TypeVar("K")
+
 __all__ = [
+    "BoundedSet",
     "Connected",
     "Fail",
     "Handshake",
@@ -136,30 +145,125 @@ def json_object(text: str, *, shown: Optional[str] = None) -> Union[Dict[str, An
 
 
 class Liveness:
-    """For vendors without an app heartbeat: after `keepalive` s without any frame, an RFC 6455
-    ping; `keepalive + pong_timeout` s without one is a stale link (a half-open TCP connection
-    would otherwise look healthy until the OS gives up, hours later)."""
+    """When to probe a link and when to give it up as stale: one helper, configured per vendor.
 
-    def __init__(self, vendor: str, keepalive: float, pong_timeout: float) -> None:
-        self.vendor, self.keepalive, self.pong_timeout = vendor, keepalive, pong_timeout
-        self._last_heard = 0.0
-        self._pinged = False
+    - `probe`: what goes out: `Ping` (an RFC 6455 ping, the default), a function returning a
+      vendor frame (`Send`), or None (the server pings us; we only listen).
+    - what "heard" means: by default any sign of life (`heard()`: a frame, a control frame, or the
+      engine pausing its reads for slow callbacks) restarts the silence; the probe goes out after
+      `interval` s of silence and `timeout` s more is stale (with no probe: `interval + timeout` s).
+      With `heartbeat=True` the probe goes out on open and every `interval` s whatever arrives; only
+      `answered()` ends the wait for its answer, `heard()` restarts that wait (the answer may sit
+      unread), and `timeout` s of waiting is stale.
+    - `stale`: the StaleConnection message, with `{vendor}` and `{seconds}` (silence or wait) filled in.
+
+    A half-open TCP connection would otherwise look healthy until the OS gives up, hours later.
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        *,
+        interval: float = 0.0,
+        timeout: float,
+        probe: Optional[Callable[[], Output]] = Ping,
+        heartbeat: bool = False,
+        stale: str = "no frame from {vendor} for {seconds:.0f} s (not even a PONG); reconnecting",
+    ) -> None:
+        if heartbeat and probe is None:
+            raise ValueError("a heartbeat needs a probe")
+        self.vendor, self.interval, self.timeout = vendor, interval, timeout
+        self.probe, self.heartbeat, self.stale = probe, heartbeat, stale
+        self._since = 0.0  # silence: when last heard; heartbeat: since when an answer is awaited
+        self._waiting = False  # a probe is out, not answered yet
+        self._next = 0.0  # heartbeat: when the next probe is due
+
+    def opened(self, now: float) -> List[Output]:
+        """A new link: silence counts from now; a heartbeat beats at once."""
+        self._waiting = False
+        if self.heartbeat:
+            return self._beat(now)
+        self._since = now
+        return []
 
     def heard(self, now: float) -> None:
-        self._last_heard, self._pinged = now, False
+        if not self.heartbeat:
+            self._since, self._waiting = now, False
+        elif self._waiting:
+            self._since = now
+
+    def answered(self, now: float) -> None:
+        """The probe's answer arrived (for a heartbeat, the only thing that ends the wait)."""
+        if self.heartbeat:
+            self._waiting = False
+        else:
+            self.heard(now)
+
+    def lost(self) -> None:
+        self._waiting = False
 
     def deadline(self) -> float:
-        return self._last_heard + self.keepalive + (self.pong_timeout if self._pinged else 0.0)
+        if self.heartbeat:
+            return min(self._next, self._since + self.timeout) if self._waiting else self._next
+        if self._waiting or self.probe is None:
+            return self._since + self.interval + self.timeout
+        return self._since + self.interval
 
     def tick(self, now: float) -> List[Output]:
-        silent = now - self._last_heard
-        if self._pinged and silent >= self.keepalive + self.pong_timeout:
-            return [Fail(StaleConnection(
-                f"no frame from {self.vendor} for {silent:.0f} s (not even a PONG); reconnecting"))]
-        if not self._pinged and silent >= self.keepalive:
-            self._pinged = True
-            return [Ping()]
+        waited = now - self._since
+        if self.heartbeat:
+            if self._waiting and waited >= self.timeout:
+                return [self._stale(waited)]
+            return self._beat(now) if now >= self._next else []
+        if (self._waiting or self.probe is None) and waited >= self.interval + self.timeout:
+            return [self._stale(waited)]
+        if not self._waiting and self.probe is not None and waited >= self.interval:
+            self._waiting = True
+            return [self.probe()]
         return []
+
+    def _beat(self, now: float) -> List[Output]:
+        assert self.probe is not None
+        self._next = now + self.interval
+        if not self._waiting:
+            self._waiting, self._since = True, now
+        return [self.probe()]
+
+    def _stale(self, seconds: float) -> Fail:
+        return Fail(StaleConnection(self.stale.format(vendor=self.vendor, seconds=seconds)))
+
+
+class BoundedSet(Generic[K]):
+    """The last `size` distinct keys added, the oldest forgotten first: dedupe memory that cannot grow."""
+
+    __slots__ = ("size", "_keys", "_order")
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.size = size
+        self._keys: Set[K] = set()
+        self._order: Deque[K] = collections.deque()
+
+    def add(self, key: K) -> bool:
+        """Remember `key`; False if it was already remembered (a repeat)."""
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        self._order.append(key)
+        if len(self._order) > self.size:
+            self._keys.discard(self._order.popleft())
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._order.clear()
 
 
 class WebSocketProtocol:

@@ -33,9 +33,10 @@ from ...errors import (
     RequestRejected,
     RtsyncError,
 )
-from ...events import GAP, Event, _now
+from ...events import GAP, Event
 from ...policy import close_error
 from ...sansio import (
+    BoundedSet,
     Connected,
     Fail,
     Handshake,
@@ -220,7 +221,7 @@ class DashlyState:
         self._channels: Dict[str, _Channel] = {}
         self.generation = 0  # one per link (WebSocket) or response (polling): a life can only end between
         self.resets = 0
-        self._poisoned: Dict[int, None] = {}  # digests of messages reported as undecodable, oldest first
+        self._poisoned: BoundedSet[int] = BoundedSet(256)  # digests of messages reported as undecodable
 
     def new_link(self) -> None:
         """A new link or response begins: a channel can only have restarted before it."""
@@ -307,12 +308,8 @@ class DashlyState:
             key = salvage_key(raw)
         if key is not None and self._max is not None and 0 < key[0] <= self._max[0] + _SALVAGE_SLACK:
             self.advance(Cursor(*key))
-        digest = hash(raw.strip())
-        if digest in self._poisoned:
+        if not self._poisoned.add(hash(raw.strip())):
             return None  # replayed by a resume or a confirming poll: reported once already
-        self._poisoned[digest] = None
-        if len(self._poisoned) > 256:
-            del self._poisoned[next(iter(self._poisoned))]
         return Report(ProtocolError(f"skipped a Dashly message ({why}): {shown(raw)}"))
 
     def _one(self, envelope: Dict[str, Any], raw: str, now: float, out: List[Output]) -> None:
@@ -328,7 +325,7 @@ class DashlyState:
             self._max, self._max_time = key, time_text
         out.append(DashlyEvent._build({
             "name": channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
-            "provider": PROVIDER, "received_at": _now(), "raw": raw, "tag": tag, "time": time_text,
+            "provider": PROVIDER, "received_at": None, "raw": raw, "tag": tag, "time": time_text,
         }))
 
     def _fresh(
@@ -523,9 +520,9 @@ class WebSocketStream(_Base, WebSocketProtocol):
         keepalive: float = 20.0, pong_timeout: float = 10.0, step_back: int = 1,
     ) -> None:
         super().__init__(base_url, token, state)
-        self.liveness = Liveness("Dashly", keepalive, pong_timeout)
+        self.liveness = Liveness("Dashly", interval=keepalive, timeout=pong_timeout)
         self.step_back = step_back
-        self._links = 0
+        self._opened_before = False  # `resumed` is only ever true on a later link
 
     def handshake(self) -> Handshake:
         cursor = self.state.cursor
@@ -535,10 +532,11 @@ class WebSocketStream(_Base, WebSocketProtocol):
 
     @_guarded("link opening")
     def opened(self, now: float) -> List[Output]:
-        self.liveness.heard(now)
+        self.liveness.opened(now)
         self.state.new_link()
-        self._links += 1
-        return [Connected(resumed=self.state.cursor is not None and self._links > 1)]
+        resumed = self.state.cursor is not None and self._opened_before
+        self._opened_before = True
+        return [Connected(resumed=resumed)]
 
     @_guarded("frame")
     def received(self, text: str, now: float) -> List[Output]:
@@ -582,7 +580,7 @@ class _Polling(_Base, PollingProtocol):
         super().__init__(base_url, token, state)
         self._sent: Optional[Cursor] = None
         self._connected = False
-        self._polls = 0
+        self._connected_before = False  # `resumed` is only ever true on a later connection
         self._step_back = False
 
     def request(self) -> HttpRequest:
@@ -608,8 +606,8 @@ class _Polling(_Base, PollingProtocol):
             return [Fail(http_failure(status, response.headers))]
         if not self._connected:
             self._connected = True
-            self._polls += 1
-            out.append(Connected(resumed=self.state.cursor is not None and self._polls > 1))
+            out.append(Connected(resumed=self.state.cursor is not None and self._connected_before))
+            self._connected_before = True
         self._step_back = False
         if status == 200:
             text = response.body.decode("utf-8", "replace")

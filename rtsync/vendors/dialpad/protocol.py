@@ -17,13 +17,12 @@ short, and leaves the dedupe memory untouched; no exception but an
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import logging
 import math
 import re
-from typing import Any, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import jwt
 
@@ -32,6 +31,7 @@ from ...errors import AuthenticationError, ConnectionLost, ProtocolError, Rtsync
 from ...events import Event
 from ...policy import close_error
 from ...sansio import (
+    BoundedSet,
     Connected,
     Handshake,
     Liveness,
@@ -166,15 +166,14 @@ class DialpadProtocol(WebSocketProtocol):
         self.retry_refresh = retry_refresh
         # Dialpad has no app heartbeat and sends nothing on a quiet line: our pings are the only
         # way to notice a dead link before the hourly refresh.
-        self.liveness = Liveness("Dialpad", keepalive, pong_timeout)
+        self.liveness = Liveness("Dialpad", interval=keepalive, timeout=pong_timeout)
         self.url: Optional[str] = None
         self.expires_at: Optional[float] = None  # monotonic
         self._rotate_at: Optional[float] = None
         self._rotating = False
-        self._links = 0
+        self._opened_before = False  # after an unplanned reconnect, events may have been missed
         self.refusals = 0  # fresh URLs refused in a row (see refused())
-        self._seen: Set[Tuple[Any, ...]] = set()
-        self._order: Deque[Tuple[Any, ...]] = collections.deque()
+        self._seen: BoundedSet[Tuple[Any, ...]] = BoundedSet(self.dedupe_size)
 
     def use_secret(self, secret: str) -> None:
         """Verify frames with this HS256 secret from now on (Dialpad echoes it; a PATCH may change it)."""
@@ -207,13 +206,13 @@ class DialpadProtocol(WebSocketProtocol):
         self.url = self.expires_at = self._rotate_at = None
 
     def opened(self, now: float) -> List[Output]:
-        self.liveness.heard(now)
-        self._links += 1
+        self.liveness.opened(now)
+        opened_before, self._opened_before = self._opened_before, True
         if self._rotating:  # a planned replacement: nothing was lost, nothing to announce
             self._rotating = False
             return []
         # Dialpad replays nothing: after an unplanned reconnect events may have been missed.
-        return [Connected(detail={"gap_possible": self._links > 1})]
+        return [Connected(detail={"gap_possible": opened_before})]
 
     def heard(self, now: float) -> None:
         self.liveness.heard(now)
@@ -238,13 +237,8 @@ class DialpadProtocol(WebSocketProtocol):
         wrong = ill_typed(name, ident, data)
         if wrong is not None:
             return [Report(ProtocolError(f"skipped an ill-typed {name} event ({wrong}): {_quote(text)}"))]
-        key = dedupe_key(name, ident, data)
-        if key in self._seen:
+        if not self._seen.add(dedupe_key(name, ident, data)):
             return []  # the same event on both links during a refresh
-        self._seen.add(key)
-        self._order.append(key)
-        if len(self._order) > self.dedupe_size:
-            self._seen.discard(self._order.popleft())
         return [Event.make(name, provider=PROVIDER, data=data, id=ident, raw=text)]
 
     def _decode(self, text: str) -> Tuple[Optional[Dict[str, Any]], Optional[RtsyncError]]:

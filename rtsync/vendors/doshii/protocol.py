@@ -19,13 +19,13 @@ import json
 import math
 from typing import Any, Callable, List, Optional
 
-from ...errors import ProtocolError, RtsyncError, StaleConnection
+from ...errors import ProtocolError, RtsyncError
 from ...events import Event
 from ...policy import close_error
 from ...sansio import (
     Connected,
-    Fail,
     Handshake,
+    Liveness,
     Output,
     Report,
     Send,
@@ -64,27 +64,24 @@ class DoshiiProtocol(WebSocketProtocol):
         self.url = url
         self.app_version = app_version
         self.wall_ms = wall_ms
-        self.heartbeat_interval = heartbeat_interval
-        self.pong_timeout = pong_timeout
+        # The app heartbeat goes out on open and every `heartbeat_interval` s whatever arrives; only a
+        # pong answers it, and `pong_timeout` s from the oldest unanswered ping is stale.
+        self.liveness = Liveness("Doshii", interval=heartbeat_interval, timeout=pong_timeout, probe=self._ping,
+                                 heartbeat=True, stale="no pong from {vendor} for {seconds:.0f} s; "
+                                                       "the link is stale, reconnecting")
         self.server_version: Optional[str] = None
-        self._next_ping = 0.0
-        self._waiting_since: Optional[float] = None  # oldest ping not yet answered
         self._ponged = False
 
     def handshake(self) -> Handshake:
         return Handshake(self.url)
 
-    def _ping(self, now: float) -> Send:
-        self._next_ping = now + self.heartbeat_interval
-        if self._waiting_since is None:
-            self._waiting_since = now
+    def _ping(self) -> Send:
         return Send(json.dumps({"doshii": {"ping": self.wall_ms(), "version": self.app_version}},
                                separators=(",", ":")))
 
     def opened(self, now: float) -> List[Output]:
-        self._waiting_since = None
         self._ponged = False
-        return [self._ping(now)]
+        return self.liveness.opened(now)  # the first heartbeat "completes the handshake"
 
     def received(self, text: str, now: float) -> List[Output]:
         try:
@@ -118,7 +115,7 @@ class DoshiiProtocol(WebSocketProtocol):
 
     def _heartbeat(self, body: dict, now: float) -> List[Output]:
         if "pong" in body:
-            self._waiting_since = None
+            self.liveness.answered(now)
             if isinstance(body.get("version"), str):
                 self.server_version = body["version"]
             if not self._ponged:
@@ -148,22 +145,14 @@ class DoshiiProtocol(WebSocketProtocol):
     def heard(self, now: float) -> None:
         # A ping, a pong, or the engine saying it paused reading for slow callbacks: the pong may
         # be sitting unread, so the wait for it starts again rather than ending in a false verdict.
-        if self._waiting_since is not None:
-            self._waiting_since = now
+        self.liveness.heard(now)
 
     def lost(self) -> List[Output]:
-        self._waiting_since = None
+        self.liveness.lost()
         return []
 
     def deadline(self) -> Optional[float]:
-        if self._waiting_since is not None:
-            return min(self._next_ping, self._waiting_since + self.pong_timeout)
-        return self._next_ping
+        return self.liveness.deadline()
 
     def tick(self, now: float) -> List[Output]:
-        if self._waiting_since is not None and now - self._waiting_since >= self.pong_timeout:
-            return [Fail(StaleConnection(
-                f"no pong from Doshii for {now - self._waiting_since:.0f} s; the link is stale, reconnecting"))]
-        if now >= self._next_ping:
-            return [self._ping(now)]
-        return []
+        return self.liveness.tick(now)

@@ -29,12 +29,11 @@ Rules from protocols/quickmeet-ddp.md that this module enforces:
 
 from __future__ import annotations
 
-import collections
 import json
 import math
 import re
 from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...errors import (
     AuthenticationError,
@@ -43,15 +42,16 @@ from ...errors import (
     ProtocolError,
     RateLimited,
     RtsyncError,
-    StaleConnection,
     SubscriptionError,
 )
 from ...events import GAP, Event
 from ...policy import close_error
 from ...sansio import (
+    BoundedSet,
     Connected,
     Fail,
     Handshake,
+    Liveness,
     Output,
     Reply,
     Report,
@@ -195,7 +195,9 @@ class QuickMeetProtocol(WebSocketProtocol):
         self.resume_token = resume_token
         self.user_id: Optional[str] = None
         self.token_expires: Optional[datetime] = None
-        self.ping_after, self.dead_after = ping_after, dead_after
+        # DDP's own ping after `ping_after` s of inbound silence; `dead_after` s more is stale.
+        self.liveness = Liveness("QuickMeet", interval=ping_after, timeout=dead_after, probe=self._ping,
+                                 stale="no frame from {vendor} for {seconds:.0f} s, not even a pong")
         # Pongs prove the socket, not the session: connect + login must finish in this time.
         self.handshake_timeout = handshake_timeout
         self.history_page, self.history_pages = history_page, history_pages
@@ -204,18 +206,17 @@ class QuickMeetProtocol(WebSocketProtocol):
         self.missed_method = True
         self.subs: Dict[str, _Sub] = {}
         self._next_id = 0
-        self._links = 0
+        self._opened_before = False  # DDP never resumes: a later link fills gaps and resyncs changes
+        self._relinked = False  # this link is not the first
         self._last_seen: Dict[str, int] = {}  # rid -> newest message ts (ms) delivered
-        self._seen: Set[Tuple[str, Any]] = set()
-        self._seen_order: Deque[Tuple[str, Any]] = collections.deque()
+        self._seen: BoundedSet[Tuple[str, Any]] = BoundedSet(20000)  # message versions delivered
         self._changes: Dict[str, ChangeLog] = {}  # "rooms-changed" / "subscriptions-changed"
         self._reset(0.0)
 
     def _reset(self, now: float) -> None:
         self.state = "connecting"  # -> logging-in -> ready
         self._opened_at = now
-        self._last_heard = now
-        self._pinged = False
+        self.liveness.opened(now)
         self._queue: List[str] = []  # frames waiting for the login
         self._internal: Dict[str, Tuple[str, Any]] = {}  # method id -> (purpose, context)
         self._filling: Dict[str, List[Dict[str, Any]]] = {}  # rid -> live messages held during its fill
@@ -227,6 +228,25 @@ class QuickMeetProtocol(WebSocketProtocol):
     def _new_id(self, prefix: str) -> str:
         self._next_id += 1
         return f"{prefix}{self._next_id}"
+
+    def _ping(self) -> Send:
+        return Send(_dumps({"msg": "ping", "id": self._new_id("p")}))
+
+    @property
+    def ping_after(self) -> float:
+        return self.liveness.interval
+
+    @ping_after.setter
+    def ping_after(self, seconds: float) -> None:
+        self.liveness.interval = seconds
+
+    @property
+    def dead_after(self) -> float:
+        return self.liveness.timeout
+
+    @dead_after.setter
+    def dead_after(self, seconds: float) -> None:
+        self.liveness.timeout = seconds
 
     # -- user intents (called under the engine's lock) ----------------------
     def call(self, method: str, params: List[Any]) -> Tuple[str, List[Output]]:
@@ -264,16 +284,16 @@ class QuickMeetProtocol(WebSocketProtocol):
         return Handshake(self.url)
 
     def opened(self, now: float) -> List[Output]:
-        self._links += 1
+        self._relinked, self._opened_before = self._opened_before, True
         self._reset(now)
         # connect comes first, always: anything else first closes the socket on the ddp-streamer.
         return [Send(_dumps({"msg": "connect", "version": "1", "support": ["1"]}))]
 
     def heard(self, now: float) -> None:
-        self._last_heard, self._pinged = now, False
+        self.liveness.heard(now)
 
     def received(self, text: str, now: float) -> List[Output]:
-        self._last_heard, self._pinged = now, False
+        self.liveness.heard(now)
         try:
             return self._received(text, now)
         except RtsyncError:
@@ -371,7 +391,7 @@ class QuickMeetProtocol(WebSocketProtocol):
             sub.ready = False
         out += [Send(frame) for frame in self._queue]
         self._queue = []
-        if self._links > 1:
+        if self._relinked:
             out += self._start_gap_fill(now)
             for kind, log in self._changes.items():
                 log.pending = False  # whatever was out went down with the old link
@@ -386,7 +406,7 @@ class QuickMeetProtocol(WebSocketProtocol):
             return []
         self._announced = True
         # `resumed`: a later link whose gap fill ran (DDP itself never resumes a session).
-        return [Connected(resumed=self._links > 1, detail={"user_id": self.user_id})]
+        return [Connected(resumed=self._relinked, detail={"user_id": self.user_id})]
 
     # -- results -----------------------------------------------------------
     def _result(self, frame: Dict[str, Any], now: float, raw: str) -> List[Output]:
@@ -511,13 +531,8 @@ class QuickMeetProtocol(WebSocketProtocol):
             if problem is not None:
                 bad.append(problem)
                 continue
-            key = _version(message)
-            if key in self._seen:
+            if not self._seen.add(_version(message)):
                 continue  # the same version of a message again (gap fill overlapping live delivery)
-            self._seen.add(key)
-            self._seen_order.append(key)
-            if len(self._seen_order) > 20000:
-                self._seen.discard(self._seen_order.popleft())
             ts = _ms(message.get("ts"))
             if ts is not None and ts > self._last_seen.get(rid, 0):
                 self._last_seen[rid] = ts
@@ -661,7 +676,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         return []
 
     def deadline(self) -> Optional[float]:
-        due = self._last_heard + self.ping_after + (self.dead_after if self._pinged else 0.0)
+        due = self.liveness.deadline()
         if self.state != "ready":
             due = min(due, self._opened_at + self.handshake_timeout)
         if self._filling and self._fill_due is not None:
@@ -676,13 +691,7 @@ class QuickMeetProtocol(WebSocketProtocol):
         if self.state != "ready" and now - self._opened_at >= self.handshake_timeout:
             return [Fail(ConnectionLost(
                 f"the server did not complete connect and login within {self.handshake_timeout:g} s"))]
-        silent = now - self._last_heard
-        if self._pinged and silent >= self.ping_after + self.dead_after:
-            return [Fail(StaleConnection(f"no frame from QuickMeet for {silent:.0f} s, not even a pong"))]
-        if not self._pinged and silent >= self.ping_after:
-            self._pinged = True
-            return [Send(_dumps({"msg": "ping", "id": self._new_id("p")}))]
-        return []
+        return self.liveness.tick(now)
 
 
 def _version(message: Dict[str, Any]) -> Tuple[str, Any]:

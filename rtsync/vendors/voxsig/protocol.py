@@ -34,7 +34,6 @@ from ...errors import (
     ProtocolError,
     RequestRejected,
     RtsyncError,
-    StaleConnection,
 )
 from ...events import Event
 from ...policy import close_error
@@ -42,6 +41,7 @@ from ...sansio import (
     Connected,
     Fail,
     Handshake,
+    Liveness,
     Output,
     Report,
     Send,
@@ -85,7 +85,9 @@ class VoxsigProtocol(WebSocketProtocol):
         self.identifier = build_identifier({"channel": CHANNEL, **params})
         self.presence_interval = presence_interval
         self.confirm_timeout = confirm_timeout
-        self.stale_after = stale_after
+        # The server pings every 3 s and we never probe: any frame is life, `stale_after` s of none is stale.
+        self.liveness = Liveness("Voxsig", timeout=stale_after, probe=None,
+                                 stale="no frame from {vendor} for {seconds:.1f} s (it pings every 3 s); reconnecting")
         self.welcome_timeout = welcome_timeout
         self._silent_timeouts = 0  # consecutive connections that never got a confirm
         # Frames echo the identifier, token included: events keep `raw` with it masked.
@@ -100,7 +102,7 @@ class VoxsigProtocol(WebSocketProtocol):
         self.welcomed = False
         self.confirmed = False
         self._opened_at = now
-        self._last_heard = now
+        self.liveness.opened(now)
         self._resend_at: Optional[float] = None
         self._resend_gap = 0.5
         self._confirm_by: Optional[float] = None
@@ -140,10 +142,10 @@ class VoxsigProtocol(WebSocketProtocol):
         return []
 
     def heard(self, now: float) -> None:
-        self._last_heard = now
+        self.liveness.heard(now)
 
     def received(self, text: str, now: float) -> List[Output]:
-        self._last_heard = now
+        self.liveness.heard(now)
         try:
             return self._received(text, now)
         except RtsyncError:
@@ -236,7 +238,7 @@ class VoxsigProtocol(WebSocketProtocol):
 
     # -- timers ------------------------------------------------------------
     def deadline(self) -> Optional[float]:
-        times = [self._last_heard + self.stale_after]
+        times = [self.liveness.deadline()]
         if not self.welcomed:
             times.append(self._opened_at + self.welcome_timeout)
         for t in (self._resend_at, self._confirm_by, self._presence_at):
@@ -245,9 +247,9 @@ class VoxsigProtocol(WebSocketProtocol):
         return min(times)
 
     def tick(self, now: float) -> List[Output]:
-        if now - self._last_heard >= self.stale_after:
-            return [Fail(StaleConnection(
-                f"no frame from Voxsig for {now - self._last_heard:.1f} s (it pings every 3 s); reconnecting"))]
+        stale = self.liveness.tick(now)  # no probe: only ever the Fail
+        if stale:
+            return stale
         if not self.welcomed and now - self._opened_at >= self.welcome_timeout:
             return [Fail(ConnectionLost(f"no welcome from the server within {self.welcome_timeout:g} s"))]
         if self._confirm_by is not None and now >= self._confirm_by:
