@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import re
 import subprocess
 import sys
 import threading
@@ -150,8 +151,8 @@ def test_a_demo_that_cannot_finish_in_time_says_so() -> None:
     done = subprocess.run(RTSYNC + ["demo", "dashly", "--duration", "0.001"], capture_output=True, text=True,
                           env=_env(), timeout=9)
     assert done.returncode == 1
-    assert done.stderr == ("rtsync demo dashly: the client did not connect within 0.001 s; "
-                           "try a longer --duration\n")
+    # Which step runs out of time depends on the machine's speed; the message always names one.
+    assert re.fullmatch(r"rtsync demo dashly: .+ within 0\.001 s; try a longer --duration\n", done.stderr), done.stderr
 
 
 def test_a_one_second_demo_finishes() -> None:

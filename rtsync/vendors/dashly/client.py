@@ -5,12 +5,13 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Deque, Dict, List, Optional, Sequence, Union
 
 from ...checkpoint import FileCheckpoint
 from ...errors import ConfigurationError, RtsyncError
 from ...dispatch import Dispatcher
-from ...events import Event
+from ...events import Event, stamp
 from ...client import Client
 from ...compat import renamed_arguments
 from ...engine import Vendor
@@ -204,6 +205,7 @@ class DashlyClient(Client):
             raise RtsyncError("poll_once() cannot run while the client is started; stop() it first")
         self._http.reset()
         outputs = self._short_poll(timeout)
+        stamp((out for out in outputs if isinstance(out, Event)), datetime.now(timezone.utc))
         outputs.extend(self._state.due_gaps(time.monotonic(), force=True))
         events: List[Event] = []
         dispatcher = Dispatcher(self._handlers)
