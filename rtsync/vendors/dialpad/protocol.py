@@ -65,6 +65,7 @@ def token_lifetime(url: str, now: float) -> float:
     exp, iat = claims.get("exp"), claims.get("iat")
     if not _finite(exp):
         return DEFAULT_LIFETIME
+    assert isinstance(exp, (int, float))  # what _finite checked
     if not _finite(iat):
         iat = None
     left = exp - now

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ...errors import ProtocolError, RtsyncError
 from ...events import Event
@@ -113,7 +113,7 @@ class DoshiiProtocol(WebSocketProtocol):
                 f"skipped a heartbeat whose doshii body is a {type(body).__name__}, not an object: {_quote(text)}"))]
         return [Report(ProtocolError(f"skipped a frame of an unknown shape: {_quote(text)}"))]
 
-    def _heartbeat(self, body: dict, now: float) -> List[Output]:
+    def _heartbeat(self, body: Dict[str, Any], now: float) -> List[Output]:
         if "pong" in body:
             self.liveness.answered(now)
             if isinstance(body.get("version"), str):

@@ -317,7 +317,8 @@ class QuickMeetProtocol(WebSocketProtocol):
     def _received(self, text: str, now: float) -> List[Output]:
         frame = json_object(text)
         if isinstance(frame, Report):
-            return [json_object(text, shown=self._masked(text))]  # the same verdict, credentials masked
+            masked = json_object(text, shown=self._masked(text))  # the same verdict, credentials masked
+            return [masked] if isinstance(masked, Report) else [frame]
         kind = frame.get("msg")
         if kind is not None and not isinstance(kind, str):
             return [self._bad(f"a frame whose msg is a {type(kind).__name__}, not a string", text)]
