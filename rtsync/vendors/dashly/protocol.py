@@ -22,7 +22,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple, TypeVar, cast
 from urllib.parse import quote
 
 from ...errors import (
@@ -175,7 +175,7 @@ _Print = Optional[Tuple[int, int, int, int]]
 
 
 class _Channel:
-    __slots__ = ("high", "high_key", "high_exact", "seen", "missing", "floor")
+    __slots__ = ("high", "high_key", "high_exact", "seen", "carried", "missing", "floor")
 
     def __init__(self) -> None:
         self.floor = 0  # ids at or below this were delivered before (restored from a checkpoint)
@@ -183,6 +183,11 @@ class _Channel:
         self.high_key: Optional[Tuple[int, int]] = None  # (epoch, tag) of the highest id
         self.high_exact = True  # False: high_key is only an upper bound (restored)
         self.seen: Dict[int, _Print] = {}
+        # ids kept from before a restart only because their id and (time, tag) are above the
+        # restart's first message: a restart within the same second (tags from 1 again) gives
+        # the old life's ids that too, so another text under such an id is this life's message
+        # (it replaces the old one), not one more restart
+        self.carried: Set[int] = set()
         self.missing: Dict[int, float] = {}  # id -> when we noticed it was missing
 
 
@@ -203,8 +208,16 @@ class DashlyState:
     or an id below the highest one whose `(time, tag)` is not older than the
     highest one's, proves the channel restarted. Then the ids of the old life
     still missing are reported as `rtsync.gap` at once (they can no longer be
-    fetched), and the new life starts from this message, keeping only what is
-    provably part of it. A restart whose first message is not newer than the
+    fetched), and the new life starts from this message, keeping what is
+    provably part of it (what came on its link or response, in id and tag order
+    with it). A higher id with a newer `(time, tag)` from another link is only
+    presumed part of it: after a restart within the same second the old life's
+    higher ids look exactly so, and the new life's own message under such an id
+    replaces it without being taken for one more restart (which would report
+    the new life's ids still in grace, or already delivered, as lost). A repeat
+    of a delivered message is remembered as seen on its latest link, so a
+    repeat in the same response as the new life's ids stays in that life. A
+    restart whose first message is not newer than the
     cursor (the server's tags count from 1 again) pulls the cursor back to its
     second, so the next resume asks for the whole new life; polling also
     asks for its cursor's whole second again after any failure.
@@ -339,9 +352,18 @@ class DashlyState:
             if known is None:
                 if ch.high_key is None or key <= ch.high_key:
                     return False  # restored from a checkpoint: a repeat by id
+                ch = self._restarted(name, ch, msg_id, key, now, out)
             elif known[:3] == mark[:3]:
+                if known[3] != mark[3]:
+                    ch.seen[msg_id] = mark  # seen on this link too: it belongs to the life this link sees
                 return False  # the same stored message again
-            ch = self._restarted(name, ch, msg_id, key, now, out)
+            elif msg_id in ch.carried and self._fits(ch, msg_id, key):
+                # The id was only presumed to be this life's (a same-second restart gives the old
+                # life's higher ids higher tags too): this is this life's message under it.
+                ch.carried.discard(msg_id)
+                ch.missing.pop(msg_id, None)
+            else:
+                ch = self._restarted(name, ch, msg_id, key, now, out)
         elif msg_id < ch.high and ch.high_key is not None and (
             key > ch.high_key or (key == ch.high_key and ch.high_exact)
         ):
@@ -359,6 +381,7 @@ class DashlyState:
         if len(ch.seen) > 2 * self.window:
             floor = ch.high - self.window
             ch.seen = {i: m for i, m in ch.seen.items() if i > floor}
+            ch.carried = {i for i in ch.carried if i > floor}
         return True
 
     def _restarted(
@@ -377,18 +400,44 @@ class DashlyState:
             out.append(_gap(name, late, "the channel restarted (server restart, or deleted or expired "
                                         "on the server) before these messages were received"))
         ch = self._channels[name] = _Channel()
+        # The message this one contradicts is of an older life, and so is everything that came on
+        # its link or response (a life can only end between them). What came on this message's
+        # own is of the new life; a higher id with a newer (time, tag) from another link is only
+        # presumed to be (carried): a restart within the same second makes the old life's look so.
+        replaced = old.seen.get(msg_id)
+        old_generation = None if replaced is None or msg_id in old.carried else replaced[3]
         for i, m in old.seen.items():
-            if m is None or i == msg_id:
+            if m is None or i == msg_id or m[3] == old_generation:
                 continue
             mkey = (m[0], m[1])
-            if (i > msg_id and mkey > key) or (m[3] == self.generation and i < msg_id and mkey < key):
+            if m[3] == self.generation:
+                keep = (i < msg_id and mkey < key) or (i > msg_id and mkey > key)
+                carried = False
+            else:
+                keep = i > msg_id and mkey > key
+                carried = True
+            if keep:
                 ch.seen[i] = m
+                if carried:
+                    ch.carried.add(i)
                 if i > ch.high:
                     ch.high, ch.high_key = i, mkey
         for i in range(1, min(max(msg_id, ch.high), self.window)):
             if i not in ch.seen and i != msg_id:
                 ch.missing[i] = now
         return ch
+
+    @staticmethod
+    def _fits(ch: _Channel, msg_id: int, key: Tuple[int, int]) -> bool:
+        """Whether `msg_id` at `key` keeps id and (time, tag) order with the channel's ids known to
+        be of its present life (not carried, not restored)."""
+        for i, m in ch.seen.items():
+            if m is None or i == msg_id or i in ch.carried:
+                continue
+            mkey = (m[0], m[1])
+            if (i < msg_id and mkey >= key) or (i > msg_id and mkey <= key):
+                return False
+        return True
 
     def due_gaps(self, now: float, force: bool = False) -> List[Output]:
         """`rtsync.gap` events for ids still missing `gap_grace` seconds after we noticed them."""
