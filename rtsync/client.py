@@ -171,6 +171,9 @@ class Client:
 
         Raises the fatal error (e.g. AuthenticationError) if one ended the client.
         """
+        if self._engine.in_callback():
+            raise RtsyncError("run_forever() was called from a callback, where it would block every "
+                              "callback (they run one at a time on one thread); the client is already running")
         self.start()
         try:
             while not self._engine.finished.wait(0.5):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
@@ -67,11 +68,13 @@ class Handlers:
         found = self._cache.get(key)
         if found is None:
             with self._lock:
-                found = [
-                    e
-                    for e in self._entries
-                    if _matches(e[0], event.name) or _matches(e[0], event.channel)
-                ]
+                found = []
+                for entry in self._entries:
+                    if not (_matches(entry[0], event.name) or _matches(entry[0], event.channel)):
+                        continue
+                    # One function under two overlapping patterns still runs once per event.
+                    if not any(other[1] == entry[1] for other in found):
+                        found.append(entry)
                 self._cache[key] = found
         return found
 
@@ -89,6 +92,7 @@ class Handlers:
 
 
 _STOP = object()
+_SLOW = 1.0  # a callback this slow is worth one warning: everything queues behind it
 _BATCH = 64
 
 
@@ -120,6 +124,7 @@ class Dispatcher:
         self._thread: Optional[threading.Thread] = None
         self._name = name
         self._warned_full = False
+        self._warned_slow = False
         self._stop_queued = False
 
     def start(self) -> None:
@@ -217,7 +222,13 @@ class Dispatcher:
             for item in batch:
                 if item is _STOP:
                     return
+                began = time.monotonic()
                 self.dispatch(item)
+                took = time.monotonic() - began
+                if took >= _SLOW and not self._warned_slow:
+                    self._warned_slow = True
+                    log.warning("callbacks for %s took %.1f s; events wait behind them (this is said once)",
+                                item.name, took)
                 if after is not None:
                     try:
                         after(item)

@@ -225,6 +225,11 @@ class Engine:
         if self.vendor.delivered is not None:
             self.vendor.delivered(event)
 
+    def in_callback(self) -> bool:
+        """True on the thread that runs this client's callbacks."""
+        dispatcher = self._dispatcher
+        return dispatcher is not None and dispatcher.on_own_thread()
+
     def _stopped(self) -> None:
         for http in self.vendor.interrupt:
             http.reset()

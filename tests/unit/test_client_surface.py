@@ -103,3 +103,51 @@ def test_callbacks_and_receive_see_the_same_events_in_order() -> None:
         pulled = [client.receive(1) for _ in range(6)]
     assert seen == ["0", "1", "2", "3", "4"]
     assert [e.id for e in pulled if e.name == "order_created"] == seen
+
+
+def test_overlapping_patterns_run_a_callback_once_per_event() -> None:
+    link = MockLink([PONG, order(1)])
+    client = rtsync.DoshiiClient("id", link=link)
+    calls: List[str] = []
+
+    def record(event: rtsync.Event) -> None:
+        calls.append(event.name)
+
+    client.on("order_*", record)
+    client.on("order_created", record)
+    client.on("*", record)
+    with client:
+        assert link.replayed(5)
+        client.receive(5)
+        client.receive(5)
+    assert calls == ["rtsync.connected", "order_created"]
+
+
+def test_run_forever_from_a_callback_is_a_clear_error() -> None:
+    client = rtsync.DoshiiClient("id", link=MockLink([PONG]))
+    errors: List[BaseException] = []
+
+    def nested(event: rtsync.Event) -> None:
+        try:
+            client.run_forever()
+        except rtsync.RtsyncError as exc:
+            errors.append(exc)
+
+    client.on("rtsync.connected", nested)
+    with client:
+        assert client.wait_connected(5)
+        client.receive(5)
+    assert errors and "from a callback" in str(errors[0])
+
+
+def test_a_slow_callback_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    link = MockLink([PONG, order(1), order(2)])
+    client = rtsync.DoshiiClient("id", link=link)
+    client.on("order_created", lambda e: time.sleep(1.05))
+    with caplog.at_level("WARNING", logger="rtsync"):
+        with client:
+            assert link.replayed(5)
+            for _ in range(3):
+                client.receive(5)
+    slow = [r for r in caplog.records if "took" in r.getMessage() and "said once" in r.getMessage()]
+    assert len(slow) == 1 and "order_created" in slow[0].getMessage()
