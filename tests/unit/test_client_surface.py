@@ -86,7 +86,7 @@ def test_a_call_made_while_connecting_waits_for_readiness() -> None:
     from rtsync.testing.quickmeet import QuickMeetServer
 
     with QuickMeetServer() as server:
-        client = rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="alice-password")
+        client = rtsync.QuickMeetClient(url=server.url, username="alice", password="alice-password")
         with client:
             message = client.send_message("GENERAL", "sent before the login finished", timeout=10)
             assert client.connected and message.msg == "sent before the login finished"
