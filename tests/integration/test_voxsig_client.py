@@ -234,3 +234,24 @@ def test_old_shape_with_reject_mode_rejects(server: VoxsigServer) -> None:
     with pytest.raises(rtsync.AuthenticationError, match="rejected"):
         c.run_forever()
     assert server.connections_total == 1
+
+
+def test_a_callback_may_call_the_client_while_the_queue_is_full(server: VoxsigServer) -> None:
+    # The protocol lock guards protocol state only: with a tiny queue the reader once blocked on it
+    # while holding the lock, and a callback calling update_presence() waited for it: 1 of 31 ran.
+    c = agent(server, queue_size=2)
+    done: List[Any] = []
+
+    def on_message(event: rtsync.Event) -> None:
+        c.update_presence()
+        done.append(event.data["id"])
+
+    c.on("message.created", on_message)
+    try:
+        started(c)
+        for i in range(31):
+            server.publish("good-user-token", "message.created", {"id": i})
+        assert wait_for(lambda: len(done) == 31, timeout=8), len(done)
+    finally:
+        c.stop()
+    assert done == list(range(31))
