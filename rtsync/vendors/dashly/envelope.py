@@ -91,7 +91,8 @@ def _kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, float):
         return "not finite" if value != value or value in (float("inf"), float("-inf")) else "a fraction"
-    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), type(value).__name__)
+    names: Dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def read_fields(envelope: Dict[str, Any]) -> Fields:
