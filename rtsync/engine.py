@@ -151,6 +151,7 @@ class Engine:
         self._connecting: Optional[Link] = None
         self._pending: Dict[str, _Pending] = {}
         self._was_connected = False
+        self._failing = False  # the last attempt failed and nothing has connected since
         self._delivered = False  # this link delivered an event (it proved itself)
         self._up_since = 0.0
         self._deferred: List[Output] = []
@@ -365,7 +366,10 @@ class Engine:
                     break
                 self._set_state(State.RECONNECTING)
                 delay = self.backoff.next_delay(error)
-                self.log.info("disconnected (%s); reconnecting in %.1f s", reason, delay)
+                # The first failure of a streak is worth a WARNING; its repeats are not.
+                self.log.log(logging.INFO if self._failing else logging.WARNING,
+                             "disconnected (%s); reconnecting in %.1f s", reason, delay)
+                self._failing = True
                 self.emit(ev.DISCONNECTED, reason=reason, will_reconnect=True)
                 self.emit(ev.RECONNECTING, delay=delay)
                 if self._stopping.wait(delay):
@@ -551,6 +555,7 @@ class Engine:
                     self._link.ping(b"")
             elif isinstance(out, Connected):
                 self._was_connected = True
+                self._failing = False
                 self._up_since = time.monotonic()
                 self._counts["connects"] += 1
                 again = self._counts["connects"] > 1

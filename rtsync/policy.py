@@ -8,6 +8,8 @@ with full jitter; the sleeping itself is the engine's, on an Event that
 from __future__ import annotations
 
 import collections
+import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, Iterator, Optional, Tuple
@@ -23,7 +25,8 @@ from .errors import (
     TLSVerificationError,
 )
 
-__all__ = ["CLOSE_CODES", "Backoff", "RetryBudget", "close_error", "seconds", "status_error", "tls_error"]
+__all__ = ["CLOSE_CODES", "Backoff", "RetryBudget", "close_error", "network_cause", "seconds", "status_error",
+           "tls_error"]
 
 #: What a server's close code means, per vendor ("*": every vendor unless it says otherwise):
 #: "final" ends the client (the request itself was refused), "auth" ends it with
@@ -89,6 +92,26 @@ def tls_error(what: str, detail: str) -> TLSVerificationError:
         f"{what} failed: the server's TLS certificate could not be verified ({detail}). "
         "If it uses a private CA, pass verify='/path/to/ca.pem'; verify=False only for testing."
     )
+
+
+def network_cause(exc: BaseException) -> str:
+    """Why a connection could not be made or kept, in words, with the likely fix (walks the cause chain)."""
+    seen: Optional[BaseException] = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "the host name could not be resolved (check the URL's host)"
+        if isinstance(seen, ConnectionRefusedError):
+            return "the connection was refused (is the port right, and the server up?)"
+        if isinstance(seen, ConnectionResetError):
+            return "the server reset the connection"
+        if isinstance(seen, (socket.timeout, TimeoutError)):
+            return "it timed out"
+        if isinstance(seen, ssl.SSLError):
+            return f"the TLS handshake failed ({seen.reason or 'SSLError'}: is it a plain ws:// or http:// port?)"
+        seen = seen.__cause__ or seen.__context__ or (seen.args[0] if seen.args and
+                                                      isinstance(seen.args[0], BaseException) else None)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
 def seconds(value: Optional[str]) -> Optional[float]:

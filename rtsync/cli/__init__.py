@@ -136,16 +136,25 @@ def _secrets(args: argparse.Namespace) -> List[str]:
     return found
 
 
-def _logging(verbose: int) -> None:
+@contextlib.contextmanager
+def _logging(verbose: int) -> Iterator[None]:
     if verbose:
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(asctime)s %(name)s %(levelname)s %(message)s",
             stream=sys.stderr,
         )
-    elif not logging.getLogger("rtsync").handlers:
-        # The command reports errors itself, once; without -v the library's warnings would repeat them.
-        logging.getLogger("rtsync").addHandler(logging.NullHandler())
+        yield
+        return
+    # The command reports errors itself, once; without -v the library's warnings would repeat them.
+    # Only while the command runs: main() may be called in-process, whose logging is not ours.
+    quiet = logging.NullHandler()
+    logger = logging.getLogger("rtsync")
+    logger.addHandler(quiet)
+    try:
+        yield
+    finally:
+        logger.removeHandler(quiet)
 
 
 @contextlib.contextmanager
@@ -201,7 +210,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[IO[str]] = None) ->
         args = _parse(_parser(), argv)
     except SystemExit as exc:  # --help, --version, usage errors (argparse printed them)
         return exc.code if isinstance(exc.code, int) else USAGE
-    _logging(args.verbose)
+    with _logging(args.verbose):
+        return _main(args, out)
+
+
+def _main(args: argparse.Namespace, out: Optional[IO[str]]) -> int:
     checkpoint = getattr(args, "checkpoint", None)
     output = Output(sys.stdout if out is None else out,
                     FileCheckpoint(checkpoint) if checkpoint and args.command != "demo" else None)

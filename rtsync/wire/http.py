@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import ssl
+from urllib.parse import urlsplit
 import threading
 from typing import Any, Dict, Mapping, Optional, Union
 
@@ -24,7 +25,7 @@ from ..redact import redact_url
 from ..sansio import HttpResponse
 from .link import Verify, ssl_context
 from .tcp import open_tcp
-from ..policy import seconds, status_error, tls_error
+from ..policy import network_cause, seconds, status_error, tls_error
 
 __all__ = ["HttpClient"]
 
@@ -155,9 +156,11 @@ class HttpClient:
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise tls_error(what, "certificate verify failed") from None
-            raise ConnectionLost(f"{what} failed: TLS error") from None
+            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}") from None
         except requests.RequestException as exc:
-            raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
+            if self._registry.cancelled:
+                raise ConnectionLost("the client is stopping") from None
+            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}") from None
         result = HttpResponse(resp.status_code, dict(resp.headers), body)
         if check and resp.status_code >= 400:
             raise status_error(resp.status_code, what, seconds(resp.headers.get("Retry-After")))
@@ -181,3 +184,7 @@ class HttpClient:
     def close(self) -> None:
         self.cancel()
         self.session.close()
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc.rsplit("@", 1)[-1] or url[:40]  # never the userinfo part

@@ -23,7 +23,7 @@ import websocket
 from websocket._url import get_proxy_info
 
 from ..errors import ConfigurationError, ConnectionLost
-from ..policy import seconds, status_error, tls_error
+from ..policy import network_cause, seconds, status_error, tls_error
 from ..sansio import Handshake
 from .frames import Incoming
 from .framing import FrameReader
@@ -119,7 +119,7 @@ class WebSocketLink:
             self.abort()
             if isinstance(exc, ConnectionLost):
                 raise
-            raise ConnectionLost(f"{what} failed: {type(exc).__name__}") from None
+            raise ConnectionLost(f"{what} failed: {network_cause(exc)}") from None
         if self._closed:
             self.abort()
             raise ConnectionLost("the connection was closed while opening")

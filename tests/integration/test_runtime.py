@@ -174,7 +174,7 @@ def test_once_and_off_on_a_client(server: DashlyServer) -> None:
 
 
 def test_library_adds_no_log_handlers() -> None:
-    for name in ("rtsync", "rtsync.dashly", "rtsync.events", "rtsync.transport.websocket"):
+    for name in ("rtsync", "rtsync.dashly", "rtsync.dispatch", "rtsync.wire"):
         assert logging.getLogger(name).handlers == []
 
 
