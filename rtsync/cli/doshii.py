@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 
 from ..errors import ConfigurationError
-from ..events import Event
 from ..policy import Backoff
 from ..vendors.doshii.client import ENVIRONMENTS, DoshiiClient
 from .demo import Demo, local_servers
@@ -41,20 +39,12 @@ def demo(run: Demo) -> None:
     with servers.DoshiiServer(client_ids={"demo-client-id"}) as server:
         client = run.watch(DoshiiClient("demo-client-id", url=server.url, app_version="rtsync-demo",
                                         ping_interval=1.0, backoff=Backoff(base=0.2, cap=1.0)))
-        connects = []
-        lock = threading.Lock()
-
-        def count(event: Event) -> None:
-            with lock:
-                connects.append(event)
-
-        client.on("rtsync.connected", count)
         with client:
-            run.wait(lambda: connects, "the client did not connect", client)
+            run.wait(lambda: client.stats.connects > 0, "the client did not connect", client)
             for name, payload in servers.SAMPLE_EVENTS[:2]:
                 server.publish(name, payload)
             run.pause(0.3)
             server.drop()  # Doshii replays nothing: the app is told it reconnected
-            run.wait(lambda: len(connects) > 1, "the client did not reconnect", client)
+            run.wait(lambda: client.stats.connects > 1, "the client did not reconnect", client)
             server.publish(*servers.SAMPLE_EVENTS[2])
             run.pause(0.3)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
-from typing import List
 
 from ..errors import ConfigurationError
-from ..events import Event
 from ..policy import Backoff
 from ..vendors.voxsig.client import DEFAULT_URL, VoxsigClient
 from .demo import Demo, local_servers
@@ -43,22 +40,14 @@ def demo(run: Demo) -> None:
     with servers.VoxsigServer(ping_interval=1.0) as server:
         client = run.watch(VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.url,
                                         presence_interval=2.0, backoff=Backoff(base=0.2, cap=1.0)))
-        connects: List[Event] = []
-        lock = threading.Lock()
-
-        def count(event: Event) -> None:
-            with lock:
-                connects.append(event)
-
-        client.on("rtsync.connected", count)
         with client:
-            run.wait(lambda: connects, "the client did not connect", client)
+            run.wait(lambda: client.stats.connects > 0, "the client did not connect", client)
             server.publish("account_1", "conversation.created", {"id": 42, "status": "open"})
             server.publish("good-user-token", "conversation.typing_on",
                              {"conversation": {"id": 42}, "user": {"id": 7, "name": "Ann"}, "is_private": False})
             server.publish("account_1", "message.created", {"id": 1, "conversation_id": 42, "content": "Hello!"})
             run.pause(0.3)
             server.server_restart()  # the client reconnects, resubscribes and tells us it did
-            run.wait(lambda: len(connects) > 1, "the client did not reconnect", client)
+            run.wait(lambda: client.stats.connects > 1, "the client did not reconnect", client)
             server.publish("account_1", "message.created", {"id": 2, "conversation_id": 42, "content": "Back!"})
             run.pause(0.3)
