@@ -28,7 +28,7 @@ def alice(server: QuickMeetServer, **kw) -> rtsync.QuickMeetClient:
     kw.setdefault("ping_interval", 0.6)
     kw.setdefault("ping_timeout", 0.6)
     kw.setdefault("handshake_timeout", 1.0)
-    return rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="alice-password", backoff=FAST, **kw)
+    return rtsync.QuickMeetClient(url=server.url, username="alice", password="alice-password", backoff=FAST, **kw)
 
 
 
@@ -247,7 +247,7 @@ def test_the_streamers_close_codes_are_explained_retried_and_lose_nothing(
 
 def test_broker_mangled_login_errors_are_still_final(server: QuickMeetServer) -> None:
     server.mangle_errors = True  # {"error": "Incorrect password [403]"}: no number, no reason
-    c = rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="wrong", backoff=FAST)
+    c = rtsync.QuickMeetClient(url=server.url, username="alice", password="wrong", backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError, match="403"):
         c.run_forever()
     assert sum(1 for f in server.frames_in if f.get("msg") == "connect") == 1

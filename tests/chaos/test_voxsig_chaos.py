@@ -23,7 +23,7 @@ def server() -> Iterator[VoxsigServer]:
 
 def agent(server: VoxsigServer, **kw) -> rtsync.VoxsigClient:
     kw.setdefault("ping_timeout", 1.0)
-    return rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.cable_url, backoff=FAST, **kw)
+    return rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.url, backoff=FAST, **kw)
 
 
 def lifecycle(c: rtsync.Client) -> List[Event]:

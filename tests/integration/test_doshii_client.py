@@ -31,7 +31,7 @@ def make(server: DoshiiServer, **kw) -> rtsync.DoshiiClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("ping_interval", 0.2)
     kw.setdefault("ping_timeout", 0.5)
-    return rtsync.DoshiiClient(CLIENT_ID, url=server.socket_url, app_version="tests/1.0", **kw)
+    return rtsync.DoshiiClient(CLIENT_ID, url=server.url, app_version="tests/1.0", **kw)
 
 
 def watch(c: rtsync.Client) -> tuple:
@@ -69,7 +69,7 @@ def test_events_in_every_shape(server: DoshiiServer, shape: str) -> None:
 
 
 def test_device_id_is_sent(server: DoshiiServer) -> None:
-    c = rtsync.DoshiiClient(CLIENT_ID, url=server.socket_url, device_id="dev 1", backoff=FAST)
+    c = rtsync.DoshiiClient(CLIENT_ID, url=server.url, device_id="dev 1", backoff=FAST)
     got, up = watch(c)
     with c:
         assert up.wait(5)
@@ -112,7 +112,7 @@ def test_server_ping_answered(server: DoshiiServer) -> None:
 @pytest.mark.parametrize("failure", [401, 403])
 def test_refused_client_id_is_final(server: DoshiiServer, failure: int) -> None:
     server.auth_failure = failure
-    c = rtsync.DoshiiClient("unknown-id", url=server.socket_url, backoff=FAST)
+    c = rtsync.DoshiiClient("unknown-id", url=server.url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError):
         c.run_forever()
     assert server.connections_total == 0
@@ -130,7 +130,7 @@ def test_retry_budget_ends_the_client_with_a_clear_error() -> None:
 
 def test_accept_then_close_1008_is_a_refused_client_id(server: DoshiiServer) -> None:
     server.auth_failure = "close-1008"  # the reference's accept-then-close variant of a bad auth
-    c = rtsync.DoshiiClient("unknown-id", url=server.socket_url, backoff=FAST)
+    c = rtsync.DoshiiClient("unknown-id", url=server.url, backoff=FAST)
     downs: list = []
     c.on("rtsync.disconnected", downs.append)
     with pytest.raises(rtsync.AuthenticationError, match="did not accept the client id"):
@@ -174,10 +174,10 @@ def test_client_id_never_leaks(server: DoshiiServer, caplog: pytest.LogCaptureFi
         server.drop()
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)
     server.auth_failure = 401
-    bad = rtsync.DoshiiClient(CLIENT_ID + "x", url=server.socket_url, backoff=FAST)
+    bad = rtsync.DoshiiClient(CLIENT_ID + "x", url=server.url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError) as info:
         bad.run_forever()
-    assert main(["-vv", "listen", "doshii", "--client-id", CLIENT_ID + "x", "--url", server.socket_url]) == 3
+    assert main(["-vv", "listen", "doshii", "--client-id", CLIENT_ID + "x", "--url", server.url]) == 3
     out, err = capsys.readouterr()
     secrets = [CLIENT_ID, base64.b64encode(CLIENT_ID.encode()).decode()]
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + str(info.value) + out + err

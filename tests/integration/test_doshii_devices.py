@@ -30,7 +30,7 @@ def server() -> Iterator[DoshiiServer]:
 def make(server: DoshiiServer, **kw: Any) -> rtsync.DoshiiClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("client_secret", SECRET)
-    return rtsync.DoshiiClient(CLIENT_ID, url=server.socket_url, rest_url=server.rest_url, **kw)
+    return rtsync.DoshiiClient(CLIENT_ID, url=server.url, rest_url=server.rest_url, **kw)
 
 
 def vendor(got: List[Event]) -> List[Event]:

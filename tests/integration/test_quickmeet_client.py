@@ -28,7 +28,7 @@ def alice(server: QuickMeetServer, **kw) -> rtsync.QuickMeetClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("ping_interval", 1.0)
     kw.setdefault("ping_timeout", 1.0)
-    return rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="alice-password", **kw)
+    return rtsync.QuickMeetClient(url=server.url, username="alice", password="alice-password", **kw)
 
 
 
@@ -48,7 +48,7 @@ def test_login_call_subscribe_and_receive(server: QuickMeetServer) -> None:
         c.subscribe_notifications()
         server.post("GENERAL", "hi alice")
         server.notify_user("alice", {"title": "bob", "text": "ping", "payload": {"rid": "GENERAL"}})
-        c2 = rtsync.QuickMeetClient(url=server.websocket_url, username="bob", password="bob-password", backoff=FAST)
+        c2 = rtsync.QuickMeetClient(url=server.url, username="bob", password="bob-password", backoff=FAST)
         started(c2)
         c2.call("stream-notify-room", "GENERAL/typing", "bob", True, {})
         c2.stop()
@@ -90,7 +90,7 @@ def test_call_errors_carry_the_servers_error(server: QuickMeetServer) -> None:
 
 def test_resume_token_login(server: QuickMeetServer) -> None:
     token = server.issue_token("bob")
-    c = rtsync.QuickMeetClient(url=server.websocket_url, resume_token=token, backoff=FAST)
+    c = rtsync.QuickMeetClient(url=server.url, resume_token=token, backoff=FAST)
     started(c)
     c.stop()
     assert c.user_id == "bob-id"
@@ -100,7 +100,7 @@ def test_resume_token_login(server: QuickMeetServer) -> None:
 @pytest.mark.parametrize("kwargs", [{"username": "alice", "password": "wrong"},
                                     {"username": "nobody", "password": "x"}, {"resume_token": "revoked"}])
 def test_refused_logins_are_final(server: QuickMeetServer, kwargs) -> None:
-    c = rtsync.QuickMeetClient(url=server.websocket_url, backoff=FAST, **kwargs)
+    c = rtsync.QuickMeetClient(url=server.url, backoff=FAST, **kwargs)
     with pytest.raises(rtsync.AuthenticationError, match="403"):
         c.run_forever()
     assert sum(1 for f in server.frames_in if f.get("msg") == "connect") == 1
@@ -134,10 +134,10 @@ def test_secrets_never_leak(server: QuickMeetServer, caplog: pytest.LogCaptureFi
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)
     finally:
         c.stop()
-    bad = rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="not-" + "alice-password")
+    bad = rtsync.QuickMeetClient(url=server.url, username="alice", password="not-" + "alice-password")
     with pytest.raises(rtsync.AuthenticationError) as info:
         bad.run_forever()
-    assert main(["-vv", "listen", "quickmeet", "--url", server.websocket_url, "--username", "alice",
+    assert main(["-vv", "listen", "quickmeet", "--url", server.url, "--username", "alice",
                  "--password", "cli-secret-password"]) == 3
     out, err = capsys.readouterr()
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + str(info.value) + out + err
@@ -182,7 +182,7 @@ def test_an_account_wanting_a_second_factor_is_final_and_says_what_to_do(server:
         c.run_forever()
     assert sum(1 for f in server.frames_in if f.get("msg") == "connect") == 1
     # The server's second try, as Rocket.Chat's own client makes it: {"totp": {"login": ..., "code"}}.
-    bob = rtsync.QuickMeetClient(url=server.websocket_url, username="bob", password="bob-password", backoff=FAST)
+    bob = rtsync.QuickMeetClient(url=server.url, username="bob", password="bob-password", backoff=FAST)
     started(bob)
     try:
         first = {"user": {"username": "alice"},

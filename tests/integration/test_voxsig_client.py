@@ -24,7 +24,7 @@ def server() -> Iterator[VoxsigServer]:
 def agent(server: VoxsigServer, **kw) -> rtsync.VoxsigClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("ping_timeout", 1.0)
-    return rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.cable_url, **kw)
+    return rtsync.VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.url, **kw)
 
 
 
@@ -44,7 +44,7 @@ def test_agent_receives_account_and_token_streams(server: VoxsigServer) -> None:
 
 
 def test_contact_token_alone(server: VoxsigServer) -> None:
-    c = rtsync.VoxsigClient("good-contact-token", url=server.cable_url, backoff=FAST)
+    c = rtsync.VoxsigClient("good-contact-token", url=server.url, backoff=FAST)
     got, up = watch(c, "message.created")
     with c:
         assert up.wait(5)
@@ -84,7 +84,7 @@ def test_one_identifier_spelling_means_no_duplicates(server: VoxsigServer) -> No
 
 
 def test_invalid_token_ends_with_a_clear_auth_error(server: VoxsigServer) -> None:
-    c = rtsync.VoxsigClient("bad-token", account_id=1, user_id=1, url=server.cable_url, backoff=FAST, confirm_timeout=0.5)
+    c = rtsync.VoxsigClient("bad-token", account_id=1, user_id=1, url=server.url, backoff=FAST, confirm_timeout=0.5)
     t0 = time.monotonic()
     with pytest.raises(rtsync.AuthenticationError, match="never confirmed"):
         c.run_forever()
@@ -94,14 +94,14 @@ def test_invalid_token_ends_with_a_clear_auth_error(server: VoxsigServer) -> Non
 
 
 def test_wrong_account_is_silence_too(server: VoxsigServer) -> None:
-    c = rtsync.VoxsigClient("good-user-token", account_id=2, user_id=1, url=server.cable_url, backoff=FAST, confirm_timeout=0.3)
+    c = rtsync.VoxsigClient("good-user-token", account_id=2, user_id=1, url=server.url, backoff=FAST, confirm_timeout=0.3)
     with pytest.raises(rtsync.AuthenticationError):
         c.run_forever()
 
 
 def test_reject_subscription_is_final(server: VoxsigServer) -> None:
     server.reject_mode = True
-    c = rtsync.VoxsigClient("bad-token", url=server.cable_url, backoff=FAST)
+    c = rtsync.VoxsigClient("bad-token", url=server.url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError, match="rejected"):
         c.run_forever()
     assert server.connections_total == 1
@@ -132,7 +132,7 @@ def test_token_never_leaks(server: VoxsigServer, caplog: pytest.LogCaptureFixtur
         assert wait_for(lambda: any(e.name == "message.created" for e in got))
         server.drop()
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)
-    bad = rtsync.VoxsigClient("bad-secret-token", account_id=1, user_id=1, url=server.cable_url, backoff=FAST, confirm_timeout=0.2)
+    bad = rtsync.VoxsigClient("bad-secret-token", account_id=1, user_id=1, url=server.url, backoff=FAST, confirm_timeout=0.2)
     with pytest.raises(rtsync.AuthenticationError) as info:
         bad.run_forever()
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + repr(bad) + str(info.value)
@@ -187,7 +187,7 @@ def test_old_shape_delivers_what_precedes_the_confirm_once_and_in_order(server: 
 
 def test_old_shape_wrong_account_leaks_the_token_stream_without_a_confirm(server: VoxsigServer) -> None:
     server.old_shape = True
-    c = rtsync.VoxsigClient("good-user-token", account_id=2, user_id=1, url=server.cable_url, backoff=FAST, confirm_timeout=30)
+    c = rtsync.VoxsigClient("good-user-token", account_id=2, user_id=1, url=server.url, backoff=FAST, confirm_timeout=30)
     got, up = watch(c)
     with c:
         assert wait_for(lambda: server.subscribers("good-user-token") == 1 and subscribes(server) >= 2)
@@ -203,7 +203,7 @@ def test_old_shape_wrong_account_leaks_the_token_stream_without_a_confirm(server
 
 def test_old_shape_invalid_token_still_ends_with_the_clear_auth_error(server: VoxsigServer) -> None:
     server.old_shape = True
-    c = rtsync.VoxsigClient("bad-token", account_id=1, user_id=1, url=server.cable_url, backoff=FAST, confirm_timeout=1.0)
+    c = rtsync.VoxsigClient("bad-token", account_id=1, user_id=1, url=server.url, backoff=FAST, confirm_timeout=1.0)
     c.start()
     try:
         # The bogus token's stream is live and unconfirmed: broadcast until one reaches it.
@@ -230,7 +230,7 @@ def test_old_shape_with_good_ids_is_an_ordinary_subscription(server: VoxsigServe
 
 def test_old_shape_with_reject_mode_rejects(server: VoxsigServer) -> None:
     server.old_shape = server.reject_mode = True
-    c = rtsync.VoxsigClient("good-user-token", account_id=2, user_id=1, url=server.cable_url, backoff=FAST)
+    c = rtsync.VoxsigClient("good-user-token", account_id=2, user_id=1, url=server.url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError, match="rejected"):
         c.run_forever()
     assert server.connections_total == 1
