@@ -8,6 +8,7 @@ from rtsync.errors import (
     AuthenticationError,
     ConfigurationError,
     ConnectionLost,
+    RateLimited,
     RequestRejected,
     StaleConnection,
 )
@@ -211,11 +212,18 @@ def test_shortpoll_bootstraps_from_server_date_not_our_clock() -> None:
 
 
 @pytest.mark.parametrize("status,error", [(403, AuthenticationError), (401, AuthenticationError),
-                                          (400, RequestRejected), (500, ConnectionLost), (502, ConnectionLost)])
+                                          (400, RequestRejected), (500, ConnectionLost), (502, ConnectionLost),
+                                          (429, RateLimited)])
 def test_http_failures_classified(status, error) -> None:
     lp = LongPollProtocol("https://x", "t", DashlyState(["c"]))
     (fail,) = lp.response(resp(status), 0)
     assert isinstance(fail, Fail) and type(fail.error) is error
+
+
+def test_http_429_waits_what_retry_after_says() -> None:
+    lp = LongPollProtocol("https://x", "t", DashlyState(["c"]))
+    (fail,) = lp.response(resp(429, Retry_After="7"), 0)
+    assert isinstance(fail.error, RateLimited) and fail.error.retryable and fail.error.retry_after == 7.0
 
 
 def test_http_400_carries_the_explain_header() -> None:

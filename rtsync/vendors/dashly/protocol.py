@@ -34,7 +34,7 @@ from ...errors import (
     RtsyncError,
 )
 from ...events import GAP, Event
-from ...policy import close_error
+from ...policy import close_error, seconds, status_error
 from ...sansio import (
     BoundedSet,
     Connected,
@@ -535,6 +535,8 @@ def http_failure(status: int, headers: Mapping[str, str]) -> RtsyncError:
         return AuthenticationError(
             f"Dashly refused the auth_token (HTTP {status}). Check the token; rtsync will not retry."
         )
+    if status == 429:  # nginx's limit_req in front of the module: wait, as the policy does everywhere
+        return status_error(status, f"Dashly (HTTP 429{explain})", seconds(_header(headers, "retry-after")))
     if 400 <= status < 500 and status != 408:
         return RequestRejected(f"Dashly rejected the subscription (HTTP {status}{explain})", status=status)
     return ConnectionLost(f"Dashly answered HTTP {status}{explain}")
