@@ -164,6 +164,7 @@ def test_missing_ids_become_a_gap_event() -> None:
         gaps: List[Event] = []
         c.on("rtsync.gap", gaps.append)
         with c:
+            assert c.wait_connected(5)  # a short poll starts from the server's time at its first poll
             server.publish("c.1", {"n": 0})
             assert wait_for(lambda: len(got) == 1)
             c._http.cancel()  # noqa: SLF001 - make the next polls fail so messages pile up
