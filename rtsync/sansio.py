@@ -140,8 +140,25 @@ def json_object(text: str, *, shown: Optional[str] = None) -> Union[Dict[str, An
         if isinstance(value, dict):
             return value
         problem = "that is not a JSON object"
-    quoted = repr((text if shown is None else shown)[:80])[:120]
-    return Report(ProtocolError(f"skipped a frame {problem}: {quoted}"))
+    return Report(ProtocolError(f"skipped a frame {problem}: {quoted(text if shown is None else shown)}"))
+
+
+def quoted(text: str) -> str:
+    """A frame cut short, and escaped, for a report."""
+    return repr(text[:80])[:120]
+
+
+def contained(decode: Callable[[], List[Output]], text: str,
+              quote: Callable[[str], str] = quoted) -> List[Output]:
+    """`decode()` for one frame, as a last resort against the unforeseen: an RtsyncError still
+    leaves (the protocol meant it); any other exception becomes one Report, and the link goes on."""
+    try:
+        return decode()
+    except RtsyncError:
+        raise
+    except Exception as exc:
+        return [Report(ProtocolError(
+            f"skipped a frame that could not be decoded ({type(exc).__name__}): {quote(text)}"))]
 
 
 class Liveness:

@@ -39,6 +39,7 @@ from ...sansio import (
     Report,
     Rotate,
     WebSocketProtocol,
+    contained,
 )
 
 __all__ = ["DialpadProtocol", "dedupe_key", "event_name", "ill_typed", "token_lifetime"]
@@ -221,13 +222,7 @@ class DialpadProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.heard(now)
-        try:
-            return self._received(text)
-        except RtsyncError:
-            raise
-        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
-            return [Report(ProtocolError(
-                f"skipped a frame that could not be decoded ({type(exc).__name__}): {_quote(text)}"))]
+        return contained(lambda: self._received(text), text, _quote)
 
     def _received(self, text: str) -> List[Output]:
         data, problem = self._decode(text)

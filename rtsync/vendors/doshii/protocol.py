@@ -30,17 +30,14 @@ from ...sansio import (
     Report,
     Send,
     WebSocketProtocol,
+    contained,
     json_object,
+    quoted,
 )
 
 __all__ = ["DoshiiProtocol"]
 
 PROVIDER = "doshii"
-
-
-def _quote(text: str) -> str:
-    """A frame cut short for a report."""
-    return repr(text[:80])[:120]
 
 
 class DoshiiProtocol(WebSocketProtocol):
@@ -84,13 +81,7 @@ class DoshiiProtocol(WebSocketProtocol):
         return self.liveness.opened(now)  # the first heartbeat "completes the handshake"
 
     def received(self, text: str, now: float) -> List[Output]:
-        try:
-            return self._received(text, now)
-        except RtsyncError:
-            raise
-        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
-            return [Report(ProtocolError(
-                f"skipped a frame that could not be decoded ({type(exc).__name__}): {_quote(text)}"))]
+        return contained(lambda: self._received(text, now), text)
 
     def _received(self, text: str, now: float) -> List[Output]:
         if text.startswith("primus::"):
@@ -110,8 +101,8 @@ class DoshiiProtocol(WebSocketProtocol):
                 return [self._event(name, frame["data"], text)]
         if "doshii" in frame:
             return [Report(ProtocolError(
-                f"skipped a heartbeat whose doshii body is a {type(body).__name__}, not an object: {_quote(text)}"))]
-        return [Report(ProtocolError(f"skipped a frame of an unknown shape: {_quote(text)}"))]
+                f"skipped a heartbeat whose doshii body is a {type(body).__name__}, not an object: {quoted(text)}"))]
+        return [Report(ProtocolError(f"skipped a frame of an unknown shape: {quoted(text)}"))]
 
     def _heartbeat(self, body: Dict[str, Any], now: float) -> List[Output]:
         if "pong" in body:

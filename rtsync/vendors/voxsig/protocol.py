@@ -46,7 +46,9 @@ from ...sansio import (
     Report,
     Send,
     WebSocketProtocol,
+    contained,
     json_object,
+    quoted,
 )
 
 __all__ = ["SUBPROTOCOLS", "SubscriptionTimeout", "VoxsigProtocol", "build_identifier"]
@@ -146,12 +148,7 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.liveness.heard(now)
-        try:
-            return self._received(text, now)
-        except RtsyncError:
-            raise
-        except Exception as exc:  # a last resort: one bad frame must not end the link or hide the next
-            return [self._bad(f"a frame that could not be decoded ({type(exc).__name__})", text)]
+        return contained(lambda: self._received(text, now), text, lambda t: quoted(self._masked(t)))
 
     def _masked(self, text: str) -> str:
         """The frame with our identifier (and so our token) masked, as events keep it in `raw`."""
@@ -159,7 +156,7 @@ class VoxsigProtocol(WebSocketProtocol):
         return text.replace(self._token, "***") if self._token else text
 
     def _bad(self, what: str, text: str) -> Report:
-        return Report(ProtocolError(f"skipped {what}: {repr(self._masked(text)[:80])[:120]}"))
+        return Report(ProtocolError(f"skipped {what}: {quoted(self._masked(text))}"))
 
     def _received(self, text: str, now: float) -> List[Output]:
         frame = json_object(text)
