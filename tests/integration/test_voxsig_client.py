@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import pytest
 
 import rtsync
 from rtsync.testing.voxsig import VoxsigServer
 from tests.conftest import started, wait_for, watch
+from tests.voxsig_seed import EVENTS, materialize
 
 FAST = rtsync.Backoff(base=0.05, cap=0.2)
 
@@ -424,3 +425,41 @@ def test_disconnect_that_allows_reconnecting_reconnects(server: VoxsigServer, re
         c.stop()
     said = next(e for e in got if e.name == "rtsync.disconnected").data["reason"]
     assert reason in said and c.error is None
+
+
+def test_every_event_of_the_doc_reaches_a_callback_by_its_name(server: VoxsigServer) -> None:
+    # The 14 events of seeds/001 with the doc's payloads, each subscribed by the name the doc gives.
+    c = agent(server)
+    got: Dict[str, List[rtsync.Event]] = {name: [] for name, _ in EVENTS}
+    for name, _ in EVENTS:
+        c.on(name, got[name].append)
+    try:
+        started(c)
+        for name, schema in EVENTS:
+            wire = "notification.created" if name == "notification_created" else name
+            assert server.publish("account_1", wire, materialize(schema)) == 1
+        assert wait_for(lambda: all(got.values()))
+    finally:
+        c.stop()
+    for name, schema in EVENTS:
+        expected = {**materialize(schema), "account_id": 1}
+        # presence.update also answers the client's own presence after the confirm.
+        (event,) = [e for e in got[name] if e.data == expected]
+        assert event.typed is not None and (len(got[name]) == 1 or name == "presence.update"), name
+    assert got["notification_created"][0].typed.notification.push_message_title == "text"
+    assert c.off("notification_created") == 1 and c.off("notification.created") == 0
+
+
+def test_the_doc_spelling_notification_created_on_the_wire_is_one_event_for_both_names(
+        server: VoxsigServer) -> None:
+    c = agent(server)
+    dotted: List[rtsync.Event] = []
+    c.on("notification.created", dotted.append)
+    c.once("notification_created", dotted.append)  # the same function twice: runs once per event
+    try:
+        started(c)
+        server.publish("good-user-token", "notification_created", {"notification": {"id": 5}, "count": 1})
+        assert wait_for(lambda: dotted)
+    finally:
+        c.stop()
+    assert [e.name for e in dotted] == ["notification.created"] and dotted[0].typed.notification.id == 5
