@@ -21,7 +21,7 @@ from ...sansio import HttpResponse
 from ...wire import Verify
 from ...wire.http import HttpClient
 
-__all__ = ["DoshiiRest"]
+__all__ = ["DoshiiRest", "path_under"]
 
 # Doshii honours a token for 10 minutes; re-signing every minute keeps a wide margin for clock
 # skew and long calls while the redaction list stays short.
@@ -66,15 +66,11 @@ class DoshiiRest:
 
     def fetch(self, uri: str, location_id: Optional[str]) -> Dict[str, Any]:
         """GET an event's `uri`, which must lie under `rest_url`: our signed token goes nowhere else."""
-        base = urlsplit(self.rest_url)
-        target = urlsplit(uri)
-        inside = (target.scheme, target.netloc.lower()) == (base.scheme, base.netloc.lower()) and \
-            (target.path == base.path or target.path.startswith(base.path.rstrip("/") + "/"))
-        if not inside or target.fragment or ".." in target.path.split("/"):
+        path = path_under(self.rest_url, uri)
+        if path is None:
             raise ProtocolError(
                 f"the event's uri {self._secrets.redact(uri)[:120]!r} is not under rest_url {self.rest_url!r}; "
                 "rtsync sends its signed token only there (pass rest_url= if Doshii moved its API)")
-        path = uri[len(f"{base.scheme}://{target.netloc}{base.path.rstrip('/')}"):]
         headers = {"doshii-location-id": location_id} if location_id else {}
         return self.object("GET", path, headers=headers)
 
@@ -105,6 +101,17 @@ class DoshiiRest:
         hint = "; ".join(h for h in (said, REST_HINTS.get(response.status, "")) if h)
         retry = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
         return status_error(response.status, what, seconds(retry), self._secrets.redact(hint))
+
+
+def path_under(rest_url: str, uri: str) -> Optional[str]:
+    """`uri`'s path and query after `rest_url` (same scheme, host and port; no `..`, no fragment), else None."""
+    base, target = urlsplit(rest_url), urlsplit(uri)
+    prefix = base.path.rstrip("/")
+    if (target.scheme, target.netloc.lower()) != (base.scheme, base.netloc.lower()) or target.fragment \
+            or "@" in target.netloc or not (target.path == prefix or target.path.startswith(prefix + "/")) \
+            or ".." in target.path.split("/") or any(c in uri for c in "\r\n\t \\"):
+        return None
+    return uri[len(f"{target.scheme}://{target.netloc}{prefix}"):]
 
 
 def _server_message(body: bytes) -> str:
