@@ -463,3 +463,12 @@ def test_the_doc_spelling_notification_created_on_the_wire_is_one_event_for_both
     finally:
         c.stop()
     assert [e.name for e in dotted] == ["notification.created"] and dotted[0].typed.notification.id == 5
+
+
+def test_perform_after_the_client_ended_raises_what_ended_it(server: VoxsigServer) -> None:
+    server.reject_connections = True
+    c = agent(server)
+    with pytest.raises(rtsync.AuthenticationError):
+        c.run_forever()
+    with pytest.raises(rtsync.AuthenticationError, match="reconnect: false"):
+        c.perform("update_presence")

@@ -172,9 +172,12 @@ class VoxsigClient(Client):
         answers nothing (a reply, if any, is an event), and silently drops an unknown action. While
         connecting or reconnecting it waits for the subscription (up to `connect_timeout` +
         `confirm_timeout` s); raises ConnectionLost if it is still not subscribed then, or if the
-        client is not running, and ConfigurationError for data that is not JSON.
+        client is not running (the error that ended it, if one did), and ConfigurationError for
+        data that is not JSON.
         """
         if not self.running:
+            if self.error is not None:
+                raise self.error  # it ended (e.g. AuthenticationError): that is the reason, not "not running"
             raise ConnectionLost(f"the client is not running, so {action!r} was not sent: start() it "
                                  "(or use `with client:`) first")
         if self.state is not State.CONNECTED:
