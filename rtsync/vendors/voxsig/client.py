@@ -131,7 +131,8 @@ class VoxsigClient(Client):
         super().__init__(vendor, backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
 
     def _prepare(self) -> Handshake:
-        self.protocol.use_token(self._token.get())
+        token = self._token.get()  # outside the protocol lock: a vault may be slow
+        self._exchange(lambda protocol: protocol.use_token(token))
         return self.protocol.handshake()
 
     @property

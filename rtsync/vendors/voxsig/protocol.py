@@ -125,7 +125,7 @@ class VoxsigProtocol(WebSocketProtocol):
         self._silent_timeouts = 0  # consecutive connections that never got a confirm
         self._reset(0.0)
 
-    def use_token(self, token: str) -> None:
+    def use_token(self, token: str) -> List[Output]:
         """The pubsub token for the next connection; one that `contact.merged` replaced is followed."""
         seen = {token}
         while token in self.superseded and self.superseded[token] not in seen:
@@ -133,6 +133,7 @@ class VoxsigProtocol(WebSocketProtocol):
             seen.add(token)
         if token != self.token:
             self._set_token(token)
+        return []
 
     def _set_token(self, token: str) -> None:
         self.token = token
