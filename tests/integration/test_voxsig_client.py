@@ -472,3 +472,18 @@ def test_perform_after_the_client_ended_raises_what_ended_it(server: VoxsigServe
         c.run_forever()
     with pytest.raises(rtsync.AuthenticationError, match="reconnect: false"):
         c.perform("update_presence")
+
+
+def test_after_a_merge_the_old_token_gets_no_answer(server: VoxsigServer) -> None:
+    server.merge_contact("good-contact-token", "merged-contact-token-88")
+    old = contact(server, confirm_timeout=0.3)
+    with pytest.raises(rtsync.AuthenticationError, match="never confirmed"):
+        old.run_forever()
+    assert server.publish("good-contact-token", "message.created", {"id": 1}) == 0
+    new = contact(server, "merged-contact-token-88")
+    try:
+        got = started(new)
+        server.publish("merged-contact-token-88", "message.created", {"id": 2})
+        assert wait_for(lambda: ids(got) == [2])
+    finally:
+        new.stop()
