@@ -266,7 +266,8 @@ def contact(server: VoxsigServer, token: Any = "good-contact-token", **kw: Any) 
     return rtsync.VoxsigClient(token, url=server.url, **kw)
 
 
-def test_contact_merged_switches_to_the_new_token_without_loss(server: VoxsigServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_contact_merged_switches_to_the_new_token_without_loss(server: VoxsigServer,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     c = contact(server)
     try:

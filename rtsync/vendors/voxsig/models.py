@@ -1,4 +1,4 @@
-"""Pydantic views of Voxsig (Chatwoot) event payloads, as the vendor doc lists its objects; unknown fields are kept, nothing is required."""
+"""Pydantic views of Voxsig (Chatwoot) payloads, one per object the vendor doc lists; unknown fields kept."""
 
 from __future__ import annotations
 
