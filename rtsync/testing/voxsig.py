@@ -182,6 +182,8 @@ class VoxsigServer(LocalServer):
         token stops working: its contact inbox is gone, so a subscription with it gets no answer, a
         presence update on it fails, and nothing is broadcast to it any more. Returns how many
         subscriptions got the event."""
+        if token not in self.contacts:
+            raise ValueError(f"merge_contact() takes a contact token of this server ({sorted(self.contacts)})")
         old_id, account = self.contacts[token]
         merged_id = old_id if contact_id is None else contact_id
         self.contacts[new_token] = (merged_id, account)
