@@ -7,7 +7,7 @@ import os
 
 from ..errors import ConfigurationError
 from ..policy import Backoff
-from ..vendors.doshii.client import ENVIRONMENTS, DoshiiClient
+from ..vendors.doshii.client import DEFAULT_APP_VERSION, ENVIRONMENTS, DoshiiClient
 from .demo import Demo, local_servers
 
 HELP = "Doshii (App WebSocket v3: heartbeat, emit events)"
@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> Non
     parser.add_argument("--environment", choices=ENVIRONMENTS, default="sandbox",
                         help="which Doshii to connect to (default: sandbox)")
     parser.add_argument("--device-id", default=None, help="a registered device's doshiiId (filters events)")
-    parser.add_argument("--app-version", default="rtsync-cli", help="sent with every heartbeat")
+    parser.add_argument("--app-version", default=None,
+                        help=f"your app's version, sent with every heartbeat (default: {DEFAULT_APP_VERSION})")
     parser.add_argument("--url", default=None, help="override the socket URL")
 
 

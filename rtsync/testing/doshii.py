@@ -28,6 +28,12 @@ another client's) is ignored ([assumed]); `reject_unknown_device` answers the
 upgrade with HTTP 400 instead. Sockets per client id are unlimited and every
 event goes to each socket whose filter lets it through ([assumed]).
 
+Resources behind the thin events (`add_resource(path, body, location_id)`,
+which returns the `uri` an event carries) are served at `GET
+/partner/v3/<path>` to a valid Bearer token; a location-scoped one wants the
+`doshii-location-id` header (missing: 400, another location: 404 [assumed]),
+an unknown path is 404.
+
 The shared shape: `url` (the socket URL, `ws://host:port/app/socket/v3`; the
 REST base is `rest_url`), `publish(name, payload)` (an emit), `drop()`, and
 `restart()` (the process restarting: every socket cut; registered devices are
@@ -44,7 +50,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime
 import itertools
 import json
 import secrets
@@ -55,9 +60,15 @@ from urllib.parse import unquote
 import jwt
 from aiohttp import WSMsgType, web
 
+from ._doshii_rest import LIST_FIELDS, Resources, device_matches
+from ._doshii_rest import device_fields as _device_fields
+from ._doshii_rest import error as _error
+from ._doshii_rest import now as _now
 from ._server import LocalServer, deprecated, hs256_jws
 
 __all__ = ["DoshiiServer", "device_matches"]
+
+_JWS = hs256_jws()  # checks tokens with the client's secret as given, however short, without PyJWT's warning
 
 SAMPLE_EVENTS = [
     ("order_created", {"id": "3", "status": "pending", "locationId": "aH43yx2", "posRef": "X-1234-5678",
@@ -68,22 +79,6 @@ SAMPLE_EVENTS = [
     ("order_updated", {"id": "3", "status": "accepted", "locationId": "aH43yx2",
                        "uri": "https://sandbox.doshii.co/partner/v3/orders/3"}),
 ]
-
-CHANNELS = ("Pay@Table", "Order ahead", "Reservations", "Loyalty", "PIP", "MAR", "Resources", "GiftCards")
-LIST_FIELDS = ("events", "terminals", "channels", "locationIds")
-_JWS = hs256_jws()  # checks tokens with the client's secret as given, however short, without PyJWT's warning
-
-
-def device_matches(device: Mapping[str, Any], name: str, payload: Any) -> bool:
-    """Whether a device's criteria let event `name` with `payload` through (the fields matched are [assumed])."""
-    fields = payload if isinstance(payload, dict) else {}
-    for key, value in (("events", name), ("locationIds", fields.get("locationId")),
-                       ("terminals", fields.get("posTerminalId")), ("channels", fields.get("channel"))):
-        wanted = device.get(key) or []
-        if wanted and value not in wanted:
-            return False
-    return True
-
 
 class DoshiiServer(LocalServer):
     """The local Doshii socket server and device registry. Knobs are attributes tests may change at run time.
@@ -128,6 +123,7 @@ class DoshiiServer(LocalServer):
         self.token_validity = token_validity
         self.devices: Dict[str, Dict[str, Any]] = {}
         self.bearer_tokens: List[str] = []
+        self.resources = Resources()
         self._owners: Dict[str, str] = {}  # doshiiId -> the client id that registered it
         self._versions = itertools.count(1)
         self._pinged: Set[web.WebSocketResponse] = set()
@@ -183,6 +179,11 @@ class DoshiiServer(LocalServer):
         deprecated(".emit()", ".publish()")
         return self.publish(name, payload, shape, count, client_id)
 
+    def add_resource(self, path: str, body: Mapping[str, Any], location_id: Optional[str] = None) -> str:
+        """Serve `body` at `GET /partner/v3/<path>` (tied to `location_id`, if given); returns its uri."""
+        self.resources.add(path, dict(body), location_id)
+        return f"{self.rest_url}/{path.lstrip('/')}"
+
     def send_raw(self, text: str) -> None:
         async def go() -> None:
             for ws in list(self.websockets):
@@ -215,6 +216,7 @@ class DoshiiServer(LocalServer):
         app.router.add_get("/partner/v3/devices/{doshii_id}", self._get_device)
         app.router.add_put("/partner/v3/devices/{doshii_id}", self._update_device)
         app.router.add_delete("/partner/v3/devices/{doshii_id}", self._delete_device)
+        app.router.add_get("/partner/v3/{path:.+}", self._resource)  # after the devices: they match first
 
     def _client_id(self, request: web.Request) -> Optional[str]:
         raw = request.raw_path.split("?", 1)[1] if "?" in request.raw_path else ""
@@ -359,6 +361,12 @@ class DoshiiServer(LocalServer):
             return _error(404, "Device not found")
         return doshii_id, self.devices[doshii_id]
 
+    async def _resource(self, request: web.Request) -> web.StreamResponse:
+        client_id = self._authorize(request)
+        if isinstance(client_id, web.Response):
+            return client_id
+        return self.resources.answer(request, request.raw_path[len("/partner/v3"):].split("?", 1)[0])
+
     async def _list_devices(self, request: web.Request) -> web.StreamResponse:
         client_id = self._authorize(request)
         if isinstance(client_id, web.Response):
@@ -396,32 +404,3 @@ class DoshiiServer(LocalServer):
         del self._owners[doshii_id]
         return web.json_response({"message": "The requested device has been removed"})
 
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _device_fields(body: Mapping[str, Any], required: Iterable[str]) -> Union[Dict[str, Any], web.Response]:
-    """The device fields of a request body, checked, or the 400 to answer."""
-    for key in required:
-        if key not in body:
-            return _error(400, f"{key} is required")
-    fields: Dict[str, Any] = {}
-    for key in ("name", "ref"):
-        if key in body:
-            if not isinstance(body[key], str) or not body[key]:
-                return _error(400, f"{key} must be a non-empty string")
-            fields[key] = body[key]
-    for key in LIST_FIELDS:
-        if key in body:
-            value = body[key]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                return _error(400, f"{key} must be an array of strings")
-            if key == "channels" and any(v not in CHANNELS for v in value):
-                return _error(400, f"channels must be among {', '.join(CHANNELS)}")
-            fields[key] = list(value)
-    return fields

@@ -8,7 +8,10 @@ spelling a second subscription), silence for an invalid token or ids (the
 dead subscription stays registered), per-token and per-account streams,
 `update_presence` answered to the caller's token stream, malformed input only
 logged, no replay, and controls: `server_restart()` (ActionCable's restart
-frame), `reject_connections`, `remote_disconnect()`, `drop()`, `restart()`,
+frame), `disconnect(reason, reconnect)` (any disconnect frame),
+`merge_contact()` (Chatwoot's contact merge: `contact.merged` with the new
+token to the old one's stream, after which the old token stops working),
+`reject_connections`, `remote_disconnect()`, `drop()`, `restart()`,
 `silence()`, `pause_pings`, and the RoomChannel variants `reject_mode`
 (forks) and `old_shape` (stream first), with `hold_lookups` to widen the
 window before a confirm.
@@ -101,6 +104,8 @@ class VoxsigServer(LocalServer):
         self.reject_connections = False
         self.pause_pings = False
         self.commands: List[Dict[str, Any]] = []  # every well-formed command, for tests
+        self.actions: List[Tuple[str, Dict[str, Any]]] = []  # (identifier, data) of every action performed
+        self.dead_streams: Set[str] = set()  # tokens merged away: nothing reaches their streams
         self._connections: Set[_Connection] = set()
         self._online: Dict[Tuple[str, int], float] = {}
         self._pinger: Optional["asyncio.Task[None]"] = None
@@ -161,6 +166,34 @@ class VoxsigServer(LocalServer):
 
         This is the restart *frame* a live server sends; `restart()` is the process restarting."""
         self._disconnect_all({"type": "disconnect", "reason": "server_restart", "reconnect": True})
+
+    def disconnect(self, reason: str, reconnect: Any = True) -> None:
+        """Send every connection `{"type":"disconnect","reason":reason,"reconnect":reconnect}`, then close 1000
+        (`reconnect=None` leaves the flag out, as no Rails version does)."""
+        frame: Dict[str, Any] = {"type": "disconnect", "reason": reason}
+        if reconnect is not None:
+            frame["reconnect"] = reconnect
+        self._disconnect_all(frame)
+
+    def merge_contact(self, token: str, new_token: str, contact_id: Optional[int] = None) -> int:
+        """Chatwoot's contact merge: the contact of `token` is merged into another (`contact_id`, by default
+        the same id) reachable with `new_token`. `contact.merged` with the new `pubsub_token` goes to the old
+        token's stream (as Chatwoot's listener sends it to the merged contact's tokens); then the old
+        token stops working: its contact inbox is gone, so a subscription with it gets no answer, a
+        presence update on it fails, and nothing is broadcast to it any more. Returns how many
+        subscriptions got the event."""
+        if token not in self.contacts:
+            raise ValueError(f"merge_contact() takes a contact token of this server ({sorted(self.contacts)})")
+        old_id, account = self.contacts[token]
+        merged_id = old_id if contact_id is None else contact_id
+        self.contacts[new_token] = (merged_id, account)
+        data = {"id": merged_id, "name": "Merged Contact", "email": "merged@example.com", "phone_number": None,
+                "identifier": None, "thumbnail": "", "additional_attributes": {}, "custom_attributes": {},
+                "pubsub_token": new_token}
+        sent = self.publish(token, "contact.merged", data, account_id=account)
+        del self.contacts[token]
+        self.dead_streams.add(token)
+        return sent
 
     def remote_disconnect(self, style: str = "7.1") -> None:
         """A remote disconnect: Rails 7.1+ sends a frame first, 6.1 just closes with 1000."""
@@ -319,14 +352,17 @@ class VoxsigServer(LocalServer):
             log.info("Could not execute command [TypeError - data must be a JSON string]")
             return
         try:
-            action = json.loads(data).get("action")
+            decoded = json.loads(data)
+            action = decoded.get("action")
         except (ValueError, AttributeError):
             return
+        self.actions.append((identifier, decoded))
         if action != "update_presence":
             log.info("Unable to process RoomChannel#%s", action)
             return
         owner = conn.owners.get(identifier)
-        if owner is None:  # an old-shape subscription whose lookups failed: they fail again here
+        if owner is None or streams[0] in self.dead_streams:
+            # An old-shape subscription whose lookups failed, or a token merged away: the lookups fail here.
             log.info("Could not execute command ... RecordNotFound")
             return
         kind, who, account = owner
@@ -341,6 +377,8 @@ class VoxsigServer(LocalServer):
         await self._broadcast(streams[0], {"event": "presence.update", "data": payload})
 
     async def _broadcast(self, stream: str, message: Any, count: int = 1) -> int:
+        if stream in self.dead_streams:
+            return 0  # nothing names a merged-away token any more
         sent = 0
         for conn in list(self._connections):
             for identifier, streams in conn.subscriptions.items():

@@ -49,7 +49,7 @@ def test_reconnects_resubscribes_and_says_it_was_a_reconnection(server: VoxsigSe
          "remote_6.1": lambda: server.remote_disconnect("6.1")}[fault]()
         assert wait_for(lambda: len(connections(events)) == 2, timeout=5)
         assert wait_for(lambda: server.subscribers("account_1") == 1)
-        server.broadcast("account_1", "message.created", {"id": 2})
+        server.publish("account_1", "message.created", {"id": 2})
         assert wait_for(lambda: got)
     assert connections(events)[1].data["reconnect"] is True
 
@@ -81,7 +81,7 @@ def test_malformed_frames_do_not_break_the_stream(server: VoxsigServer) -> None:
                 await ws.send_str("[1,2,3]")
 
         server.call(junk)
-        server.broadcast("account_1", "message.created", {"id": 1})
+        server.publish("account_1", "message.created", {"id": 1})
         assert wait_for(lambda: got)
     errors = [e for e in events if e.name == "rtsync.error"]
     assert len(errors) == 2 and len(connections(events)) == 1
@@ -95,7 +95,7 @@ def test_slow_callbacks_do_not_make_the_link_stale(server: VoxsigServer) -> None
     with c:
         assert wait_for(lambda: len(connections(events)) == 1)
         for i in range(20):  # 2 s of callback work, far beyond ping_timeout
-            server.broadcast("account_1", "message.created", {"id": i})
+            server.publish("account_1", "message.created", {"id": i})
         assert wait_for(lambda: len(got) == 20, timeout=10)
     assert got == list(range(20))
     assert not any(e.name == "rtsync.disconnected" for e in events)
@@ -126,12 +126,12 @@ def test_old_shape_reconnect_keeps_what_precedes_the_new_confirm(server: VoxsigS
         server.drop()
         assert wait_for(lambda: server.parked == 1)
         for i in range(3):
-            assert server.broadcast("good-user-token", "message.created", {"id": i}) == 1
+            assert server.publish("good-user-token", "message.created", {"id": i}) == 1
         assert wait_for(lambda: len(got) == 4)
         server.hold_lookups = False
         server.release_lookups()
         assert wait_for(lambda: len(connections(events)) == 2)
-        server.broadcast("good-user-token", "message.created", {"id": 3})
+        server.publish("good-user-token", "message.created", {"id": 3})
         assert wait_for(lambda: 3 in got)
     assert got == ["connected", 0, 1, 2, "connected", 3]
     assert connections(events)[1].data["reconnect"] is True

@@ -62,7 +62,7 @@ def test_events_in_every_shape(server: DoshiiServer, shape: str) -> None:
     with c:
         assert up.wait(5)
         for name, payload in SAMPLE_EVENTS:
-            server.emit(name, payload, shape=shape)
+            server.publish(name, payload, shape=shape)
         assert wait_for(lambda: len(named(got)) == 3)
     assert [e.name for e in named(got)] == [n for n, _ in SAMPLE_EVENTS]
     assert named(got)[1].typed.order_id == "123"
@@ -148,7 +148,7 @@ def test_drops_restart_and_malformed_frames(server: DoshiiServer) -> None:
         server.restart()
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 3, timeout=5)
         server.send_raw("{broken")
-        server.emit("order_created", {"id": "9"})
+        server.publish("order_created", {"id": "9"})
         assert wait_for(lambda: named(got, "order"))
     assert any(e.name == "rtsync.error" for e in got)
     assert [e.data["reconnect"] for e in got if e.name == "rtsync.connected"] == [False, True, True]

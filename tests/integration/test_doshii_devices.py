@@ -114,12 +114,12 @@ def test_filtered_and_unfiltered_sockets_of_one_client_id(server: DoshiiServer) 
     (got_filtered, up_filtered), (got_plain, up_plain) = watch(filtered), watch(plain)
     with filtered, plain:
         assert up_filtered.wait(5) and up_plain.wait(5)
-        sent = [server.emit("order_created", {"id": "1", "locationId": "L1"}),
-                server.emit("order_created", {"id": "2", "locationId": "L2"}),
-                server.emit("order_updated", {"id": "3", "locationId": "L1"}),
-                server.emit("transaction_created", {"id": "4", "locationId": "L1", "posTerminalId": "T1"}),
-                server.emit("order_created", {"id": "5"}),
-                server.emit("order_created", {"id": "6", "locationId": "L1"})]
+        sent = [server.publish("order_created", {"id": "1", "locationId": "L1"}),
+                server.publish("order_created", {"id": "2", "locationId": "L2"}),
+                server.publish("order_updated", {"id": "3", "locationId": "L1"}),
+                server.publish("transaction_created", {"id": "4", "locationId": "L1", "posTerminalId": "T1"}),
+                server.publish("order_created", {"id": "5"}),
+                server.publish("order_created", {"id": "6", "locationId": "L1"})]
         assert sent == [2, 1, 1, 1, 1, 2]
         # One socket delivers in order: the filtered client has all it will get once "6" is in.
         assert wait_for(lambda: len(vendor(got_plain)) == 6 and any(e.id == "6" for e in got_filtered))
@@ -135,10 +135,10 @@ def test_an_update_applies_to_open_sockets(server: DoshiiServer) -> None:
     got, up = watch(c)
     with c:
         assert up.wait(5)
-        assert server.emit("order_updated", {"id": "1"}) == 0
+        assert server.publish("order_updated", {"id": "1"}) == 0
         admin.update_device(device["doshiiId"], device["version"], events=["order_updated"], terminals=["T1"])
-        assert server.emit("order_updated", {"id": "2"}) == 0  # no posTerminalId
-        assert server.emit("order_updated", {"id": "3", "posTerminalId": "T1"}) == 1
+        assert server.publish("order_updated", {"id": "2"}) == 0  # no posTerminalId
+        assert server.publish("order_updated", {"id": "3", "posTerminalId": "T1"}) == 1
         assert wait_for(lambda: vendor(got))
     assert [e.id for e in vendor(got)] == ["3"]
 
@@ -148,7 +148,7 @@ def test_unknown_device_id_is_ignored_by_default(server: DoshiiServer) -> None:
     got, up = watch(c)
     with c:
         assert up.wait(5)
-        assert server.emit("order_created", {"id": "1", "locationId": "L9"}) == 1
+        assert server.publish("order_created", {"id": "1", "locationId": "L9"}) == 1
         assert wait_for(lambda: vendor(got))
     assert server.device_ids == ["no-such-device"]
 
@@ -251,7 +251,7 @@ def test_client_secret_and_tokens_never_leak(server: DoshiiServer, caplog: pytes
     got, up = watch(listener)
     with listener:
         assert up.wait(5)
-        server.emit("order_created", {"id": "1"})
+        server.publish("order_created", {"id": "1"})
         assert wait_for(lambda: vendor(got))
         server.drop()
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)

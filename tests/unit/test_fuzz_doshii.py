@@ -4,6 +4,7 @@ errors come out, and the next good event is still delivered."""
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from rtsync.events import Event
 from rtsync.sansio import Connected
 from rtsync.vendors.doshii.protocol import DoshiiProtocol
+from rtsync.vendors.doshii.rest import path_under
 from tests.hostile import HOSTILE, check_outputs, render, spoiled
 
 SETTINGS = settings(max_examples=250, deadline=None,
@@ -69,3 +71,28 @@ def test_hostile_frames_as_binary_text_before_the_first_pong(frame: str) -> None
     assert any(isinstance(o, Connected) for o in out) == is_pong
     check_outputs(p.tick(61.0))
     assert p.deadline() is not None
+
+
+REST = "https://sandbox.doshii.co/partner/v3"
+URIS = st.one_of(
+    st.text(max_size=80),
+    st.builds(lambda a, b: a + b,
+              st.sampled_from([REST, REST + "/", REST + "x", "https://sandbox.doshii.co",
+                               "http://sandbox.doshii.co/partner/v3", "https://SANDBOX.doshii.co/partner/v3",
+                               "https://evil.example/partner/v3", "https://sandbox.doshii.co@evil.example/partner/v3",
+                               "https://sandbox.doshii.co:444/partner/v3"]),
+              st.text(alphabet="/.?#&=%@:ab\\ \n", max_size=30)),
+)
+
+
+@SETTINGS
+@given(uri=URIS)
+def test_fetch_sends_the_token_only_under_rest_url(uri: str) -> None:
+    # An event's uri decides where our signed token goes: only to rest_url's own host, under its path.
+    path = path_under(REST, uri)
+    if path is None:
+        return
+    target = urlsplit(uri)
+    assert target.scheme == "https" and target.hostname == "sandbox.doshii.co" and target.port is None
+    assert (target.path + "/").startswith("/partner/v3/") and ".." not in target.path.split("/")
+    assert urlsplit(REST + path).netloc == "sandbox.doshii.co" and not target.fragment

@@ -75,3 +75,41 @@ def test_a_read_of_hostile_frames_around_good_ones_before_the_confirm(frames: Li
             check_outputs(out, (TOKEN,))
             got += [e.data["id"] for e in out if isinstance(e, Event) and text != frame]
     assert got == list(range(len(frames)))
+
+
+OLD = "fuzz-old-contact-token-0123"
+NEW = "fuzz-new-contact-token-4567"
+OLD_ID = json.dumps({"channel": "RoomChannel", "pubsub_token": OLD}, separators=(",", ":"))
+NEW_ID = json.dumps({"channel": "RoomChannel", "pubsub_token": NEW}, separators=(",", ":"))
+MERGES = st.one_of(
+    spoiled({"identifier": OLD_ID, "message": {"event": "contact.merged", "data": {"id": 7, "pubsub_token": NEW}}},
+            [("identifier",), ("message",), ("message", "event"), ("message", "data"),
+             ("message", "data", "pubsub_token")]),
+    spoiled({"type": "confirm_subscription", "identifier": NEW_ID}, [("type",), ("identifier",)]),
+    spoiled({"type": "reject_subscription", "identifier": OLD_ID}, [("identifier",)]),
+)
+
+
+@SETTINGS
+@given(frames=st.lists(MERGES, min_size=1, max_size=4))
+def test_hostile_merges_never_leak_a_token_nor_lose_the_subscription(frames: List[str]) -> None:
+    # Whatever a (possibly spoiled) contact.merged and confirms do, no token shows, and the client ends
+    # subscribed under exactly one identifier whose events it delivers.
+    p = VoxsigProtocol("wss://app.voxsig.com/cable", "https://app.voxsig.com", {"pubsub_token": OLD},
+                       presence_interval=60.0)
+    p.opened(0)
+    p.received('{"type":"welcome"}', 0)
+    p.received(json.dumps({"identifier": OLD_ID, "type": "confirm_subscription"}), 0)
+    for frame in frames:
+        out = p.received(frame, 1.0)
+        check_outputs(out, (OLD, NEW))
+        for e in out:
+            if isinstance(e, Event):
+                assert OLD not in repr(e) and NEW not in repr(e)
+        if any(isinstance(o, Fail) for o in out):
+            return  # a reject of the live subscription: final, nothing more to check
+    assert p.identifier in (OLD_ID, NEW_ID) and p.token in (OLD, NEW)
+    ours = json.dumps({"identifier": p.identifier, "message": {"event": "message.created", "data": {"id": 1}}})
+    after = p.received(ours, 2.0)
+    check_outputs(after, (OLD, NEW))
+    assert [e.data for e in after if isinstance(e, Event)] == [{"id": 1}]

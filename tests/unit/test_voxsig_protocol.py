@@ -9,8 +9,10 @@ import pytest
 
 from rtsync.errors import (
     AuthenticationError,
+    ConfigurationError,
     ConnectionLost,
     ProtocolError,
+    RequestRejected,
     StaleConnection,
 )
 from rtsync.events import Event
@@ -286,3 +288,99 @@ def test_a_report_never_quotes_a_token_cut_in_half() -> None:
     frame = '{"identifier":' + json.dumps(SECRET_ID) + ',"message":' + "[" * 1000 + "]" * 1000 + "}"
     (report,) = p.received(frame, 1)
     assert "secret-pubsub" not in str(report.error) and "***" in str(report.error)
+
+
+# contact.merged (reference section 9.4) on a contact token: subscribe with the new token beside the old
+# subscription, unsubscribe the old one once the new one is confirmed, use the new one from then on.
+CONTACT_ID = '{"channel":"RoomChannel","pubsub_token":"old-contact-token"}'
+NEW_ID = '{"channel":"RoomChannel","pubsub_token":"new-contact-token"}'
+
+
+def contact_subscribed() -> VoxsigProtocol:
+    p = VoxsigProtocol("wss://app.voxsig.com/cable", "https://app.voxsig.com", {"pubsub_token": "old-contact-token"},
+                       presence_interval=60.0)
+    p.opened(0)
+    p.received(WELCOME, 0)
+    p.received(json.dumps({"identifier": CONTACT_ID, "type": "confirm_subscription"}), 0)
+    return p
+
+
+def on(identifier: str, event: str, data: object) -> str:
+    return json.dumps({"identifier": identifier, "message": {"event": event, "data": data}})
+
+
+def test_contact_merged_subscribes_the_new_token_before_dropping_the_old() -> None:
+    p = contact_subscribed()
+    merged, subscribe = p.received(on(CONTACT_ID, "contact.merged", {"id": 7, "pubsub_token": "new-contact-token"}), 1)
+    assert merged.name == "contact.merged" and merged.data == {"id": 7, "pubsub_token": "***"}
+    assert "new-contact-token" not in merged.raw and "old-contact-token" not in merged.raw
+    assert json.loads(subscribe.text) == {"command": "subscribe", "identifier": NEW_ID}
+    assert p.token == "new-contact-token" and p.superseded == {"old-contact-token": "new-contact-token"}
+    # Until the new confirm, the old subscription's frames are still ours, and commands still go to it.
+    (late,) = p.received(on(CONTACT_ID, "message.created", {"id": 1}), 1.1)
+    assert late.data == {"id": 1} and json.loads(p.perform("x", {})[0].text)["identifier"] == CONTACT_ID
+    unsubscribe, presence = p.received(json.dumps({"identifier": NEW_ID, "type": "confirm_subscription"}), 1.2)
+    assert json.loads(unsubscribe.text) == {"command": "unsubscribe", "identifier": CONTACT_ID}
+    assert json.loads(presence.text)["identifier"] == NEW_ID
+    assert p.received(on(CONTACT_ID, "message.created", {"id": 2}), 1.3) == []  # no longer ours
+    (event,) = p.received(on(NEW_ID, "message.created", {"id": 3}), 1.4)
+    assert event.data == {"id": 3} and "new-contact-token" not in event.raw
+    p.lost()
+    p.use_token("old-contact-token")  # a callable still returning the merged-away token
+    assert p.identifier == NEW_ID
+
+
+def test_the_new_token_never_confirmed_times_out_like_any_subscription() -> None:
+    p = contact_subscribed()
+    p.received(on(CONTACT_ID, "contact.merged", {"pubsub_token": "new-contact-token"}), 1)
+    p.heard(11)
+    (fail,) = [o for o in p.tick(11) if isinstance(o, Fail)]
+    assert isinstance(fail.error, SubscriptionTimeout)
+
+
+@pytest.mark.parametrize("data", [{"id": 7}, {"pubsub_token": ""}, {"pubsub_token": 5}, None, [1],
+                                  {"pubsub_token": "old-contact-token"}])
+def test_contact_merged_without_a_usable_new_token_changes_nothing(data: object) -> None:
+    p = contact_subscribed()
+    (event,) = p.received(on(CONTACT_ID, "contact.merged", data), 1)
+    assert event.name == "contact.merged" and p.identifier == CONTACT_ID and not p.superseded
+
+
+def test_an_agent_token_ignores_contact_merged() -> None:
+    p = proto()
+    subscribed(p)
+    (event,) = p.received(on(ID, "contact.merged", {"id": 7, "pubsub_token": "someone-elses"}), 1)
+    assert event.data["pubsub_token"] == "***" and p.identifier == ID and "someone-elses" not in event.raw
+
+
+def test_perform_sends_the_action_in_data_as_a_json_string() -> None:
+    p = proto()
+    with pytest.raises(ConnectionLost, match="not subscribed"):
+        p.perform("speak", {})
+    subscribed(p)
+    (send,) = p.perform("speak", {"text": "ü", "n": 1})
+    command = json.loads(send.text)
+    assert command["command"] == "message" and command["identifier"] == ID
+    assert json.loads(command["data"]) == {"action": "speak", "text": "ü", "n": 1}
+    for action, data in [("", {}), ("x", {"action": "y"}), ("x", {"v": float("nan")}), ("x", {"v": {1, 2}})]:
+        with pytest.raises(ConfigurationError):
+            p.perform(action, data)
+
+
+@pytest.mark.parametrize("frame, final, kind", [
+    ({"reason": "unauthorized", "reconnect": False}, True, AuthenticationError),
+    ({"reason": "unauthorized"}, True, AuthenticationError),
+    ({"reason": "unauthorized", "reconnect": True}, False, ConnectionLost),
+    ({"reason": "invalid_request", "reconnect": False}, True, RequestRejected),
+    ({"reason": "invalid_request", "reconnect": True}, False, ConnectionLost),
+    ({"reason": "server_restart", "reconnect": True}, False, ConnectionLost),
+    ({"reason": "server_restart", "reconnect": False}, True, RequestRejected),
+    ({"reason": "remote", "reconnect": True}, False, ConnectionLost),
+    ({"reason": "remote", "reconnect": False}, True, RequestRejected),
+    ({"reason": "remote"}, False, ConnectionLost),
+    ({"reason": ["odd"], "reconnect": False}, True, RequestRejected),
+    ({"reconnect": "no"}, False, ConnectionLost),
+])
+def test_disconnect_is_classified_by_reason_and_flag(frame: dict, final: bool, kind: type) -> None:
+    (fail,) = proto().received(json.dumps({"type": "disconnect", **frame}), 0)
+    assert type(fail.error) is kind and fail.error.retryable is not final

@@ -8,10 +8,13 @@ import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Union
 from urllib.parse import quote
 
+from ... import __version__
 from ...client import Client
 from ...compat import renamed_arguments
+from ...credentials import Credential, CredentialSource
 from ...engine import Vendor
 from ...errors import ConfigurationError, ProtocolError
+from ...events import Event
 from ...policy import Backoff, RetryBudget
 from ...redact import Secrets
 from ...sansio import Handshake
@@ -25,6 +28,8 @@ ENVIRONMENTS = ("sandbox", "live")
 URL_TEMPLATE = "wss://socket.{environment}.doshii.co/app/socket/v3"
 REST_URL_TEMPLATE = "https://{environment}.doshii.co/partner/v3"
 CHANNELS = ("Pay@Table", "Order ahead", "Reservations", "Loyalty", "PIP", "MAR", "Resources", "GiftCards")
+#: What the heartbeat tells Doshii when no `app_version` is given: rtsync's own version, marked as such.
+DEFAULT_APP_VERSION = f"rtsync/{__version__}"
 #: update_device() keyword -> the device field Doshii names it
 DEVICE_FIELDS = {"name": "name", "ref": "ref", "events": "events", "terminals": "terminals",
                  "channels": "channels", "location_ids": "locationIds"}
@@ -39,10 +44,20 @@ class DoshiiClient(Client):
 
     `event.name` is the event, `event.data` its (thin) payload and `event.id`
     its `id`; `event.typed` gives a pydantic view (`id`, `status`,
-    `location_id`, `uri`, ...). Fetch the full resource from `uri`.
+    `location_id`, `uri`, ...). `client.fetch(event)` returns the full
+    resource behind it (GET `uri` with the REST auth below and the
+    `doshii-location-id` header); it needs `client_secret`.
+
+    `client_id` and `client_secret` may also be zero-argument callables
+    returning the value: the id is read before every connection attempt, and
+    both whenever a REST token is signed (at most once a minute).
 
     The heartbeat `{"doshii":{"ping":<ms>,"version":app_version}}` goes out on
-    open and every `ping_interval` (30 s, as Doshii asks); no pong within
+    open and every `ping_interval` (30 s, as Doshii asks). `app_version` is
+    your app's version as Doshii records it: pass yours (`"myapp/1.4"`).
+    Without it rtsync sends `DEFAULT_APP_VERSION`, `"rtsync/<rtsync's
+    version>"`, which says honestly that the app is built on rtsync and
+    which rtsync, not which version of your app. No pong within
     `ping_timeout` (60 s: two beats) is a stale link and we reconnect. Server
     pings are answered. `rtsync.connected` fires at the first pong.
 
@@ -80,13 +95,13 @@ class DoshiiClient(Client):
                        {"heartbeat_interval": "ping_interval", "pong_timeout": "ping_timeout"})
     def __init__(
         self,
-        client_id: str,
+        client_id: Credential,
         *,
         environment: str = "sandbox",
         device_id: Optional[str] = None,
-        app_version: str = "rtsync",
+        app_version: Optional[str] = None,
         url: Optional[str] = None,
-        client_secret: Optional[str] = None,
+        client_secret: Optional[Credential] = None,
         rest_url: Optional[str] = None,
         ping_interval: float = 30.0,
         ping_timeout: float = 60.0,
@@ -94,8 +109,13 @@ class DoshiiClient(Client):
         retry_budget: Optional[RetryBudget] = None,
         **options: Any,
     ) -> None:
-        if not isinstance(client_id, str) or not client_id.strip():
-            raise ConfigurationError("client_id must be your Doshii client id (a non-empty string)")
+        secrets = Secrets()
+        self._client_id = CredentialSource("client_id", client_id, secrets, hint="your Doshii client id")
+        if app_version is None:
+            app_version = DEFAULT_APP_VERSION
+        if not isinstance(app_version, str) or not app_version.strip():
+            raise ConfigurationError(f"app_version must be your app's version as a non-empty string, e.g. 'myapp/1.4'"
+                                     f" (leave it out to send {DEFAULT_APP_VERSION!r})")
         if url is None and environment not in ENVIRONMENTS:
             raise ConfigurationError(f"environment must be 'sandbox' or 'live', got {environment!r}")
         if ping_interval <= 0 or ping_timeout <= 0:
@@ -105,24 +125,19 @@ class DoshiiClient(Client):
             raise ConfigurationError(
                 f"rest_url must be https://... (e.g. {REST_URL_TEMPLATE.format(environment='sandbox')}), "
                 f"got {rest_url!r}")
-        if client_secret is not None and (not isinstance(client_secret, str) or not client_secret.strip()):
-            raise ConfigurationError("client_secret must be your Doshii client secret (a non-empty string)")
-        auth = base64.b64encode(client_id.encode()).decode()
-        secrets = Secrets(client_id, auth)  # the id is the credential; its base64 form too
-        if client_secret:
-            secrets.add(client_secret)
+        secret = None if client_secret is None else CredentialSource(
+            "client_secret", client_secret, secrets, hint="your Doshii client secret")
         self.rest_url = rest
-        self.rest = DoshiiRest(rest, client_id, client_secret, secrets, verify=options.get("verify", True))
+        self.rest = DoshiiRest(rest, self._client_id, secret, secrets, verify=options.get("verify", True))
         base = url or URL_TEMPLATE.format(environment=environment)
         if not base.startswith(("wss://", "ws://")):
             raise ConfigurationError(f"url must be a wss:// (or ws://) URL, got {base!r}")
-        query = f"auth={quote(auth, safe='')}"  # base64 has + / =: percent-encode them
-        if device_id:
-            query += f"&deviceId={quote(device_id, safe='')}"
+        self._base_url = base
+        self._secrets = secrets
         self.environment = environment
         self.device_id = device_id
         self.protocol = DoshiiProtocol(
-            f"{base}{'&' if '?' in base else '?'}{query}", app_version, lambda: int(time.time() * 1000),
+            self._socket_url(self._client_id.current), app_version, lambda: int(time.time() * 1000),
             heartbeat_interval=ping_interval, pong_timeout=ping_timeout,
         )
         super().__init__(
@@ -135,13 +150,51 @@ class DoshiiClient(Client):
     def __repr__(self) -> str:
         return f"<DoshiiClient {self.environment} device_id={self.device_id!r} {self.state.value}>"
 
+    def _socket_url(self, client_id: Optional[str]) -> str:
+        if client_id is None:  # a callable's, known at the first connection attempt
+            return self._base_url
+        auth = base64.b64encode(client_id.encode()).decode()
+        self._secrets.rotate("auth", auth)  # the id is the credential; its base64 form too
+        query = f"auth={quote(auth, safe='')}"  # base64 has + / =: percent-encode them
+        if self.device_id:
+            query += f"&deviceId={quote(self.device_id, safe='')}"
+        return f"{self._base_url}{'&' if '?' in self._base_url else '?'}{query}"
+
     def _prepare(self) -> Handshake:
+        if self._client_id.dynamic:
+            self.protocol.url = self._socket_url(self._client_id.get())
         handshake = self.protocol.handshake()
         if not self.device_id:
             return handshake
         hint = (f"Doshii did not accept deviceId {self.device_id!r}: register the device "
                 "(register_device) or leave device_id out")
         return dataclasses.replace(handshake, status_hints={**handshake.status_hints, 400: hint})
+
+    # -- resources (REST) ---------------------------------------------------
+    def fetch(self, event: Union[Event, Mapping[str, Any]], *, location_id: Optional[str] = None) -> Dict[str, Any]:
+        """The full resource behind a thin event: GET its `uri` with the REST auth, as a dict.
+
+            @client.on("order_*")
+            def on_order(event):
+                order = client.fetch(event)   # the whole order: items, consumer, transactions ...
+
+        `event` is an Event (or its `data`, e.g. a webhook body). The `doshii-location-id`
+        header Doshii wants on location-scoped resources is the payload's `locationId`, or
+        `location_id=`. Needs `client_secret`. The signed token goes to `rest_url` only: an
+        `uri` elsewhere is refused (ProtocolError). Errors as for the device helpers: 401/403
+        AuthenticationError, 404 RequestRejected (status 404: gone, or another location's),
+        429 RateLimited, 5xx and network ConnectionLost; nothing is retried for you.
+        """
+        data = event.data if isinstance(event, Event) else event
+        name = event.name if isinstance(event, Event) else "this payload"
+        uri = data.get("uri") if isinstance(data, Mapping) else None
+        if not isinstance(uri, str) or not uri:
+            raise ConfigurationError(f"{name} carries no `uri` to fetch (its data: {_keys(data)}); "
+                                     "query the REST API for it instead")
+        if location_id is None:
+            found = data.get("locationId") if isinstance(data, Mapping) else None
+            location_id = found if isinstance(found, str) and found else None
+        return self.rest.fetch(uri, location_id)
 
     # -- devices (REST) -----------------------------------------------------
     def register_device(
@@ -192,6 +245,10 @@ class DoshiiClient(Client):
     def delete_device(self, doshii_id: str) -> Dict[str, Any]:
         """`DELETE /devices/{doshii_id}`; Doshii answers `{"message": ...}`."""
         return self.rest.object("DELETE", f"/devices/{quote(_device_id(doshii_id), safe='')}")
+
+
+def _keys(data: Any) -> str:
+    return ", ".join(sorted(map(str, data))) or "none" if isinstance(data, Mapping) else type(data).__name__
 
 
 def _names(field: str, values: Any) -> List[str]:

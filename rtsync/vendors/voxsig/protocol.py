@@ -12,7 +12,15 @@ Rules from protocols/voxsig-actioncable.md that this module enforces:
   fresh connection (a lost confirm is possible), the second is final;
 - any frame counts as life; `stale_after` seconds of silence (two 3 s pings)
   means the link is dead;
-- `disconnect` with `reconnect: false` is final; `reject_subscription` too;
+- a `disconnect` frame is read as Rails means its reason (`unauthorized`,
+  `invalid_request`, `server_restart`, `remote`): `reconnect: false` is
+  final (`unauthorized` as an AuthenticationError), anything else is retried;
+  `reject_subscription` is final too;
+- `contact.merged` on a contact token's own subscription carries the token
+  that replaces it (Chatwoot's widget reconnects with it): subscribe with the
+  new token on the same connection, keep delivering the old subscription's
+  frames until the new one is confirmed, then unsubscribe the old one, and
+  use the new token on every later connection (make-before-break);
 - presence: `update_presence` right after confirm, then every
   `presence_interval` seconds while subscribed;
 - decoding is contained per frame: a frame that is not JSON, or whose
@@ -30,6 +38,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from ...errors import (
     AuthenticationError,
+    ConfigurationError,
     ConnectionLost,
     ProtocolError,
     RequestRejected,
@@ -51,12 +60,23 @@ from ...sansio import (
     quoted,
 )
 
-__all__ = ["SUBPROTOCOLS", "SubscriptionTimeout", "VoxsigProtocol", "build_identifier"]
+__all__ = ["DISCONNECT_REASONS", "SUBPROTOCOLS", "SubscriptionTimeout", "VoxsigProtocol", "build_identifier"]
 
 PROVIDER = "voxsig"
 CHANNEL = "RoomChannel"
 SUBPROTOCOLS = ("actioncable-v1-json", "actioncable-unsupported")
 _PRESENCE = json.dumps({"action": "update_presence"}, separators=(",", ":"))
+MERGED = "contact.merged"
+_KEEP_TOKENS = 4  # tokens (and identifiers) still masked in frames after merges replaced them
+
+#: What each ActionCable disconnect reason means (`ActionCable::INTERNAL[:disconnect_reasons]`).
+DISCONNECT_REASONS = {
+    "unauthorized": "the server's connection-level authentication refused us (reject_unauthorized_connection)",
+    "invalid_request": "the server found the connection request invalid (not a WebSocket upgrade, or an Origin "
+                       "it does not allow)",
+    "server_restart": "the ActionCable server is restarting",
+    "remote": "the application cut this connection on purpose (RemoteConnections#disconnect)",
+}
 
 
 class SubscriptionTimeout(ConnectionLost):
@@ -84,7 +104,18 @@ class VoxsigProtocol(WebSocketProtocol):
     ) -> None:
         self.url = url
         self.origin = origin
-        self.identifier = build_identifier({"channel": CHANNEL, **params})
+        self._params = {key: value for key, value in params.items() if key != "pubsub_token"}
+        # Only a contact token follows `contact.merged`: for an agent it is news about someone else.
+        self.contact = "user_id" not in params
+        self.token: Optional[str] = None
+        self.identifier = ""
+        self.superseded: Dict[str, str] = {}  # token -> the token contact.merged replaced it with
+        self._tokens: List[str] = []  # newest last: masked in frames and reports
+        self._escaped: List[str] = []  # the identifiers as they appear escaped inside a frame
+        self._subscribe = ""
+        token = params.get("pubsub_token")
+        if isinstance(token, str):
+            self.use_token(token)
         self.presence_interval = presence_interval
         self.confirm_timeout = confirm_timeout
         # The server pings every 3 s and we never probe: any frame is life, `stale_after` s of none is stale.
@@ -92,13 +123,31 @@ class VoxsigProtocol(WebSocketProtocol):
                                  stale="no frame from {vendor} for {seconds:.1f} s (it pings every 3 s); reconnecting")
         self.welcome_timeout = welcome_timeout
         self._silent_timeouts = 0  # consecutive connections that never got a confirm
-        # Frames echo the identifier, token included: events keep `raw` with it masked.
-        self._escaped_identifier = json.dumps(self.identifier, ensure_ascii=False)[1:-1]
-        token = params.get("pubsub_token")
-        self._token = token if isinstance(token, str) and len(token) >= 4 else None
-        self._subscribe = json.dumps({"command": "subscribe", "identifier": self.identifier},
-                                     separators=(",", ":"), ensure_ascii=False)
         self._reset(0.0)
+
+    def use_token(self, token: str) -> List[Output]:
+        """The pubsub token for the next connection; one that `contact.merged` replaced is followed."""
+        seen = {token}
+        while token in self.superseded and self.superseded[token] not in seen:
+            token = self.superseded[token]
+            seen.add(token)
+        if token != self.token:
+            self._set_token(token)
+        return []
+
+    def _set_token(self, token: str) -> None:
+        self.token = token
+        self.identifier = build_identifier({"channel": CHANNEL, "pubsub_token": token, **self._params})
+        # Frames echo the identifier, token included: events keep `raw` with it masked.
+        self._escaped = [*self._escaped, json.dumps(self.identifier, ensure_ascii=False)[1:-1]][-_KEEP_TOKENS:]
+        if len(token) >= 4:
+            self._tokens = [*self._tokens, token][-_KEEP_TOKENS:]
+        self._subscribe = self._command("subscribe", self.identifier)
+
+    @staticmethod
+    def _command(command: str, identifier: str, **fields: str) -> str:
+        return json.dumps({"command": command, "identifier": identifier, **fields},
+                          separators=(",", ":"), ensure_ascii=False)
 
     def _reset(self, now: float) -> None:
         self.welcomed = False
@@ -109,20 +158,35 @@ class VoxsigProtocol(WebSocketProtocol):
         self._resend_gap = 0.5
         self._confirm_by: Optional[float] = None
         self._presence_at: Optional[float] = None
+        self._active: Optional[str] = None  # the confirmed identifier commands go to
+        self._previous: Optional[str] = None  # the identifier a merge is replacing, until the new one confirms
 
     # -- commands --------------------------------------------------------
     def message(self, data: Mapping[str, Any]) -> Send:
         """A `message` command: `data` travels as a JSON string, as ActionCable requires."""
-        return Send(json.dumps({"command": "message", "identifier": self.identifier,
-                                "data": json.dumps(dict(data), separators=(",", ":"))},
-                               separators=(",", ":"), ensure_ascii=False))
+        try:
+            text = json.dumps(dict(data), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"the action's data must be JSON (str, numbers, lists, dicts ...): {exc}") \
+                from None
+        return Send(self._command("message", self._active or self.identifier, data=text))
+
+    def perform(self, action: str, data: Mapping[str, Any]) -> List[Output]:
+        """ActionCable's `subscription.perform(action, data)`: runs the channel's public method `action`."""
+        if not isinstance(action, str) or not action:
+            raise ConfigurationError("action must be the name of a public RoomChannel method, e.g. 'update_presence'")
+        if "action" in data:
+            raise ConfigurationError("the action's data cannot hold a key named 'action': it names the method")
+        if not self.confirmed:
+            raise ConnectionLost(f"not subscribed to the {CHANNEL} right now, so {action!r} was not sent; "
+                                 "wait_connected() first, or call again after the reconnect")
+        return [self.message({"action": action, **data})]
 
     def update_presence(self, now: float) -> List[Output]:
         if not self.confirmed:
             raise ConnectionLost("not subscribed right now; presence is sent again after the reconnect")
         self._presence_at = now + self.presence_interval
-        return [Send(json.dumps({"command": "message", "identifier": self.identifier, "data": _PRESENCE},
-                                separators=(",", ":"), ensure_ascii=False))]
+        return [Send(self._command("message", self._active or self.identifier, data=_PRESENCE))]
 
     # -- the link ------------------------------------------------------------
     def handshake(self) -> Handshake:
@@ -151,9 +215,12 @@ class VoxsigProtocol(WebSocketProtocol):
         return contained(lambda: self._received(text, now), text, lambda t: quoted(self._masked(t)))
 
     def _masked(self, text: str) -> str:
-        """The frame with our identifier (and so our token) masked, as events keep it in `raw`."""
-        text = text.replace(self._escaped_identifier, "***")
-        return text.replace(self._token, "***") if self._token else text
+        """The frame with our identifiers (and so our tokens) masked, as events keep it in `raw`."""
+        for escaped in self._escaped:
+            text = text.replace(escaped, "***")
+        for token in self._tokens:
+            text = text.replace(token, "***")
+        return text
 
     def _bad(self, what: str, text: str) -> Report:
         return Report(ProtocolError(f"skipped {what}: {quoted(self._masked(text))}"))
@@ -172,18 +239,22 @@ class VoxsigProtocol(WebSocketProtocol):
         if identifier is not None and identifier != self.identifier and not _is_identifier(identifier):
             return [self._bad("a frame whose identifier is not a JSON string", text)]
         if kind is None and "message" in frame:
-            if identifier != self.identifier:
-                return []  # not ours (we only ever subscribe once, with one spelling)
+            if identifier != self.identifier and (identifier is None or identifier != self._previous):
+                return []  # not ours (we subscribe with one spelling; a merge's old one until the new confirms)
             message = frame["message"]
             if isinstance(message, dict) and "event" in message and not isinstance(message["event"], str):
                 return [self._bad(f"a message whose event is a {type(message['event']).__name__}, not a string",
                                   text)]
-            return [self._event(message, self._masked(text))]
+            event = self._event(message, self._masked(text))
+            if event.name == MERGED and self.contact and identifier == self.identifier:
+                data = message.get("data")
+                return [event, *self._merged(data.get("pubsub_token") if isinstance(data, dict) else None, now)]
+            return [event]
         if kind == "welcome":
             self.welcomed = True
             return self._send_subscribe(now, first=True)
         if kind == "confirm_subscription" and identifier == self.identifier:
-            return self._confirmed(now)
+            return self._switched(now) if self._previous is not None else self._confirmed(now)
         if kind == "reject_subscription" and identifier == self.identifier:
             return [Fail(AuthenticationError(
                 "Voxsig rejected the subscription: the pubsub_token, account_id or user_id is not valid. "
@@ -194,18 +265,53 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def _event(self, message: Any, raw: str) -> Event:
         if isinstance(message, dict) and isinstance(message.get("event"), str):
-            return Event.make(message["event"], provider=PROVIDER, channel=CHANNEL,
-                              data=message.get("data"), raw=raw)
+            name, data = message["event"], message.get("data")
+            name = ALIASES.get(name, name)
+            if name == MERGED and isinstance(data, dict) and isinstance(data.get("pubsub_token"), str):
+                # A credential: masked here, held by the client (`VoxsigClient.pubsub_token`).
+                raw = raw.replace(json.dumps(data["pubsub_token"], ensure_ascii=False)[1:-1] or '""', "***")
+                data = {**data, "pubsub_token": "***"}
+            return Event.make(name, provider=PROVIDER, channel=CHANNEL, data=data, raw=raw)
         return Event.make("message", provider=PROVIDER, channel=CHANNEL, data=message, raw=raw)
 
+    def _merged(self, token: Any, now: float) -> List[Output]:
+        """Subscribe with the token `contact.merged` gave us, beside the old subscription."""
+        if not isinstance(token, str) or not token.strip() or token == self.token:
+            return []
+        assert self.token is not None
+        self.superseded[self.token] = token
+        previous = self.identifier
+        self._set_token(token)
+        self._previous = previous
+        return self._send_subscribe(now, first=True)
+
+    def _switched(self, now: float) -> List[Output]:
+        """The merged token's subscription is confirmed: drop the old one (no ack ever comes)."""
+        assert self._previous is not None
+        out: List[Output] = [Send(self._command("unsubscribe", self._previous))]
+        self._previous = None
+        if not self.confirmed:
+            return [*self._confirmed(now), *out]
+        self._resend_at = self._confirm_by = None
+        self._active = self.identifier
+        return [*out, *self.update_presence(now)]
+
     def _disconnect(self, frame: Mapping[str, Any]) -> RtsyncError:
-        reason = frame.get("reason", "")
-        reason = reason[:80] if isinstance(reason, str) else "(not a string)"
-        if frame.get("reconnect") is False:
-            return AuthenticationError(
-                f"Voxsig closed the connection with reason {reason!r} and asked us not to reconnect "
-                "(reconnect: false); check the pubsub_token. rtsync will not retry.")
-        return ConnectionLost(f"Voxsig asked us to reconnect (reason {reason!r})")
+        raw = frame.get("reason", "")
+        reason = raw[:80] if isinstance(raw, str) else "(not a string)"
+        meaning = DISCONNECT_REASONS.get(reason, "a reason ActionCable does not define")
+        flag = frame.get("reconnect")
+        # Rails always sends the flag; without one, only `unauthorized` keeps its Rails meaning (final).
+        if flag is True or (flag is not False and reason != "unauthorized"):
+            return ConnectionLost(f"Voxsig disconnected us: {meaning} (reason {reason!r}); reconnecting")
+        said = f"Voxsig closed the connection with reason {reason!r} and asked us not to reconnect (reconnect: false)"
+        if reason == "unauthorized":
+            return AuthenticationError(f"{said}: {meaning}; check the pubsub_token and what else your deployment "
+                                       "authenticates connections with (cookies, headers). rtsync will not retry.")
+        if reason == "invalid_request":
+            return RequestRejected(f"{said}: {meaning}; check url= and origin=. rtsync will not retry.")
+        return RequestRejected(f"{said}: {meaning}. rtsync honours it and will not retry; start the client "
+                               "again when the server says it may.")
 
     def _send_subscribe(self, now: float, first: bool = False) -> List[Output]:
         if first:
@@ -220,6 +326,7 @@ class VoxsigProtocol(WebSocketProtocol):
         if self.confirmed:
             return []
         self.confirmed = True
+        self._active = self.identifier
         self._silent_timeouts = 0
         self._resend_at = self._confirm_by = None
         # The presence broadcast Chatwoot makes inside `subscribed` races the stream and is
@@ -232,6 +339,7 @@ class VoxsigProtocol(WebSocketProtocol):
     def lost(self) -> List[Output]:
         self.welcomed = self.confirmed = False
         self._resend_at = self._confirm_by = self._presence_at = None
+        self._active = self._previous = None  # the next connection subscribes the newest token only
         return []
 
     # -- timers ------------------------------------------------------------
@@ -265,6 +373,10 @@ class VoxsigProtocol(WebSocketProtocol):
         if self._presence_at is not None and now >= self._presence_at:
             out.extend(self.update_presence(now))
         return out
+
+
+#: The vendor doc spells one event name differently from the wire; events carry the wire's name.
+ALIASES = {"notification_created": "notification.created"}
 
 
 def _is_identifier(value: Any) -> bool:
