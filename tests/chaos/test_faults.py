@@ -127,19 +127,19 @@ def raises_unprintable(event: Event) -> None:
                          ids=["SystemExit", "KeyboardInterrupt", "unprintable"])
 def test_callback_raising_base_exception_is_reported_and_delivery_goes_on(bad: Callable[[Event], None]) -> None:
     with DoshiiServer(client_ids={DOSHII_ID}) as server:
-        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, backoff=fast(), ping_interval=0.5, ping_timeout=2.0)
+        c = rtsync.DoshiiClient(DOSHII_ID, url=server.url, backoff=fast(), ping_interval=0.5, ping_timeout=2.0)
         delivered: List[int] = []
         c.on("order_created", bad)  # registered first: the callbacks after it must still run
         c.on("order_created", lambda e: delivered.append(e.data["n"]))
         got = started(c)
         try:
             for n in range(6):
-                server.emit("order_created", {"id": str(n), "n": n, "status": "pending"})
+                server.publish("order_created", {"id": str(n), "n": n, "status": "pending"})
             assert wait_for(lambda: len(delivered) == 6, timeout=5), f"delivered only {delivered}"
             assert wait_for(lambda: len(lifecycle(got, "rtsync.error")) >= 6, timeout=5)
             assert c.running, "a callback's BaseException must not end the client"
             # A later event still goes through, after all those failures.
-            server.emit("order_created", {"id": "late", "n": 99, "status": "pending"})
+            server.publish("order_created", {"id": "late", "n": 99, "status": "pending"})
             assert wait_for(lambda: delivered[-1:] == [99], timeout=5)
         finally:
             t0 = time.monotonic()
@@ -366,8 +366,8 @@ def _verify(kind: str, ca_file: pathlib.Path) -> Any:
 def test_verify_context_or_path_on_dashly(tls, kind: str, transport: str) -> None:
     server_ctx, ca_file = tls
     with DashlyServer(tokens={"tok"}, ssl_context=server_ctx, longpoll_timeout=1) as server:
-        assert server.http_url.startswith("https://")
-        c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url, backoff=fast(), verify=_verify(kind, ca_file))
+        assert server.url.startswith("https://")
+        c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.url, backoff=fast(), verify=_verify(kind, ca_file))
         got = started(c)
         try:
             server.publish("c.1", {"secure": kind})
@@ -384,13 +384,13 @@ def test_verify_context_or_path_on_doshii_socket_and_rest(tls, kind: str) -> Non
     server = DoshiiServer(client_ids={DOSHII_ID}, client_secrets={DOSHII_ID: "chaos-secret-of-at-least-32-bytes!!"})
     server.ssl_context = server_ctx  # before start(): the socket and the REST API are served over TLS
     with server:
-        assert server.socket_url.startswith("wss://") and server.rest_url.startswith("https://")
-        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, rest_url=server.rest_url,
+        assert server.url.startswith("wss://") and server.rest_url.startswith("https://")
+        c = rtsync.DoshiiClient(DOSHII_ID, url=server.url, rest_url=server.rest_url,
                                 client_secret="chaos-secret-of-at-least-32-bytes!!", backoff=fast(), verify=_verify(kind, ca_file))
         assert c.list_devices() == []  # REST over HTTPS with the same verify
         got = started(c)
         try:
-            server.emit("order_created", {"id": "1", "status": "pending"})
+            server.publish("order_created", {"id": "1", "status": "pending"})
             assert wait_for(lambda: any(e.name == "order_created" for e in got), timeout=5)
             device = c.register_device("Till", "till-1")
             assert c.get_device(device["doshiiId"])["ref"] == "till-1"
@@ -437,7 +437,7 @@ SLOW = 0.02
 
 def test_slow_consumer_doshii_heartbeat_keeps_the_link() -> None:
     with DoshiiServer(client_ids={DOSHII_ID}) as server:
-        c = rtsync.DoshiiClient(DOSHII_ID, url=server.socket_url, backoff=fast(), queue_size=20, ping_interval=0.2, ping_timeout=1.0)
+        c = rtsync.DoshiiClient(DOSHII_ID, url=server.url, backoff=fast(), queue_size=20, ping_interval=0.2, ping_timeout=1.0)
         seen: List[int] = []
 
         def slow(e: Event) -> None:
@@ -448,7 +448,7 @@ def test_slow_consumer_doshii_heartbeat_keeps_the_link() -> None:
         got = started(c)
         try:
             for n in range(SLOW_EVENTS):
-                server.emit("order_created", {"id": str(n), "n": n, "status": "pending"})
+                server.publish("order_created", {"id": str(n), "n": n, "status": "pending"})
             pings_while_lagging = len(server.pings)
             assert wait_for(lambda: len(seen) >= SLOW_EVENTS, timeout=SLOW_EVENTS * SLOW + 4), \
                 f"{len(seen)} of {SLOW_EVENTS} delivered"
@@ -466,7 +466,7 @@ def test_slow_consumer_doshii_heartbeat_keeps_the_link() -> None:
 def test_slow_consumer_quickmeet_still_answers_server_pings() -> None:
     # The server pings after 0.5 s of inbound silence and closes 0.5 s later without a pong.
     with QuickMeetServer(ping_interval=0.5, ping_timeout=0.5) as server:
-        c = rtsync.QuickMeetClient(url=server.websocket_url, username="alice", password="alice-password", backoff=fast(), queue_size=20, ping_interval=0.6, ping_timeout=1.0, handshake_timeout=2.0)
+        c = rtsync.QuickMeetClient(url=server.url, username="alice", password="alice-password", backoff=fast(), queue_size=20, ping_interval=0.6, ping_timeout=1.0, handshake_timeout=2.0)
         seen: List[str] = []
 
         def slow(e: Event) -> None:
@@ -478,7 +478,7 @@ def test_slow_consumer_quickmeet_still_answers_server_pings() -> None:
         try:
             c.subscribe_room_messages("GENERAL")
             for n in range(SLOW_EVENTS):
-                server.post("GENERAL", f"m{n}")
+                server.publish("GENERAL", f"m{n}")
             assert wait_for(lambda: len(seen) >= SLOW_EVENTS, timeout=SLOW_EVENTS * SLOW + 4), \
                 f"{len(seen)} of {SLOW_EVENTS} delivered"
             time.sleep(0.3)

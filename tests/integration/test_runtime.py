@@ -27,7 +27,7 @@ def server() -> Iterator[DashlyServer]:
 
 def client(server: DashlyServer, transport: str = "websocket", **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
-    return rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url, **kw)
+    return rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.url, **kw)
 
 
 def connected(c: rtsync.Client) -> threading.Event:
@@ -102,7 +102,7 @@ def test_run_forever_returns_on_ctrl_c(server: DashlyServer) -> None:
 
 
 def test_run_forever_raises_auth_error_after_one_attempt(server: DashlyServer) -> None:
-    c = rtsync.DashlyClient("wrong", channels=["c.1"], url=server.http_url, backoff=FAST)
+    c = rtsync.DashlyClient("wrong", channels=["c.1"], url=server.url, backoff=FAST)
     before = len(server.requests)
     with pytest.raises(rtsync.AuthenticationError, match="refused"):
         c.run_forever()

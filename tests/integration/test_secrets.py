@@ -25,7 +25,7 @@ def test_dashly_token_never_leaks(caplog: pytest.LogCaptureFixture, tmp_path) ->
     seen: List[str] = []
     with DashlyServer(tokens={TOKEN}, longpoll_timeout=0.5) as server:
         for transport in ("websocket", "longpoll", "shortpoll"):
-            c = rtsync.DashlyClient(TOKEN, channels=["c.1"], transport=transport, url=server.http_url, backoff=rtsync.Backoff(base=0.05, cap=0.1), poll_interval=0.1, checkpoint=rtsync.FileCheckpoint(tmp_path / f"{transport}.json"))
+            c = rtsync.DashlyClient(TOKEN, channels=["c.1"], transport=transport, url=server.url, backoff=rtsync.Backoff(base=0.05, cap=0.1), poll_interval=0.1, checkpoint=rtsync.FileCheckpoint(tmp_path / f"{transport}.json"))
             got: List[Event] = []
             c.on("*", lambda e: (got.append(e), seen.append(repr(e))))
             up = threading.Event()
@@ -37,7 +37,7 @@ def test_dashly_token_never_leaks(caplog: pytest.LogCaptureFixture, tmp_path) ->
                 assert wait_for(lambda: any(e.name == "c.1" for e in got))
                 server.drop()
                 time.sleep(0.3)
-        bad = rtsync.DashlyClient(TOKEN + "x", channels=["c.1"], url=server.http_url)
+        bad = rtsync.DashlyClient(TOKEN + "x", channels=["c.1"], url=server.url)
         with pytest.raises(rtsync.AuthenticationError) as info:
             bad.run_forever()
         seen.append(str(info.value))
@@ -49,7 +49,7 @@ def test_dashly_token_never_leaks(caplog: pytest.LogCaptureFixture, tmp_path) ->
 
 def test_cli_output_and_errors_never_show_the_token(capsys: pytest.CaptureFixture, tmp_path) -> None:
     with DashlyServer(tokens={"other"}) as server:
-        code = main(["-vv", "poll", "dashly", "--token", TOKEN, "--channel", "c.1", "--url", server.http_url,
+        code = main(["-vv", "poll", "dashly", "--token", TOKEN, "--channel", "c.1", "--url", server.url,
                      "--checkpoint", str(tmp_path / "cp.json")])
     out, err = capsys.readouterr()
     assert code == 3 and "AuthenticationError" in err
@@ -60,7 +60,7 @@ def test_cli_debug_logging_in_a_subprocess_never_shows_the_token(tmp_path) -> No
     with DashlyServer(tokens={TOKEN}) as server:
         server.publish("c.1", {"x": 1})
         cmd = [sys.executable, "-m", "rtsync.cli", "-vv", "poll", "dashly", "--channel", "c.1",
-               "--url", server.http_url, "--checkpoint", str(tmp_path / "cp.json")]
+               "--url", server.url, "--checkpoint", str(tmp_path / "cp.json")]
         env = {"RTSYNC_DASHLY_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"}
         import os
         env.update({k: v for k, v in os.environ.items() if k.startswith(("PYTHON", "VIRTUAL"))})
