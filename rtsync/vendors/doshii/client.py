@@ -15,6 +15,7 @@ from ...errors import ConfigurationError, ProtocolError
 from ...policy import Backoff, RetryBudget
 from ...redact import Secrets
 from ...sansio import Handshake
+from ...wire.network import Network
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DoshiiProtocol
 from .rest import DoshiiRest
@@ -112,7 +113,7 @@ class DoshiiClient(Client):
         if client_secret:
             secrets.add(client_secret)
         self.rest_url = rest
-        self.rest = DoshiiRest(rest, client_id, client_secret, secrets, verify=options.get("verify", True))
+        self.rest = DoshiiRest(rest, client_id, client_secret, secrets, network=Network.from_options(options))
         base = url or URL_TEMPLATE.format(environment=environment)
         if not base.startswith(("wss://", "ws://")):
             raise ConfigurationError(f"url must be a wss:// (or ws://) URL, got {base!r}")
