@@ -21,7 +21,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from ..errors import ConnectionLost, RtsyncError
 from ..redact import redact_url
 from ..sansio import HttpResponse
-from .network import Network, Verify
+from .network import Network, Verify, cert_hint, client_cert_error
 from ..policy import network_cause, seconds, status_error, tls_error
 
 __all__ = ["HttpClient"]
@@ -165,14 +165,22 @@ class HttpClient:
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise tls_error(what, "certificate verify failed") from None
-            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}") from None
+            refused = client_cert_error(exc, f"{what} to {_host(url)}", self.network.cert is not None)
+            if refused is not None:
+                raise refused from None
+            hint = cert_hint(exc, url.startswith("https:"), self.network.cert is not None)
+            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}{hint}") from None
         except requests.RequestException as exc:
             if self._registry.cancelled:
                 raise ConnectionLost("the client is stopping") from None
             verdict = _rtsync_cause(exc)
             if verdict is not None:
                 raise verdict from None
-            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}") from None
+            refused = client_cert_error(exc, f"{what} to {_host(url)}", self.network.cert is not None)
+            if refused is not None:  # TLS 1.3 sends the alert after the handshake: a read fails
+                raise refused from None
+            hint = cert_hint(exc, url.startswith("https:"), self.network.cert is not None)
+            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}{hint}") from None
         result = HttpResponse(resp.status_code, dict(resp.headers), body)
         if check and resp.status_code >= 400:
             raise status_error(resp.status_code, what, seconds(resp.headers.get("Retry-After")))

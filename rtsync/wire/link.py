@@ -25,7 +25,7 @@ from ..policy import network_cause, seconds, status_error, tls_error
 from ..sansio import Handshake
 from .frames import Incoming
 from .framing import FrameReader
-from .network import Network, Verify, ssl_context
+from .network import Network, Verify, cert_hint, client_cert_error, ssl_context
 
 __all__ = ["Verify", "WebSocketLink", "ssl_context"]
 
@@ -95,7 +95,11 @@ class WebSocketLink:
             self.abort()
             if isinstance(exc, ConnectionLost):
                 raise
-            raise ConnectionLost(f"{what} failed: {network_cause(exc)}") from None
+            refused = client_cert_error(exc, what, self._network.cert is not None)
+            if refused is not None:
+                raise refused from None
+            hint = cert_hint(exc, secure, self._network.cert is not None)
+            raise ConnectionLost(f"{what} failed: {network_cause(exc)}{hint}") from None
         if self._closed:
             self.abort()
             raise ConnectionLost("the connection was closed while opening")

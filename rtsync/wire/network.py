@@ -18,7 +18,7 @@ from ..errors import AuthenticationError, ConfigurationError, ConnectionLost
 from ..policy import network_cause
 from .tcp import open_tcp
 
-__all__ = ["Cert", "Network", "Proxy", "ProxyOption", "Verify", "ssl_context"]
+__all__ = ["Cert", "Network", "Proxy", "ProxyOption", "Verify", "cert_hint", "client_cert_error", "ssl_context"]
 
 Verify = Union[bool, str, "os.PathLike[str]", ssl.SSLContext]
 Cert = Union[str, "os.PathLike[str]", Tuple[Union[str, "os.PathLike[str]"], Union[str, "os.PathLike[str]"]]]
@@ -58,6 +58,47 @@ def ssl_context(verify: Verify) -> ssl.SSLContext:
     raise ConfigurationError(
         f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
     )
+
+
+# TLS alerts by which a server says it wants (another) client certificate: retrying cannot help.
+_CLIENT_CERT_ALERTS = ("CERTIFICATE_REQUIRED", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA",
+                       "ALERT_CERTIFICATE_UNKNOWN", "ALERT_CERTIFICATE_EXPIRED", "ALERT_CERTIFICATE_REVOKED")
+
+
+def client_cert_error(exc: BaseException, what: str, given: bool) -> Optional[AuthenticationError]:
+    """The final error for a server that refused our client certificate (or its absence), else None."""
+    seen: Optional[BaseException] = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        reason = str(getattr(seen, "reason", "") or "") if isinstance(seen, ssl.SSLError) else ""
+        if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
+            fix = ("it refused the one given in cert= (is it issued by a CA the server trusts, and current?)"
+                   if given else "pass cert='client.pem' (certificate and key) or cert=(certfile, keyfile)")
+            return AuthenticationError(f"{what} failed: the server requires a client certificate "
+                                       f"(TLS alert {reason}); {fix}")
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        reason_exc = getattr(seen, "reason", None)
+        seen = seen.__cause__ or seen.__context__ or nested or (
+            reason_exc if isinstance(reason_exc, BaseException) else None)
+    return None
+
+
+def cert_hint(exc: BaseException, secure: bool, cert_given: bool) -> str:
+    """A hint for a TLS connection cut right away without an alert: many servers (asyncio's, some
+    gateways) drop a client that sent no certificate that way instead of sending the alert."""
+    if not secure or cert_given:
+        return ""
+    seen: Optional[BaseException] = exc
+    for _ in range(10):
+        if seen is None:
+            return ""
+        if isinstance(seen, (ssl.SSLEOFError, ConnectionResetError)) or "UNEXPECTED_EOF" in str(seen):
+            return "; if the server requires a client certificate, pass cert='client.pem'"
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        reason = getattr(seen, "reason", None)
+        seen = seen.__cause__ or seen.__context__ or nested or (reason if isinstance(reason, BaseException) else None)
+    return ""
 
 
 class Proxy:
