@@ -205,7 +205,8 @@ class Network:
             proxy = None  # "use a proxy" can only mean the environment's
         self.proxy: Union[None, bool, Proxy] = Proxy(proxy) if isinstance(proxy, str) else proxy
         if self.proxy not in (None, False) and not isinstance(self.proxy, Proxy):
-            raise ConfigurationError(f"proxy must be a URL, None or False, not {type(proxy).__name__}")
+            raise ConfigurationError(
+                f"proxy must be a proxy URL (http://, socks5://, socks5h://), None or False, not {type(proxy).__name__}")
         self.headers = _check_headers(headers)
         self._warned: Set[str] = set()
 
