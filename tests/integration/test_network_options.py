@@ -285,3 +285,26 @@ def test_a_bad_environment_proxy_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
 def test_bad_headers_are_refused_up_front(headers: Any, says: str) -> None:
     with pytest.raises(rtsync.ConfigurationError, match=says):
         rtsync.DoshiiClient("client-id", headers=headers)
+
+
+def test_socks5h_hands_the_host_name_to_the_proxy() -> None:
+    with Socks5Proxy() as proxy, DashlyServer(tokens={"tok"}) as server:
+        url = f"http://localhost:{server.port}"
+        with rtsync.DashlyClient("tok", channels=["c"], url=url, proxy=f"socks5h://127.0.0.1:{proxy.port}",
+                                 backoff=FAST) as c:
+            assert c.wait_connected(10)
+    assert set(proxy.targets) == {("localhost", server.port)}
+
+
+def test_a_tunnel_cut_by_the_proxy_reconnects_through_it(proxy: Proxy) -> None:
+    with DashlyServer(tokens={"tok"}) as server:
+        got: List[rtsync.Event] = []
+        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.http_url, proxy=proxy.url, backoff=FAST)
+        c.on("c.1", got.append)
+        with c:
+            assert c.wait_connected(10)
+            before = proxy.tunnels
+            proxy.drop()
+            assert wait_for(lambda: proxy.tunnels > before and c.connected)
+            server.publish("c.1", {"after": "drop"})
+            assert wait_for(lambda: len(got) == 1)
