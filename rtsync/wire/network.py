@@ -46,7 +46,12 @@ def ssl_context(verify: Verify) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     if verify is True:
-        return ssl.create_default_context()
+        ctx = ssl.create_default_context()
+        if not ctx.cert_store_stats().get("x509_ca"):  # no system store (python.org macOS builds)
+            import certifi  # requests' own dependency, so always there
+
+            ctx.load_verify_locations(certifi.where())
+        return ctx
     if isinstance(verify, (str, os.PathLike)):
         path = os.fspath(verify)
         try:
