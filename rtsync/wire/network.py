@@ -112,7 +112,11 @@ class Proxy:
     def __init__(self, url: str, *, source: str = "proxy=") -> None:
         if not isinstance(url, str):
             raise ConfigurationError(f"{source} must be a proxy URL string, None or False, not {type(url).__name__}")
-        parts = urlsplit(url if "://" in url else f"http://{url}")  # curl and requests read "host:port" as http
+        try:
+            parts = urlsplit(url if "://" in url else f"http://{url}")  # curl and requests read "host:port" as http
+            parts.hostname  # noqa: B018 - raises on a malformed IPv6 literal
+        except ValueError:
+            raise ConfigurationError(f"{source} is not a valid proxy URL; write it as http://host:port") from None
         scheme = parts.scheme.lower()
         self.shown = f"{scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if _port(parts) else "")
         if scheme == "https":
