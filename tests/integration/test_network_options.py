@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from typing import Any, Callable, Dict, Iterator, List, Type, Union
 
 import pytest
+import trustme
 
 import rtsync
 from rtsync.testing.dashly import DashlyServer
@@ -167,6 +169,23 @@ def test_https_proxy_is_for_tls_only_and_no_proxy_and_proxy_false_go_direct(monk
         assert proxy.tunnels >= 1
 
 
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_tls_connections_take_https_proxy_from_the_environment(transport: str, tmp_path: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with HttpProxy() as plain, HttpProxy() as secure, DashlyServer(tokens={"tok"}, ssl_context=context) as server:
+        monkeypatch.setenv("HTTP_PROXY", plain.url)
+        monkeypatch.setenv("HTTPS_PROXY", secure.url)
+        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+                                 verify=str(ca_file), backoff=FAST) as c:
+            assert c.wait_connected(10)  # TLS end to end, through the tunnel
+    assert plain.tunnels == 0 and secure.tunnels >= 1
+
+
 def test_a_given_proxy_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     with HttpProxy() as env_proxy, Socks5Proxy() as given:
         monkeypatch.setenv("HTTP_PROXY", env_proxy.url)
@@ -252,6 +271,8 @@ def test_stop_interrupts_a_proxy_that_never_answers() -> None:
     ("socks4://proxy:1080", "unsupported proxy scheme 'socks4'"),
     ("http://", "has no host"),
     ("http://proxy:port", "the port is not a number"),
+    ("https://proxy:443", "TLS to the proxy itself"),
+    ("http://[::1", "not a valid proxy URL"),
     (42, "must be a proxy URL"),
 ])
 def test_bad_proxy_options_are_refused_up_front(bad: Any, says: str) -> None:
