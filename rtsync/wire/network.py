@@ -1,4 +1,4 @@
-"""The network options every transport shares: TLS verify and client cert, a proxy (or the environment's), extra headers."""
+"""The network options every transport shares: TLS verify and client cert, a proxy (or the environment's), headers."""
 
 from __future__ import annotations
 
@@ -215,7 +215,8 @@ class Network:
         self.proxy: Union[None, bool, Proxy] = Proxy(proxy) if isinstance(proxy, str) else proxy
         if self.proxy not in (None, False) and not isinstance(self.proxy, Proxy):
             raise ConfigurationError(
-                f"proxy must be a proxy URL (http://, socks5://, socks5h://), None or False, not {type(proxy).__name__}")
+                "proxy must be a proxy URL (http://, socks5://, socks5h://), None or False, "
+                f"not {type(proxy).__name__}")
         self.headers = _check_headers(headers)
         self._warned: Set[str] = set()
 
