@@ -8,7 +8,7 @@ the connection loop itself lives in `engine.py`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Optional, Tuple, TypeVar, overload
+from typing import Any, Callable, Iterable, Mapping, Optional, Tuple, TypeVar, overload
 
 from .dispatch import Handlers
 from .engine import Engine, Vendor
@@ -19,6 +19,7 @@ from .policy import Backoff, RetryBudget
 from .sansio import Handshake, Output
 from .state import State, Stats
 from .wire import Link, Verify
+from .wire.network import Cert, Network, ProxyOption
 
 __all__ = ["Client"]
 
@@ -32,7 +33,12 @@ class Client:
     Shared keyword options: `queue_size` (events held for callbacks before
     reading slows), `backoff`, `retry_budget`, `connect_timeout`,
     `max_message_size`, `verify` (True, False, a CA bundle path, or an
-    `ssl.SSLContext`), and `link` (how a connection is made from a
+    `ssl.SSLContext`), `cert` (client certificate: a PEM path holding cert
+    and key, or `(certfile, keyfile)`), `proxy` (`http://`, `socks5://` or
+    `socks5h://` URL, user:pass allowed; None reads HTTPS_PROXY, HTTP_PROXY,
+    ALL_PROXY and NO_PROXY; False goes direct), `headers` (extra headers on
+    every handshake and REST request; the client's own, such as
+    Authorization, win a clash, with a warning), and `link` (how a connection is made from a
     `Handshake`: `rtsync.testing.MockLink` replays recorded frames instead of
     opening a socket, for testing your callbacks).
     """
@@ -47,14 +53,18 @@ class Client:
         connect_timeout: float = 10.0,
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
+        cert: Optional[Cert] = None,
+        proxy: ProxyOption = None,
+        headers: Optional[Mapping[str, str]] = None,
         link: Optional[Callable[[Handshake], Link]] = None,
     ) -> None:
+        network = Network(verify=verify, cert=cert, proxy=proxy, headers=headers)  # validated up front
         self._handlers = Handlers()
         self._inbox = Inbox(queue_size, vendor.name)
         self._engine = Engine(
             vendor, self._handlers, queue_size=queue_size, backoff=backoff, retry_budget=retry_budget,
             connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify, link=link,
-            tap=self._inbox.put,
+            tap=self._inbox.put, network=network,
         )
         self._secrets = vendor.secrets
         self.provider = vendor.name

@@ -51,6 +51,7 @@ from .sansio import (
 from .state import State, Stats
 from .wire import Closed, Heard, Incoming, Link, Skipped, Verify, WebSocketLink
 from .wire.http import HttpClient
+from .wire.network import Network
 
 __all__ = ["Engine", "Vendor"]
 
@@ -123,6 +124,7 @@ class Engine:
         verify: Verify = True,
         link: Optional[Callable[[Handshake], Link]] = None,
         tap: Optional[Callable[[Event], None]] = None,
+        network: Optional[Network] = None,
     ) -> None:
         if queue_size < 1:
             from .errors import ConfigurationError
@@ -134,10 +136,13 @@ class Engine:
         self.retry_budget = retry_budget
         self.connect_timeout = connect_timeout
         self.max_message_size = max_message_size
-        self.verify = verify
+        self.network = network if network is not None else Network(verify=verify)
+        self.verify = self.network.verify
+        for secret in self.network.secrets:  # proxy credentials: masked wherever the client logs
+            vendor.secrets.add(secret)
         self._new_link = link
         self._tap = tap  # sees every event on the dispatcher thread, after its callbacks
-        self.http = HttpClient(verify=verify)
+        self.http = HttpClient(network=self.network)
         self.log = logging.getLogger(f"rtsync.{vendor.name}")
         self._handlers = handlers
         self._queue_size = queue_size
@@ -409,7 +414,7 @@ class Engine:
             link = self._new_link(handshake)
         else:
             link = WebSocketLink(handshake, timeout=self.connect_timeout, max_message_size=self.max_message_size,
-                                 verify=self.verify, display_url=shown)
+                                 network=self.network, display_url=shown)
         self._connecting = link
         try:
             self._check_stop()  # stop() may have run before _connecting was set

@@ -18,11 +18,12 @@ or long polling and WebSocket on one port, which needs a full HTTP server.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import threading
 import warnings
-from typing import Any, Callable, Coroutine, Optional, Set, TypeVar
+from typing import Any, Callable, Coroutine, Deque, Dict, Optional, Set, Tuple, TypeVar
 
 from aiohttp import web
 from jwt import PyJWS
@@ -53,6 +54,8 @@ class LocalServer:
         self._site: Optional[web.SockSite] = None
         self.websockets: Set[web.WebSocketResponse] = set()
         self.connections_total = 0
+        # Each request's (method, path, headers), handshakes and REST alike: tests check what arrived.
+        self.seen: Deque[Tuple[str, str, Dict[str, str]]] = collections.deque(maxlen=1000)
 
     # -- to override -----------------------------------------------------
     def routes(self, app: web.Application) -> None:
@@ -119,7 +122,7 @@ class LocalServer:
         self._loop.call_soon_threadsafe(fn, *args)
 
     async def _listen(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         self.routes(app)
         app.router.add_post("/_rtsync/blast", self._blast)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
@@ -213,6 +216,11 @@ class LocalServer:
     def silence(self, on: bool = True) -> None:
         """Keep every socket open but send nothing (no data, no pings) while on."""
         self.silent = on
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.seen.append((request.method, request.path, dict(request.headers)))
+        return await handler(request)  # type: ignore[no-any-return]
 
     async def _blast(self, request: web.Request) -> web.StreamResponse:
         """Benchmark control: write `count` text frames to every WebSocket, pre-encoded, in one write each,

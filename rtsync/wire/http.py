@@ -8,23 +8,20 @@ keeps its one-second promise in the middle of a long poll.
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import ssl
 from urllib.parse import urlsplit
 import threading
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from ..errors import ConnectionLost
+from ..errors import ConnectionLost, RtsyncError
 from ..redact import redact_url
 from ..sansio import HttpResponse
-from .link import Verify, ssl_context
-from .tcp import open_tcp
+from .network import Network, Verify, cert_hint, client_cert_error
 from ..policy import network_cause, seconds, status_error, tls_error
 
 __all__ = ["HttpClient"]
@@ -59,8 +56,10 @@ class _Registry:
         self.cancelled = False
 
 
-def _tracking(pool_cls: Any, registry: _Registry) -> Any:
+def _tracking(pool_cls: Any, registry: _Registry, network: Network) -> Any:
     """A connection pool class whose connections record their sockets in `registry`."""
+
+    secure = pool_cls is HTTPSConnectionPool
 
     class Conn(pool_cls.ConnectionCls):  # type: ignore[misc]
         def _new_conn(self) -> socket.socket:
@@ -68,8 +67,12 @@ def _tracking(pool_cls: Any, registry: _Registry) -> Any:
             # TCP connect or TLS handshake (urllib3's blocks for the whole connect timeout).
             timeout = self.timeout if isinstance(self.timeout, (int, float)) else _CONNECT_TIMEOUT
             try:
-                sock = open_tcp(self._dns_host, self.port, timeout,
-                                aborted=lambda: registry.cancelled, started=self._track)
+                # The same proxy tunnel as the WebSocket side (CONNECT for http:// too), so every
+                # transport honours proxy= alike and stays abortable; urllib3 adds TLS on top.
+                sock = network.connect(self._dns_host, self.port, timeout, secure=secure,
+                                       aborted=lambda: registry.cancelled, started=self._track)
+            except RtsyncError as exc:  # the proxy's verdict, carried out through urllib3's wrapping
+                raise NewConnectionError(self, str(exc)) from exc
             except socket.timeout as exc:
                 raise ConnectTimeoutError(self, f"connect to {self.host} timed out") from exc
             except OSError as exc:
@@ -98,37 +101,43 @@ def _tracking(pool_cls: Any, registry: _Registry) -> Any:
 
 
 class _Adapter(HTTPAdapter):
-    def __init__(self, registry: _Registry, context: Optional[ssl.SSLContext]) -> None:
+    def __init__(self, registry: _Registry, network: Network) -> None:
         self._registry = registry
-        self._context = context
+        self._network = network
         super().__init__(pool_maxsize=4)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        if self._context is not None:  # requests takes an SSLContext only through the pool manager
-            kwargs["ssl_context"] = self._context
+        # requests takes an SSLContext only through the pool manager; it is the same context the
+        # WebSocket side uses (verify= and cert= applied), so both transports trust alike.
+        kwargs["ssl_context"] = self._network.context
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": _tracking(HTTPConnectionPool, self._registry),
-            "https": _tracking(HTTPSConnectionPool, self._registry),
+            "http": _tracking(HTTPConnectionPool, self._registry, self._network),
+            "https": _tracking(HTTPSConnectionPool, self._registry, self._network),
         }
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # The context decides. requests' own settings would make urllib3 rewrite its verify_mode
+        # (a ValueError on a context that checks host names, and a shared context changed under
+        # the WebSocket side) and load certifi into it.
+        conn.cert_reqs = self._network.context.verify_mode
+        conn.ca_certs = conn.ca_cert_dir = None
 
 
 class HttpClient:
     """A requests Session whose in-flight requests `cancel()` can interrupt from any thread."""
 
-    def __init__(self, *, verify: Verify = True, user_agent: str = "rtsync") -> None:
+    def __init__(self, *, verify: Verify = True, user_agent: str = "rtsync",
+                 network: Optional[Network] = None) -> None:
         self._registry = _Registry()
-        ssl_context(verify)  # the same checks and errors as the WebSocket side
-        context = verify if isinstance(verify, ssl.SSLContext) else None
-        # Passed on each request: a Session's `verify` loses to REQUESTS_CA_BUNDLE (requests#3829).
-        self.verify: Union[bool, str]
-        if isinstance(verify, ssl.SSLContext):
-            self.verify = True  # the context in the pool manager decides
-        else:
-            self.verify = verify if isinstance(verify, bool) else os.fspath(verify)
+        self.network = network if network is not None else Network(verify=verify)
+        self.verify = self.network.verify
         self.session = requests.Session()
+        # Proxies, CA bundles and .netrc come from `network`, never from requests' reading of the
+        # environment: its proxy managers would bypass our abortable connect.
+        self.session.trust_env = False
         self.session.headers["User-Agent"] = user_agent
-        adapter = _Adapter(self._registry, context)
+        adapter = _Adapter(self._registry, self.network)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -149,18 +158,29 @@ class HttpClient:
             raise ConnectionLost("the client is stopping")
         try:
             resp = self.session.request(
-                method, url, headers=dict(headers or {}), timeout=(min(timeout, 15.0), timeout),
-                json=json, allow_redirects=False, verify=self.verify,
+                method, url, headers=self.network.merge_headers(headers or {}),
+                timeout=(min(timeout, 15.0), timeout), json=json, allow_redirects=False,
             )
             body = resp.content
         except requests.exceptions.SSLError as exc:
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                 raise tls_error(what, "certificate verify failed") from None
-            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}") from None
+            refused = client_cert_error(exc, f"{what} to {_host(url)}", self.network.cert is not None)
+            if refused is not None:
+                raise refused from None
+            hint = cert_hint(exc, url.startswith("https:"), self.network.cert is not None)
+            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}{hint}") from None
         except requests.RequestException as exc:
             if self._registry.cancelled:
                 raise ConnectionLost("the client is stopping") from None
-            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}") from None
+            verdict = _rtsync_cause(exc)
+            if verdict is not None:
+                raise verdict from None
+            refused = client_cert_error(exc, f"{what} to {_host(url)}", self.network.cert is not None)
+            if refused is not None:  # TLS 1.3 sends the alert after the handshake: a read fails
+                raise refused from None
+            hint = cert_hint(exc, url.startswith("https:"), self.network.cert is not None)
+            raise ConnectionLost(f"{what} to {_host(url)} failed: {network_cause(exc)}{hint}") from None
         result = HttpResponse(resp.status_code, dict(resp.headers), body)
         if check and resp.status_code >= 400:
             raise status_error(resp.status_code, what, seconds(resp.headers.get("Retry-After")))
@@ -184,6 +204,18 @@ class HttpClient:
     def close(self) -> None:
         self.cancel()
         self.session.close()
+
+
+def _rtsync_cause(exc: BaseException) -> Optional[RtsyncError]:
+    """The rtsync error (a proxy's verdict) under urllib3's and requests' wrapping, if any."""
+    seen: Optional[BaseException] = exc
+    for _ in range(10):
+        if seen is None or isinstance(seen, RtsyncError):
+            return seen
+        reason = getattr(seen, "reason", None)
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = seen.__cause__ or (reason if isinstance(reason, BaseException) else None) or nested
+    return None
 
 
 def _host(url: str) -> str:

@@ -3,62 +3,34 @@
 The TCP connect and TLS handshake are ours so that `abort()` from another
 thread ends them at once (a blocking `connect()` cannot be interrupted, and
 `stop()` promises about a second). The HTTP upgrade is websocket-client's
-(headers, status, accept key) over the socket we opened; through an HTTP
-proxy from the environment websocket-client opens the socket itself. After
+(headers, status, accept key) over the socket we opened. After
 the upgrade every byte goes through `FrameReader` (websockets' sans-I/O
-RFC 6455 core). Reads are for one thread; writes may come from any thread.
+RFC 6455 core). A proxy (given, or from the environment) is tunnelled through
+by `Network.connect`, on the same abortable socket. Reads are for one thread; writes may come from any thread.
 """
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import ssl
 import threading
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
 import websocket
-from websocket._url import get_proxy_info
 
-from ..errors import ConfigurationError, ConnectionLost
+from ..errors import ConnectionLost, RtsyncError
 from ..policy import network_cause, seconds, status_error, tls_error
 from ..sansio import Handshake
 from .frames import Incoming
 from .framing import FrameReader
-from .tcp import open_tcp
+from .network import Network, Verify, cert_hint, client_cert_error, ssl_context
 
 __all__ = ["Verify", "WebSocketLink", "ssl_context"]
 
-Verify = Union[bool, str, "os.PathLike[str]", ssl.SSLContext]
-
 _READ_SIZE = 256 * 1024
 _CLOSE_WAIT = 0.5  # how long a closing client waits for the server to end TCP (RFC 6455 7.1.1)
-
-
-def ssl_context(verify: Verify) -> ssl.SSLContext:
-    """The TLS context for `verify`: True (system CAs), False (no checks), a CA bundle path, or a context."""
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is False:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    if verify is True:
-        return ssl.create_default_context()
-    if isinstance(verify, (str, os.PathLike)):
-        path = os.fspath(verify)
-        try:
-            return ssl.create_default_context(cafile=path)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(
-                f"verify={path!r} is not a readable CA bundle ({exc}); pass the path of a PEM file"
-            ) from None
-    raise ConfigurationError(
-        f"verify must be True, False, a CA bundle path or an ssl.SSLContext, not {type(verify).__name__}"
-    )
 
 
 class WebSocketLink:
@@ -72,12 +44,14 @@ class WebSocketLink:
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
         display_url: str = "",
+        network: Optional[Network] = None,
     ) -> None:
+        self._network = network if network is not None else Network(verify=verify)
         self.max_message_size = max_message_size
         self.subprotocol: Optional[str] = None
         self._handshake = handshake
         self._timeout = timeout
-        self._ssl = ssl_context(verify) if handshake.url.startswith("wss:") else None
+        self._ssl = self._network.context if handshake.url.startswith("wss:") else None
         self._what = f"WebSocket handshake with {display_url or 'the server'}"
         self._reader = FrameReader(max_message_size)
         self._lock = threading.Lock()  # the FrameReader's state and the socket's write side
@@ -91,7 +65,7 @@ class WebSocketLink:
     def connect(self) -> "WebSocketLink":
         """Open TCP, TLS and the upgrade; `abort()` from another thread interrupts any step."""
         handshake, what = self._handshake, self._what
-        headers = dict(handshake.headers)
+        headers = self._network.merge_headers(handshake.headers)
         if handshake.subprotocols:
             # Sent by hand, not with `subprotocols=`: websocket-client fails a server that answers
             # with none, which is legal; the vendor's protocol judges the answer instead.
@@ -104,9 +78,11 @@ class WebSocketLink:
         host = parts.hostname or ""
         secure = parts.scheme == "wss"
         try:
-            if get_proxy_info(host, secure)[0] is None:
-                options["socket"] = self._open(host, parts.port or (443 if secure else 80))
+            options["socket"] = self._open(host, parts.port or (443 if secure else 80), secure)
             self._ws.connect(handshake.url, **options)  # type: ignore[no-untyped-call]
+        except RtsyncError:  # a proxy's verdict (ConfigurationError is also a ValueError)
+            self.abort()
+            raise
         except websocket.WebSocketBadStatusException as exc:
             self.abort()
             retry = (exc.resp_headers or {}).get("retry-after")
@@ -119,7 +95,11 @@ class WebSocketLink:
             self.abort()
             if isinstance(exc, ConnectionLost):
                 raise
-            raise ConnectionLost(f"{what} failed: {network_cause(exc)}") from None
+            refused = client_cert_error(exc, what, self._network.cert is not None)
+            if refused is not None:
+                raise refused from None
+            hint = cert_hint(exc, secure, self._network.cert is not None)
+            raise ConnectionLost(f"{what} failed: {network_cause(exc)}{hint}") from None
         if self._closed:
             self.abort()
             raise ConnectionLost("the connection was closed while opening")
@@ -127,10 +107,11 @@ class WebSocketLink:
         self._sock = self._ws.sock
         return self
 
-    def _open(self, host: str, port: int) -> socket.socket:
-        """TCP (and TLS) to host:port; `abort()` ends either at once."""
+    def _open(self, host: str, port: int, secure: bool) -> socket.socket:
+        """TCP (and TLS) to host:port, through a proxy if one applies; `abort()` ends any step at once."""
         try:
-            sock = open_tcp(host, port, self._timeout, aborted=lambda: self._closed, started=self._track)
+            sock = self._network.connect(host, port, self._timeout, secure=secure,
+                                         aborted=lambda: self._closed, started=self._track)
             if self._ssl is not None:
                 tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
                 self._track(tls)  # shutting this one down ends a hanging handshake

@@ -17,6 +17,7 @@ from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
 from ...sansio import Handshake
+from ...wire.network import Network
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DialpadProtocol, token_lifetime
 from .rest import DialpadRest
@@ -97,7 +98,7 @@ class DialpadClient(Client):
             raise ConfigurationError("ping_interval and ping_timeout must be positive (seconds)")
         secrets = Secrets(api_key, *([secret] if secret else []))
         self.url = url.rstrip("/")
-        self.rest = DialpadRest(self.url, api_key, verify=options.get("verify", True))
+        self.rest = DialpadRest(self.url, api_key, network=Network.from_options(options))
         self.websocket_id = websocket_id
         self.subscription_id = subscription_id
         self.subscription_type = subscription_type

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional
 from ...errors import ProtocolError
 from ...wire import Verify
 from ...wire.http import HttpClient
+from ...wire.network import Network
 
 __all__ = ["DialpadRest"]
 
@@ -19,10 +20,11 @@ __all__ = ["DialpadRest"]
 class DialpadRest:
     """One call per method; statuses become rtsync errors (401/403 final, 429 waits Retry-After)."""
 
-    def __init__(self, base_url: str, api_key: str, verify: Verify = True) -> None:
+    def __init__(self, base_url: str, api_key: str, verify: Verify = True,
+                 network: Optional[Network] = None) -> None:
         self.base_url = base_url
         self._api_key = api_key
-        self.http = HttpClient(verify=verify)
+        self.http = HttpClient(verify=verify, network=network)
 
     def call(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """One request; the answer, which Dialpad always gives as a JSON object."""

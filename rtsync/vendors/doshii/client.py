@@ -18,6 +18,7 @@ from ...events import Event
 from ...policy import Backoff, RetryBudget
 from ...redact import Secrets
 from ...sansio import Handshake
+from ...wire.network import Network
 from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DoshiiProtocol
 from .rest import DoshiiRest
@@ -128,7 +129,7 @@ class DoshiiClient(Client):
         secret = None if client_secret is None else CredentialSource(
             "client_secret", client_secret, secrets, hint="your Doshii client secret")
         self.rest_url = rest
-        self.rest = DoshiiRest(rest, self._client_id, secret, secrets, verify=options.get("verify", True))
+        self.rest = DoshiiRest(rest, self._client_id, secret, secrets, network=Network.from_options(options))
         base = url or URL_TEMPLATE.format(environment=environment)
         if not base.startswith(("wss://", "ws://")):
             raise ConfigurationError(f"url must be a wss:// (or ws://) URL, got {base!r}")

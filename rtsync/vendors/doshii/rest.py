@@ -20,6 +20,7 @@ from ...redact import Secrets
 from ...sansio import HttpResponse
 from ...wire import Verify
 from ...wire.http import HttpClient
+from ...wire.network import Network
 
 __all__ = ["DoshiiRest", "path_under"]
 
@@ -39,12 +40,12 @@ class DoshiiRest:
     """Calls on `rest_url` with a fresh Bearer JWT; returns decoded JSON or raises an RtsyncError."""
 
     def __init__(self, rest_url: str, client_id: CredentialSource, client_secret: Optional[CredentialSource],
-                 secrets: Secrets, verify: Verify = True) -> None:
+                 secrets: Secrets, verify: Verify = True, network: Optional[Network] = None) -> None:
         self.rest_url = rest_url
         self._client_id = client_id
         self._client_secret = client_secret
         self._secrets = secrets
-        self._http = HttpClient(verify=verify)
+        self._http = HttpClient(verify=verify, network=network)
         self._token_lock = threading.Lock()
         self._token: Optional[str] = None
         self._token_made = 0.0
