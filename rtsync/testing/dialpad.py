@@ -43,7 +43,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ._server import LocalServer, deprecated, hs256_jws
 
-__all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "sms_event"]
+__all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "changelog_event", "contact_event",
+           "sms_event"]
 
 _ids = itertools.count(5071678191976448)
 _JWS = hs256_jws()  # signs with the websocket's secret as given, however short, without PyJWT's warning
@@ -85,6 +86,30 @@ def agent_status_event(status: str = "available", **extra: Any) -> Dict[str, Any
     now = int(time.time() * 1000)
     return {"availability_status": "open", "call_center_ids": ["4"], "date": now, "event_timestamp": now,
             "on_duty_status": status, "target": {"id": next(_ids), "name": "Ann", "type": "user"}, **extra}
+
+
+def contact_event(event: str = "Created", contact_type: str = "shared", **contact: Any) -> Dict[str, Any]:
+    """A contact event as Dialpad's contact-events doc shows it: `event` (Created, Updated, Deleted)
+    and the `contact` (string id, `type` shared or local, e164 phones)."""
+    return {"event": event, "contact": {
+        "id": str(next(_ids)), "type": contact_type, "first_name": "sample", "last_name": "test",
+        "display_name": "sample test", "phones": ["+16043111111"], "primary_phone": "+16043111111",
+        "emails": ["sample@example.com"], "primary_email": "sample@example.com", "company_name": "Awesome company",
+        "job_title": "Awesome job", "urls": ["https://example.com"], "trunk_group": "TEST", "extension": "12345",
+        **contact}}
+
+
+def changelog_event(action: str = "operator_removed", **extra: Any) -> Dict[str, Any]:
+    """A change-log event as Dialpad's change-log doc shows it (`date` in ms, no id of its own)."""
+    return {"action": action, "additional_data": {"name": "Dialpedia Ltd", "operator_name": "Mary Sue"},
+            "changed_by": {"name": "John Doe", "id": next(_ids), "type": "User"},
+            "date": int(time.time() * 1000), "note": "Operator removed",
+            "target": {"type": "Office", "id": next(_ids)}, **extra}
+
+
+#: fields a subscription of each kind must be created with (Dialpad answers 400 without them)
+REQUIRED = {"agent_status": ("agent_type",), "contact": ("contact_type",)}
+KINDS = ("call", "sms", "agent_status", "contact", "changelog")
 
 
 @dataclass
@@ -183,7 +208,7 @@ class DialpadServer(LocalServer):
                 if websocket_id is not None and ws.id != websocket_id:
                     continue
                 matching = {f"{kind}:{sub['id']}" for sub in self._subscriptions.get(kind, {}).values()
-                            if int(sub.get("endpoint_id", -1)) == ws.id and _wants(sub, event)}
+                            if _int(sub.get("endpoint_id")) == ws.id and _wants(sub, event)}
                 frame = self._frame(ws, event)
                 for sock in list(ws.sockets):
                     scope = self._scopes.get(sock, "*")
@@ -226,6 +251,15 @@ class DialpadServer(LocalServer):
 
     def live_sockets(self) -> int:
         return sum(len(ws.sockets) for ws in self._websockets.values())
+
+    def endpoints(self) -> List[int]:
+        """The ids of the websocket endpoints that exist now (created and not deleted), for leak checks."""
+        return list(self._websockets)
+
+    def subscriptions(self, kind: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The event subscriptions that exist now (of `kind`, or all), each with its `kind`."""
+        return [{**sub, "kind": k} for k, subs in self._subscriptions.items() if kind in (None, k)
+                for sub in subs.values()]
 
     async def on_restart(self) -> None:
         # Sockets live in the process; websockets, subscriptions, rate-limit windows and keys are stored.
@@ -307,13 +341,17 @@ class DialpadServer(LocalServer):
         refused = self._check(request)
         if refused:
             return refused
-        ws = self._websockets.get(int(request.match_info["id"]))
+        ws = self._websockets.get(_int(request.match_info["id"]))
         if ws is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
             ws.secret = (await self._body(request)).get("secret")
         elif request.method == "DELETE":
+            answer = self._proto(ws)
             del self._websockets[ws.id]
+            for sock in list(ws.sockets):  # its URLs die with it [assumed]
+                await sock.close(code=1000)
+            return web.json_response(answer)
         return web.json_response(self._proto(ws))
 
     async def _subscriptions_root(self, request: web.Request) -> web.StreamResponse:
@@ -321,17 +359,23 @@ class DialpadServer(LocalServer):
         if refused:
             return refused
         kind = request.match_info["kind"]
+        if kind not in KINDS:
+            return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         subs = self._subscriptions.setdefault(kind, {})
         if request.method == "POST":
             body = await self._body(request)
-            ws = self._websockets.get(int(body.get("endpoint_id", -1)))
+            ws = self._websockets.get(_int(body.get("endpoint_id")))
             if ws is None:
                 return web.json_response({"error": {"code": 400, "message": "unknown endpoint_id"}}, status=400)
+            missing = [name for name in REQUIRED.get(kind, ()) if not body.get(name)]
+            if missing:
+                return web.json_response({"error": {"code": 400, "message": f"{missing[0]} is required"}},
+                                         status=400)
             sub = {"id": next(self._next), "enabled": True, **body}
             subs[sub["id"]] = sub
             return web.json_response({**sub, "websocket": self._proto(ws, f"{kind}:{sub['id']}")})
         items = list(subs.values())
-        start = int(request.query.get("cursor", 0))
+        start = max(0, _int(request.query.get("cursor", 0)))
         page: Dict[str, Any] = {"items": items[start:start + self.page_size]}
         if start + self.page_size < len(items):
             page["cursor"] = str(start + self.page_size)
@@ -342,14 +386,16 @@ class DialpadServer(LocalServer):
         if refused:
             return refused
         subs = self._subscriptions.get(request.match_info["kind"], {})
-        sub = subs.get(int(request.match_info["id"]))
+        sub = subs.get(_int(request.match_info["id"]))
         if sub is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
             sub.update({k: v for k, v in (await self._body(request)).items() if k != "id"})
         elif request.method == "DELETE":
             del subs[sub["id"]]
-        ws = self._websockets[int(sub["endpoint_id"])]
+        ws = self._websockets.get(_int(sub["endpoint_id"]))
+        if ws is None:  # its websocket was deleted: no URL to issue [assumed]
+            return web.json_response(sub)
         return web.json_response({**sub, "websocket": self._proto(ws, f"{request.match_info['kind']}:{sub['id']}")})
 
     # -- the event socket --------------------------------------------------
@@ -402,6 +448,14 @@ class DialpadServer(LocalServer):
             await sock.close(code=1001 if self.expiry_close == "close-1001" else 1000)
 
 
+def _int(value: Any) -> int:
+    """An id from a path or a body (Dialpad's are integers, its examples strings); -1 if it is neither."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
 def _kind(event: Dict[str, Any]) -> str:
     """The subscription family an event belongs to, by its shape (Dialpad sends no type field)."""
     if "call_id" in event:
@@ -410,17 +464,20 @@ def _kind(event: Dict[str, Any]) -> str:
         return "sms"
     if "on_duty_status" in event:
         return "agent_status"
-    if "contact_type" in event or "phones" in event:
+    if isinstance(event.get("contact"), dict) and "event" in event:
         return "contact"
     return "changelog"
 
 
 def _wants(sub: Dict[str, Any], event: Dict[str, Any]) -> bool:
-    """A subscription's filters: `enabled`, `call_states` (or "all"), `direction` (or "all")."""
+    """A subscription's filters: `enabled`, `call_states` (or "all"), `direction` (or "all"),
+    `contact_type` (a contact event's `contact.type`)."""
     if not sub.get("enabled", True):
         return False
     states = sub.get("call_states")
     if "call_id" in event and states and "all" not in states and event.get("state") not in states:
         return False
+    if sub.get("contact_type") and isinstance(event.get("contact"), dict) and "event" in event:
+        return bool(event["contact"].get("type") == sub["contact_type"])
     direction = sub.get("direction", "all")
     return direction in ("all", None) or event.get("direction") == direction

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Iterator, List
 
@@ -34,7 +35,7 @@ def server() -> Iterator[DialpadServer]:
 
 def make(server: DialpadServer, **kw) -> rtsync.DialpadClient:
     kw.setdefault("backoff", FAST)
-    return rtsync.DialpadClient(KEY, url=server.http_url, **kw)
+    return rtsync.DialpadClient(KEY, url=server.url, **kw)
 
 
 
@@ -63,7 +64,7 @@ def test_subscriptions_helpers_and_subscription_scoped_socket(server: DialpadSer
     c.create_subscription("call")
     assert sub["endpoint_id"] == c.websocket_id and "websocket_url" in sub["websocket"]
     assert len(c.list_subscriptions("call")) == 3  # two pages
-    scoped = rtsync.DialpadClient(KEY, subscription_id=sub["id"], url=server.http_url, backoff=FAST)
+    scoped = rtsync.DialpadClient(KEY, subscription_id=sub["id"], url=server.url, backoff=FAST)
     got, up = watch(scoped)
     with scoped:
         assert up.wait(5)
@@ -84,7 +85,7 @@ def test_existing_websocket_gets_a_fresh_url_by_get(server: DialpadServer) -> No
 
 
 def test_wrong_api_key_is_final(server: DialpadServer) -> None:
-    c = rtsync.DialpadClient("wrong", url=server.http_url, backoff=FAST)
+    c = rtsync.DialpadClient("wrong", url=server.url, backoff=FAST)
     with pytest.raises(rtsync.AuthenticationError):
         c.run_forever()
     assert len(server.rest_calls) == 1
@@ -95,18 +96,20 @@ def test_rest_statuses_are_classified() -> None:
     base = "https://dialpad.test"
     c = rtsync.DialpadClient(KEY, url=base)
     responses.add(responses.GET, f"{base}/api/v2/websockets/1", status=403)
-    responses.add(responses.GET, f"{base}/api/v2/websockets/2", status=429, headers={"Retry-After": "7"})
+    responses.add(responses.GET, f"{base}/api/v2/websockets/2", status=429, headers={"Retry-After": "700"})
     responses.add(responses.GET, f"{base}/api/v2/websockets/3", status=503)
     responses.add(responses.GET, f"{base}/api/v2/websockets/4", status=404)
     with pytest.raises(rtsync.AuthenticationError):
         c.get_websocket(1)
-    with pytest.raises(rtsync.RateLimited) as limited:
+    with pytest.raises(rtsync.RateLimited) as limited:  # longer than the REST helpers wait: raised at once
         c.get_websocket(2)
-    assert limited.value.retry_after == 7
+    assert limited.value.retry_after == 700 and len(responses.calls) == 2
     with pytest.raises(rtsync.ConnectionLost):
         c.get_websocket(3)
     with pytest.raises(rtsync.RequestRejected):
         c.get_websocket(4)
+    with pytest.raises(rtsync.ConfigurationError):
+        c.get_websocket("1/../../users")  # an id never becomes a path of its own
     assert responses.calls[0].request.headers["Authorization"] == f"Bearer {KEY}"
 
 
@@ -124,7 +127,7 @@ def test_api_key_and_url_token_never_leak(server: DialpadServer, caplog: pytest.
         time.sleep(1.5)  # reconnect plus a refresh
     tokens = [t for t in c._secrets if t.count(".") == 2]  # noqa: SLF001 - the URL tokens it learned
     assert tokens
-    assert main(["-vv", "listen", "dialpad", "--api-key", "wrong-" + KEY, "--base-url", server.http_url]) == 3
+    assert main(["-vv", "listen", "dialpad", "--api-key", "wrong-" + KEY, "--base-url", server.url]) == 3
     out, err = capsys.readouterr()
     text = "\n".join(r.getMessage() for r in caplog.records) + repr(got) + repr(c) + out + err
     assert "/events/***" in text  # we do log where we connect, redacted
@@ -141,7 +144,7 @@ def test_the_secret_dialpad_echoes_is_used_and_follows_a_change(server: DialpadS
         assert up.wait(5)
         server.publish(call_event("ringing", call_id=1))
         assert wait_for(lambda: [e.id for e in vendor(got)] == [1])
-        requests.patch(f"{server.http_url}/api/v2/websockets/{websocket_id}", json={"secret": second},
+        requests.patch(f"{server.url}/api/v2/websockets/{websocket_id}", json={"secret": second},
                        headers={"Authorization": f"Bearer {KEY}"}, timeout=5).raise_for_status()
         server.drop()  # the next fresh URL comes with the new secret
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)
@@ -173,13 +176,13 @@ def test_events_reach_the_sockets_their_subscriptions_route_them_to(server: Dial
     with wide, scoped:
         assert wide_up.wait(5) and scoped_up.wait(5)
         for event in call_sequence(call_id=7):
-            server.emit(event)
-        server.emit(sms_event("in", direction="inbound"))  # filtered out: the sms subscription is outbound
-        server.emit(sms_event("out", direction="outbound"))
+            server.publish(event, route=True)
+        server.publish(sms_event("in", direction="inbound"), route=True)  # filtered out: the sms subscription is outbound
+        server.publish(sms_event("out", direction="outbound"), route=True)
         assert wait_for(lambda: len(vendor(wide_got)) == 2 and len(vendor(scoped_got)) == 1)
         owner.update_subscription("call", ringing["id"], enabled=False)
-        server.emit(call_event("ringing", call_id=8))
-        server.emit(sms_event("last", direction="outbound"))
+        server.publish(call_event("ringing", call_id=8), route=True)
+        server.publish(sms_event("last", direction="outbound"), route=True)
         assert wait_for(lambda: len(vendor(wide_got)) == 3)
     assert [e.name for e in vendor(wide_got)] == ["call.ringing", "sms", "sms"]
     assert [e.name for e in vendor(scoped_got)] == ["call.ringing"]
@@ -190,6 +193,7 @@ def test_rest_rate_limits_per_operation(server: DialpadServer) -> None:
     c = make(server)
     first = c.create_websocket()
     c.create_websocket()
+    c.rest.max_wait = 0.5  # the server asks for up to a minute: more than this client waits
     with pytest.raises(rtsync.RateLimited) as limited:
         c.create_websocket()
     assert 1 <= (limited.value.retry_after or 0) <= 60
@@ -200,3 +204,34 @@ def test_rest_rate_limits_per_operation(server: DialpadServer) -> None:
     c.delete_websocket(first["id"])
     with pytest.raises(rtsync.RequestRejected):
         c.get_websocket(first["id"])
+
+
+def test_a_rest_429_is_waited_out_and_the_call_sent_again(server: DialpadServer) -> None:
+    c = make(server)
+    server.rate_limit(2, retry_after=1)  # the next two calls are refused, asking for a second each
+    created = c.create_subscription("sms", direction="inbound")
+    assert created["direction"] == "inbound"
+    assert server.rest_calls == ["POST /api/v2/websockets"] * 3 + ["POST /api/v2/subscriptions/sms"]
+    assert [s["id"] for s in server.subscriptions()] == [created["id"]]
+
+
+def test_stop_ends_a_rest_call_waiting_out_a_429(server: DialpadServer) -> None:
+    c = make(server)
+    server.rate_limit(1, retry_after=60)
+    outcome: List[BaseException] = []
+
+    def call() -> None:
+        try:
+            c.create_websocket()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert wait_for(lambda: server.rest_calls == ["POST /api/v2/websockets"])
+    c.stop()  # never started: stop() still ends the wait
+    caller.join(10)
+    assert not caller.is_alive()
+    assert isinstance(outcome[0], rtsync.ConnectionLost) and "not sent again" in str(outcome[0])
+    assert server.rest_calls == ["POST /api/v2/websockets"] and server.endpoints() == []
+    assert c.create_websocket()["id"] in server.endpoints()  # and the client's REST works again after it

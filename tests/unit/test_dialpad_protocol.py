@@ -114,8 +114,13 @@ def test_rotation_before_expiry_and_no_announcement_for_it() -> None:
     assert p.deadline() == 3310  # asked again later if the new link could not be opened
     p.use_url("wss://x/events/t2", 3600, now=3300)
     assert p.opened(3300) == []  # planned: no rtsync.connected, nothing was lost
-    (connected,) = p.lost() or p.opened(4000)
+    p.channel = "websocket:1000"
+    connected, gap = p.lost() or p.opened(4000)
     assert connected.detail == {"gap_possible": True}
+    # An unplanned reconnect lost what Dialpad sent meanwhile (it replays nothing): said, never hidden.
+    assert isinstance(gap, Event) and gap.name == "rtsync.gap" and gap.channel == "websocket:1000"
+    assert gap.data["channel"] == "websocket:1000" and gap.data["missing"] is None
+    assert "re-query the REST API" in gap.data["reason"]
 
 
 def test_a_quiet_link_is_pinged_and_a_silent_one_is_stale() -> None:
