@@ -110,6 +110,12 @@ def changelog_event(action: str = "operator_removed", **extra: Any) -> Dict[str,
 #: fields a subscription of each kind must be created with (Dialpad answers 400 without them)
 REQUIRED = {"agent_status": ("agent_type",), "contact": ("contact_type",)}
 KINDS = ("call", "sms", "agent_status", "contact", "changelog")
+#: the call states a call subscription may ask for (the spec's enum)
+CALL_STATES = frozenset((
+    "admin", "admin_recording", "ai_playbook", "all", "barge", "blocked", "call_transcription", "calling",
+    "connected", "csat", "dispositions", "eavesdrop", "hangup", "hold", "merged", "missed", "monitor", "parked",
+    "pcsat", "postcall", "preanswer", "queued", "recap_action_items", "recap_outcome", "recap_purposes",
+    "recap_summary", "recording", "ringing", "takeover", "transcription", "voicemail", "voicemail_uploaded"))
 
 
 @dataclass
@@ -367,10 +373,9 @@ class DialpadServer(LocalServer):
             ws = self._websockets.get(_int(body.get("endpoint_id")))
             if ws is None:
                 return web.json_response({"error": {"code": 400, "message": "unknown endpoint_id"}}, status=400)
-            missing = [name for name in REQUIRED.get(kind, ()) if not body.get(name)]
-            if missing:
-                return web.json_response({"error": {"code": 400, "message": f"{missing[0]} is required"}},
-                                         status=400)
+            problem = _invalid(kind, body)
+            if problem:
+                return web.json_response({"error": {"code": 400, "message": problem}}, status=400)
             sub = {"id": next(self._next), "enabled": True, **body}
             subs[sub["id"]] = sub
             return web.json_response({**sub, "websocket": self._proto(ws, f"{kind}:{sub['id']}")})
@@ -454,6 +459,17 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
+
+
+def _invalid(kind: str, body: Dict[str, Any]) -> Optional[str]:
+    """Why Dialpad would answer a subscription's create body with 400, or None."""
+    missing = [name for name in REQUIRED.get(kind, ()) if not body.get(name)]
+    if missing:
+        return f"{missing[0]} is required"
+    states = body.get("call_states", [])
+    if kind == "call" and (not isinstance(states, list) or not set(map(str, states)) <= CALL_STATES):
+        return "call_states has an unknown call state"
+    return None
 
 
 def _kind(event: Dict[str, Any]) -> str:
