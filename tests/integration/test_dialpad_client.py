@@ -19,8 +19,11 @@ from rtsync.testing.dialpad import (
     agent_status_event,
     call_event,
     call_sequence,
+    changelog_event,
+    contact_event,
     sms_event,
 )
+from rtsync.vendors.dialpad.models import AgentStatus, Call, ChangeLog, ContactEvent, Sms
 from tests.conftest import wait_for, watch
 
 KEY = "dp-secret-api-key-123"
@@ -235,3 +238,127 @@ def test_stop_ends_a_rest_call_waiting_out_a_429(server: DialpadServer) -> None:
     assert isinstance(outcome[0], rtsync.ConnectionLost) and "not sent again" in str(outcome[0])
     assert server.rest_calls == ["POST /api/v2/websockets"] and server.endpoints() == []
     assert c.create_websocket()["id"] in server.endpoints()  # and the client's REST works again after it
+
+
+#: one subscription of each of the five kinds, with the fields Dialpad requires of it
+KINDS = {"call": {"call_states": ["ringing", "hangup"]}, "sms": {"direction": "inbound"},
+         "agent_status": {"agent_type": "callcenter"}, "contact": {"contact_type": "shared"}, "changelog": {}}
+
+
+def test_all_five_subscription_kinds_end_to_end(server: DialpadServer) -> None:
+    owner = make(server)
+    subs = {kind: owner.create_subscription(kind, **fields) for kind, fields in KINDS.items()}
+    for kind, sub in subs.items():
+        got = owner.get_subscription(kind, sub["id"])
+        assert got["id"] == sub["id"] and got["endpoint_id"] == owner.websocket_id
+        assert f"endpoint:{owner.websocket_id}:{kind}:{sub['id']}" in str(jwt_claims(got["websocket"]["websocket_url"]))
+    wide = make(server, websocket_id=owner.websocket_id)
+    scoped = {kind: make(server, subscription_id=sub["id"], subscription_type=kind) for kind, sub in subs.items()}
+    wide_got, wide_up = watch(wide)
+    scoped_got = {kind: watch(c) for kind, c in scoped.items()}
+    events = [call_event("ringing", call_id=5), call_event("connected", call_id=5), sms_event("hi"),
+              agent_status_event("busy"), contact_event("Created", id="5908860123456789"),
+              contact_event("Deleted", contact_type="local"), changelog_event("updated_ivr")]
+    wide.start()
+    for c in scoped.values():
+        c.start()
+    try:
+        assert wide_up.wait(5) and all(up.wait(5) for _, up in scoped_got.values())
+        for event in events:
+            server.publish(event, route=True)
+        assert wait_for(lambda: len(vendor(wide_got)) == 5 and all(vendor(g) for g, _ in scoped_got.values()))
+    finally:
+        wide.stop()
+        for c in scoped.values():
+            c.stop()
+    # call.connected is not among the call subscription's states; the local contact not of its type.
+    assert [e.name for e in vendor(wide_got)] == [
+        "call.ringing", "sms", "agent_status", "contact.created", "changelog.updated_ivr"]
+    assert {kind: [e.name for e in vendor(g)] for kind, (g, _) in scoped_got.items()} == {
+        "call": ["call.ringing"], "sms": ["sms"], "agent_status": ["agent_status"],
+        "contact": ["contact.created"], "changelog": ["changelog.updated_ivr"]}
+    call, sms, agent, contact, change = vendor(wide_got)
+    assert isinstance(call.typed, Call) and call.id == 5
+    assert isinstance(sms.typed, Sms) and sms.typed.text == "hi"
+    assert isinstance(agent.typed, AgentStatus) and agent.typed.on_duty_status == "busy"
+    assert isinstance(contact.typed, ContactEvent) and contact.id == "5908860123456789"
+    assert contact.typed.event == "Created" and contact.typed.contact.phones == ["+16043111111"]
+    assert isinstance(change.typed, ChangeLog) and change.typed.action == "updated_ivr" and change.id is None
+    assert change.typed.changed_by is not None and change.typed.changed_by["type"] == "User"
+
+
+def jwt_claims(url: str) -> dict:
+    import jwt
+
+    return dict(jwt.decode(url.rsplit("/", 1)[-1], options={"verify_signature": False}))
+
+
+def test_subscriptions_dialpad_requires_fields_of_are_refused_without_them(server: DialpadServer) -> None:
+    c = make(server)
+    for kind in ("agent_status", "contact"):
+        with pytest.raises(rtsync.RequestRejected) as refused:
+            c.create_subscription(kind)
+        assert refused.value.status == 400
+    assert server.subscriptions() == []
+
+
+def test_environment_chooses_the_rest_base() -> None:
+    assert rtsync.DialpadClient(KEY).url == "https://dialpad.com"
+    assert rtsync.DialpadClient(KEY, environment="sandbox").url == "https://sandbox.dialpad.com"
+    assert rtsync.DialpadClient(KEY, environment="sandbox", url="http://127.0.0.1:9/").url == "http://127.0.0.1:9"
+    with pytest.raises(rtsync.ConfigurationError, match="sandbox"):
+        rtsync.DialpadClient(KEY, environment="staging")
+
+
+@responses.activate
+def test_the_sandbox_is_where_the_rest_calls_go() -> None:
+    responses.add(responses.GET, "https://sandbox.dialpad.com/api/v2/subscriptions/sms/7", json={"id": 7})
+    assert rtsync.DialpadClient(KEY, environment="sandbox").get_subscription("sms", 7) == {"id": 7}
+
+
+def test_a_rotated_api_key_is_used_at_the_next_connect(server: DialpadServer) -> None:
+    keys = ["first-key-of-the-vault", "second-key-of-the-vault"]
+    current = {"key": keys[0]}
+    server.api_keys = {keys[0]}
+    asked: List[str] = []
+
+    def api_key() -> str:  # a vault lookup
+        asked.append(current["key"])
+        return current["key"]
+
+    c = rtsync.DialpadClient(api_key, url=server.url, backoff=FAST)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+        server.publish(call_event("ringing", call_id=1))
+        assert wait_for(lambda: [e.id for e in vendor(got)] == [1])
+        current["key"] = keys[1]
+        server.api_keys = {keys[1]}  # the old key is revoked: REST refuses it with 401
+        server.drop()
+        assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2)
+        server.publish(call_event("ringing", call_id=2))
+        assert wait_for(lambda: [e.id for e in vendor(got)] == [1, 2])
+    assert c.error is None and asked[0] == keys[0] and asked[-1] == keys[1]
+    assert not any(e.name == "rtsync.error" for e in got)
+    # Dialpad replays nothing: the drop is said as a gap of unknown size on the websocket.
+    (gap,) = [e for e in got if e.name == "rtsync.gap"]
+    assert gap.data["channel"] == f"websocket:{c.websocket_id}" and gap.data["missing"] is None
+    assert keys[0] in c._secrets and keys[1] in c._secrets  # noqa: SLF001 - both redacted
+
+
+def test_a_callable_secret_signs_the_websocket_it_creates_and_verifies_its_frames(server: DialpadServer) -> None:
+    secret = "vault-held-signing-secret-of-32-bytes"
+    c = make(server, secret=lambda: secret)
+    got, up = watch(c)
+    with c:
+        assert up.wait(5)
+        (websocket,) = server.endpoints()
+        assert c.get_websocket(websocket)["signature"]["secret"] == secret  # created with it
+        server.send_raw('{"call_id": 9, "state": "ringing", "event_timestamp": 1}')  # unsigned: refused
+        server.publish(call_event("ringing", call_id=10))  # signed with the secret
+        assert wait_for(lambda: [e.id for e in vendor(got)] == [10])
+        assert wait_for(lambda: any(e.name == "rtsync.error" and "unsigned" in e.data["error"] for e in got))
+    assert secret in c._secrets  # noqa: SLF001
+    with pytest.raises(rtsync.ConfigurationError, match="secret"):
+        with make(server, secret=lambda: "") as failing:
+            failing.wait_connected(5)
