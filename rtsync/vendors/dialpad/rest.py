@@ -23,6 +23,8 @@ log = logging.getLogger("rtsync.dialpad")
 
 #: 429s one call waits out before it gives up (Dialpad allows 20 requests a second per company)
 MAX_RETRIES = 5
+#: pages one listing follows at most: a server handing out new cursors forever must not hold us forever
+MAX_PAGES = 10_000
 
 
 class _Interruptible(HttpClient):
@@ -107,7 +109,7 @@ class DialpadRest:
         items: List[Dict[str, Any]] = []
         cursor: Optional[str] = None
         seen = set()
-        while True:
+        for _ in range(MAX_PAGES):
             page = self.call("GET", path + (f"?cursor={quote(cursor, safe='')}" if cursor else ""))
             found = page.get("items", [])
             if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
@@ -121,6 +123,7 @@ class DialpadRest:
             if cursor in seen:  # a server handing out the same page again would loop us forever
                 raise ProtocolError(f"Dialpad answered GET /api/v2/{path} with a cursor it gave before")
             seen.add(cursor)
+        raise ProtocolError(f"Dialpad's listing GET /api/v2/{path} went on past {MAX_PAGES} pages; giving up")
 
 
 def _shown(path: str) -> str:
