@@ -35,7 +35,7 @@ import json
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 import jwt
 from aiohttp import WSMsgType, web
@@ -276,10 +276,10 @@ class DialpadServer(LocalServer):
 
     # -- REST --------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
-        app.router.add_route("*", "/api/v2/websockets", self._websockets_root)
-        app.router.add_route("*", "/api/v2/websockets/{id}", self._websocket_item)
-        app.router.add_route("*", "/api/v2/subscriptions/{kind}", self._subscriptions_root)
-        app.router.add_route("*", "/api/v2/subscriptions/{kind}/{id}", self._subscription_item)
+        app.router.add_route("*", "/api/v2/websockets", _answers_bad_bodies(self._websockets_root))
+        app.router.add_route("*", "/api/v2/websockets/{id}", _answers_bad_bodies(self._websocket_item))
+        app.router.add_route("*", "/api/v2/subscriptions/{kind}", _answers_bad_bodies(self._subscriptions_root))
+        app.router.add_route("*", "/api/v2/subscriptions/{kind}/{id}", _answers_bad_bodies(self._subscription_item))
         app.router.add_get("/events/{token}", self._events)
 
     def _check(self, request: web.Request) -> Optional[web.Response]:
@@ -326,11 +326,14 @@ class DialpadServer(LocalServer):
         return proto
 
     async def _body(self, request: web.Request) -> Dict[str, Any]:
+        """The JSON object a request carries; `_BadBody` (answered 400) when it is anything else."""
         try:
             body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            body = {}
-        return body if isinstance(body, dict) else {}
+        except (ValueError, RecursionError):
+            raise _BadBody("the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _BadBody("the body must be a JSON object")
+        return body
 
     async def _websockets_root(self, request: web.Request) -> web.StreamResponse:
         refused = self._check(request)
@@ -338,6 +341,8 @@ class DialpadServer(LocalServer):
             return refused
         if request.method == "POST":
             body = await self._body(request)
+            if not _secret_ok(body.get("secret")):
+                return _bad("secret must be a string")
             ws = _Websocket(next(self._next), body.get("secret"))
             self._websockets[ws.id] = ws
             return web.json_response(self._proto(ws))
@@ -351,7 +356,10 @@ class DialpadServer(LocalServer):
         if ws is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
-            ws.secret = (await self._body(request)).get("secret")
+            secret = (await self._body(request)).get("secret")
+            if not _secret_ok(secret):
+                return _bad("secret must be a string")
+            ws.secret = secret
         elif request.method == "DELETE":
             answer = self._proto(ws)
             del self._websockets[ws.id]
@@ -395,7 +403,11 @@ class DialpadServer(LocalServer):
         if sub is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
-            sub.update({k: v for k, v in (await self._body(request)).items() if k != "id"})
+            changed = {**sub, **{k: v for k, v in (await self._body(request)).items() if k != "id"}}
+            problem = _invalid(request.match_info["kind"], changed)
+            if problem or _int(changed.get("endpoint_id")) not in self._websockets:
+                return _bad(problem or "unknown endpoint_id")
+            sub.update(changed)
         elif request.method == "DELETE":
             del subs[sub["id"]]
         ws = self._websockets.get(_int(sub["endpoint_id"]))
@@ -461,14 +473,43 @@ def _int(value: Any) -> int:
         return -1
 
 
+class _BadBody(Exception):
+    pass
+
+
+def _answers_bad_bodies(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                        ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _BadBody as exc:
+            return _bad(str(exc))
+
+    return handle
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response({"error": {"code": 400, "message": message}}, status=400)
+
+
+def _secret_ok(secret: Any) -> bool:
+    return secret is None or isinstance(secret, str)
+
+
 def _invalid(kind: str, body: Dict[str, Any]) -> Optional[str]:
     """Why Dialpad would answer a subscription's create body with 400, or None."""
     missing = [name for name in REQUIRED.get(kind, ()) if not body.get(name)]
     if missing:
         return f"{missing[0]} is required"
-    states = body.get("call_states", [])
-    if kind == "call" and (not isinstance(states, list) or not set(map(str, states)) <= CALL_STATES):
+    states = body.get("call_states") or []
+    if kind == "call" and (not isinstance(states, list) or not all(isinstance(x, str) and x in CALL_STATES
+                                                                     for x in states)):
         return "call_states has an unknown call state"
+    if not isinstance(body.get("enabled", True), bool):
+        return "enabled must be true or false"
+    for name in ("direction", "contact_type", "agent_type"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return f"{name} must be a string"
     return None
 
 

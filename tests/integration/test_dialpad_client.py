@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -231,7 +232,7 @@ def test_stop_ends_a_rest_call_waiting_out_a_429(server: DialpadServer) -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    assert wait_for(lambda: server.rest_calls == ["POST /api/v2/websockets"])
+    assert wait_for(lambda: server.rest_calls == ["POST /api/v2/websockets"])  # refused: it waits (or will)
     c.stop()  # never started: stop() still ends the wait
     caller.join(10)
     assert not caller.is_alive()
@@ -362,3 +363,31 @@ def test_a_callable_secret_signs_the_websocket_it_creates_and_verifies_its_frame
     with pytest.raises(rtsync.ConfigurationError, match="secret"):
         with make(server, secret=lambda: "") as failing:
             failing.wait_connected(5)
+
+
+def test_the_local_dialpad_answers_hostile_requests_with_4xx_never_a_crash(server: DialpadServer) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    websocket = make(server).create_websocket()["id"]
+    sub = make(server, websocket_id=websocket).create_subscription("call")
+    deep = "[" * 5000 + "]" * 5000
+    hostile = [
+        ("POST", "websockets", {"secret": ["not", "a", "string"]}), ("POST", "websockets", deep),
+        ("PATCH", f"websockets/{websocket}", {"secret": {"x": 1}}), ("GET", "websockets/abc", None),
+        ("GET", "websockets/1e9", None), ("POST", "subscriptions/call", {"endpoint_id": [websocket]}),
+        ("POST", "subscriptions/call", {"endpoint_id": websocket, "call_states": "ringing"}),
+        ("POST", "subscriptions/call", {"endpoint_id": websocket, "call_states": [1, None]}),
+        ("POST", "subscriptions/fax", {"endpoint_id": websocket}),
+        ("PATCH", f"subscriptions/call/{sub['id']}", {"call_states": {"a": 1}}),
+        ("PATCH", f"subscriptions/call/{sub['id']}", {"enabled": "yes"}),
+        ("PATCH", f"subscriptions/call/{sub['id']}", {"endpoint_id": 1}),
+        ("GET", "subscriptions/call?cursor=-5x", None), ("GET", "subscriptions/call/%00", None),
+    ]
+    for method, path, body in hostile:
+        data = body if isinstance(body, str) else json.dumps(body)
+        answer = requests.request(method, f"{server.url}/api/v2/{path}", data=data, timeout=5,
+                                  headers={**auth, "Content-Type": "application/json"})
+        assert answer.status_code < 500, (method, path, answer.status_code)
+    # Nothing hostile was stored: the subscription routes as before, and publishing still works.
+    (stored,) = server.subscriptions("call")
+    assert stored["enabled"] is True and "call_states" not in stored
+    assert server.endpoints() == [websocket]

@@ -25,7 +25,6 @@ class Recorded:
     def __init__(self, rest: DialpadRest, answers: List[Any]) -> None:
         self.answers = list(answers)
         self.sent: List[str] = []
-        self.cancelled = rest.http.cancelled
         rest.http.request = self.request  # type: ignore[method-assign]
 
     def request(self, method: str, url: str, **kw: Any) -> HttpResponse:
@@ -86,15 +85,15 @@ def test_cursors_are_quoted_into_the_query() -> None:
 def test_429s_are_waited_out_within_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     waits: List[Optional[float]] = []
     r, recorded = rest(RateLimited("limited", retry_after=2), RateLimited("limited"), {"id": 1})
-    monkeypatch.setattr(r.http.cancelled, "wait", lambda delay: waits.append(delay) or False)
+    monkeypatch.setattr(r.http, "pause", lambda since, delay: waits.append(delay) or False)
     assert r.call("POST", "websockets", {}) == {"id": 1}
     assert waits == [2, 2.0]  # the server's word, then 1, 2, 4 ... s of our own (here the second try's)
     r, _ = rest(*[RateLimited("limited", retry_after=0)] * (rest_module.MAX_RETRIES + 1))
-    monkeypatch.setattr(r.http.cancelled, "wait", lambda delay: False)
+    monkeypatch.setattr(r.http, "pause", lambda since, delay: False)
     with pytest.raises(RateLimited):  # not forever, even when told to wait 0 s
         r.call("GET", "websockets/1")
     r, recorded = rest(RateLimited("limited", retry_after=30), RateLimited("limited", retry_after=31), {"id": 1})
-    monkeypatch.setattr(r.http.cancelled, "wait", lambda delay: False)
+    monkeypatch.setattr(r.http, "pause", lambda since, delay: False)
     with pytest.raises(RateLimited) as limited:  # 30 + 31 s would pass max_wait (60 s): said at once
         r.call("GET", "websockets/1")
     assert limited.value.retry_after == 31 and len(recorded.sent) == 2
@@ -105,12 +104,20 @@ def test_429s_are_waited_out_within_the_bounds(monkeypatch: pytest.MonkeyPatch) 
 
 def test_an_interrupted_wait_sends_nothing_more_and_resume_serves_again() -> None:
     r, recorded = rest(RateLimited("limited", retry_after=50), {"id": 1}, {"id": 2})
-    r.interrupt()
+
+    def interrupted_meanwhile(*args: Any, **kw: Any) -> HttpResponse:
+        try:
+            return Recorded.request(recorded, *args, **kw)  # the call is under way (here: refused) ...
+        finally:
+            r.interrupt()  # ... when stop() runs, before its wait has begun
+            r.resume()
+
+    r.http.request = interrupted_meanwhile  # type: ignore[method-assign]
     with pytest.raises(ConnectionLost, match="not sent again"):
         r.call("GET", "websockets/1")
     assert len(recorded.sent) == 1
-    r.resume()
-    assert r.call("GET", "websockets/1") == {"id": 1}
+    r.http.request = recorded.request  # type: ignore[method-assign]
+    assert r.call("GET", "websockets/1") == {"id": 1}  # a call begun after the stop is served
 
 
 def test_the_key_is_asked_for_each_request() -> None:

@@ -28,19 +28,24 @@ MAX_PAGES = 10_000
 
 
 class _Interruptible(HttpClient):
-    """An HttpClient whose `cancel()` also ends the rate-limit waits of the calls made through it."""
+    """An HttpClient whose `cancel()` also ends the rate-limit waits of the calls begun before it
+    (counted in `generation`, so a call whose wait starts just after the cancel still sees it)."""
 
     def __init__(self, *, verify: Verify = True) -> None:
         super().__init__(verify=verify)
-        self.cancelled = threading.Event()
+        self.generation = 0
+        self._changed = threading.Condition()
 
     def cancel(self) -> None:
-        self.cancelled.set()
+        with self._changed:
+            self.generation += 1
+            self._changed.notify_all()
         super().cancel()
 
-    def reset(self) -> None:
-        super().reset()
-        self.cancelled.clear()
+    def pause(self, since: int, seconds: float) -> bool:
+        """Wait `seconds`; True (at once) if `cancel()` ran after generation `since`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.generation != since, seconds)
 
 
 class DialpadRest:
@@ -73,7 +78,7 @@ class DialpadRest:
         With `wait` (the default) a 429 is waited out as the class says; without it (the
         engine's own refreshes, whose reconnect policy already honours Retry-After) it raises.
         """
-        waited = 0.0
+        waited, since = 0.0, self.http.generation
         for attempt in range(MAX_RETRIES + 1):
             try:
                 return self._once(method, path, body)
@@ -83,7 +88,7 @@ class DialpadRest:
                     raise
                 log.info("Dialpad %s /api/v2/%s was rate limited; sending it again in %.1f s",
                          method, _shown(path), delay)
-                if self.http.cancelled.wait(delay):
+                if self.http.pause(since, delay):
                     raise ConnectionLost(f"the client is stopping: Dialpad {method} /api/v2/{_shown(path)} "
                                          "was rate limited and is not sent again") from None
                 waited += delay
