@@ -42,80 +42,23 @@ from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ._server import LocalServer, deprecated, hs256_jws
+from .dialpad_events import (
+    KINDS,
+    agent_status_event,
+    call_event,
+    call_sequence,
+    changelog_event,
+    contact_event,
+    invalid,
+    kind_of,
+    sms_event,
+    wants,
+)
 
 __all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "changelog_event", "contact_event",
            "sms_event"]
 
-_ids = itertools.count(5071678191976448)
 _JWS = hs256_jws()  # signs with the websocket's secret as given, however short, without PyJWT's warning
-
-
-def call_event(state: str, call_id: Optional[int] = None, **extra: Any) -> Dict[str, Any]:
-    """A call event with the field set of the vendor's real fixture; ms timestamps."""
-    now = int(time.time() * 1000)
-    return {
-        "call_id": call_id or next(_ids), "state": state, "direction": "inbound",
-        "date_started": now - 5000, "date_rang": now if state == "ringing" else None,
-        "date_connected": now if state == "connected" else None,
-        "date_ended": now if state == "hangup" else None, "event_timestamp": now,
-        "external_number": "+15102609745", "internal_number": "+15106666687",
-        "contact": {"email": "", "id": 6131436978913280, "name": "Alameda, CA", "phone": "+15105105100",
-                    "type": "local"},
-        "target": {"email": "", "id": 5527348325810176, "name": "Oasis Legal Services", "type": "office"},
-        "duration": 0, "total_duration": 0, "labels": [], **extra,
-    }
-
-
-def call_sequence(call_id: Optional[int] = None, **extra: Any) -> List[Dict[str, Any]]:
-    """One call's events in order: ringing, connected, hangup (same call_id, growing timestamps)."""
-    call_id = call_id or next(_ids)
-    events = [call_event(state, call_id, **extra) for state in ("ringing", "connected", "hangup")]
-    for n, event in enumerate(events):
-        event["event_timestamp"] += n  # each later than the one before, even within one millisecond
-    return events
-
-
-def sms_event(text: str = "Hello", **extra: Any) -> Dict[str, Any]:
-    now = int(time.time() * 1000)
-    return {"id": next(_ids), "direction": "inbound", "from_number": "+15109260499",
-            "to_number": ["+15106666687"], "text": text, "message_status": "pending", "mms": False,
-            "created_date": now, "event_timestamp": now, "contact": {}, "target": {"type": "office"}, **extra}
-
-
-def agent_status_event(status: str = "available", **extra: Any) -> Dict[str, Any]:
-    now = int(time.time() * 1000)
-    return {"availability_status": "open", "call_center_ids": ["4"], "date": now, "event_timestamp": now,
-            "on_duty_status": status, "target": {"id": next(_ids), "name": "Ann", "type": "user"}, **extra}
-
-
-def contact_event(event: str = "Created", contact_type: str = "shared", **contact: Any) -> Dict[str, Any]:
-    """A contact event as Dialpad's contact-events doc shows it: `event` (Created, Updated, Deleted)
-    and the `contact` (string id, `type` shared or local, e164 phones)."""
-    return {"event": event, "contact": {
-        "id": str(next(_ids)), "type": contact_type, "first_name": "sample", "last_name": "test",
-        "display_name": "sample test", "phones": ["+16043111111"], "primary_phone": "+16043111111",
-        "emails": ["sample@example.com"], "primary_email": "sample@example.com", "company_name": "Awesome company",
-        "job_title": "Awesome job", "urls": ["https://example.com"], "trunk_group": "TEST", "extension": "12345",
-        **contact}}
-
-
-def changelog_event(action: str = "operator_removed", **extra: Any) -> Dict[str, Any]:
-    """A change-log event as Dialpad's change-log doc shows it (`date` in ms, no id of its own)."""
-    return {"action": action, "additional_data": {"name": "Dialpedia Ltd", "operator_name": "Mary Sue"},
-            "changed_by": {"name": "John Doe", "id": next(_ids), "type": "User"},
-            "date": int(time.time() * 1000), "note": "Operator removed",
-            "target": {"type": "Office", "id": next(_ids)}, **extra}
-
-
-#: fields a subscription of each kind must be created with (Dialpad answers 400 without them)
-REQUIRED = {"agent_status": ("agent_type",), "contact": ("contact_type",)}
-KINDS = ("call", "sms", "agent_status", "contact", "changelog")
-#: the call states a call subscription may ask for (the spec's enum)
-CALL_STATES = frozenset((
-    "admin", "admin_recording", "ai_playbook", "all", "barge", "blocked", "call_transcription", "calling",
-    "connected", "csat", "dispositions", "eavesdrop", "hangup", "hold", "merged", "missed", "monitor", "parked",
-    "pcsat", "postcall", "preanswer", "queued", "recap_action_items", "recap_outcome", "recap_purposes",
-    "recap_summary", "recording", "ringing", "takeover", "transcription", "voicemail", "voicemail_uploaded"))
 
 
 @dataclass
@@ -209,12 +152,12 @@ class DialpadServer(LocalServer):
 
     def _route(self, event: Dict[str, Any], websocket_id: Optional[int], count: int) -> int:
         async def go() -> int:
-            kind, sent = _kind(event), 0
+            kind, sent = kind_of(event), 0
             for ws in self._websockets.values():
                 if websocket_id is not None and ws.id != websocket_id:
                     continue
                 matching = {f"{kind}:{sub['id']}" for sub in self._subscriptions.get(kind, {}).values()
-                            if _int(sub.get("endpoint_id")) == ws.id and _wants(sub, event)}
+                            if _int(sub.get("endpoint_id")) == ws.id and wants(sub, event)}
                 frame = self._frame(ws, event)
                 for sock in list(ws.sockets):
                     scope = self._scopes.get(sock, "*")
@@ -381,7 +324,7 @@ class DialpadServer(LocalServer):
             ws = self._websockets.get(_int(body.get("endpoint_id")))
             if ws is None:
                 return web.json_response({"error": {"code": 400, "message": "unknown endpoint_id"}}, status=400)
-            problem = _invalid(kind, body)
+            problem = invalid(kind, body)
             if problem:
                 return web.json_response({"error": {"code": 400, "message": problem}}, status=400)
             sub = {"id": next(self._next), "enabled": True, **body}
@@ -404,7 +347,7 @@ class DialpadServer(LocalServer):
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
             changed = {**sub, **{k: v for k, v in (await self._body(request)).items() if k != "id"}}
-            problem = _invalid(request.match_info["kind"], changed)
+            problem = invalid(request.match_info["kind"], changed)
             if problem or _int(changed.get("endpoint_id")) not in self._websockets:
                 return _bad(problem or "unknown endpoint_id")
             sub.update(changed)
@@ -494,47 +437,3 @@ def _bad(message: str) -> web.Response:
 
 def _secret_ok(secret: Any) -> bool:
     return secret is None or isinstance(secret, str)
-
-
-def _invalid(kind: str, body: Dict[str, Any]) -> Optional[str]:
-    """Why Dialpad would answer a subscription's create body with 400, or None."""
-    missing = [name for name in REQUIRED.get(kind, ()) if not body.get(name)]
-    if missing:
-        return f"{missing[0]} is required"
-    states = body.get("call_states") or []
-    if kind == "call" and (not isinstance(states, list) or not all(isinstance(x, str) and x in CALL_STATES
-                                                                     for x in states)):
-        return "call_states has an unknown call state"
-    if not isinstance(body.get("enabled", True), bool):
-        return "enabled must be true or false"
-    for name in ("direction", "contact_type", "agent_type"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            return f"{name} must be a string"
-    return None
-
-
-def _kind(event: Dict[str, Any]) -> str:
-    """The subscription family an event belongs to, by its shape (Dialpad sends no type field)."""
-    if "call_id" in event:
-        return "call"
-    if "message_status" in event or "from_number" in event:
-        return "sms"
-    if "on_duty_status" in event:
-        return "agent_status"
-    if isinstance(event.get("contact"), dict) and "event" in event:
-        return "contact"
-    return "changelog"
-
-
-def _wants(sub: Dict[str, Any], event: Dict[str, Any]) -> bool:
-    """A subscription's filters: `enabled`, `call_states` (or "all"), `direction` (or "all"),
-    `contact_type` (a contact event's `contact.type`)."""
-    if not sub.get("enabled", True):
-        return False
-    states = sub.get("call_states")
-    if "call_id" in event and states and "all" not in states and event.get("state") not in states:
-        return False
-    if sub.get("contact_type") and isinstance(event.get("contact"), dict) and "event" in event:
-        return bool(event["contact"].get("type") == sub["contact_type"])
-    direction = sub.get("direction", "all")
-    return direction in ("all", None) or event.get("direction") == direction
