@@ -151,3 +151,16 @@ def test_bad_subscribe_values_are_usage_errors(server: DialpadServer) -> None:
         run = Listener("--url", server.url, "--subscribe", bad)
         assert run.finish() == 2 and any("--subscribe" in line for line in run.err)
     assert server.rest_calls == []
+
+
+def test_environment_and_url_options_choose_the_rest_base() -> None:
+    from rtsync.cli import _parser
+    from rtsync.cli import dialpad as cli
+
+    def url(*argv: str) -> str:
+        return cli.make_client(_parser().parse_args(["listen", "dialpad", "--api-key", KEY, *argv])).url
+
+    assert url() == "https://dialpad.com"
+    assert url("--environment", "sandbox") == "https://sandbox.dialpad.com"
+    assert url("--environment", "sandbox", "--url", "http://127.0.0.1:9") == "http://127.0.0.1:9"
+    assert url("--base-url", "http://127.0.0.1:8") == "http://127.0.0.1:8"  # the old spelling still works

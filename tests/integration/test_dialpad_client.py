@@ -391,3 +391,21 @@ def test_the_local_dialpad_answers_hostile_requests_with_4xx_never_a_crash(serve
     (stored,) = server.subscriptions("call")
     assert stored["enabled"] is True and "call_states" not in stored
     assert server.endpoints() == [websocket]
+
+
+def test_a_websocket_the_client_creates_is_logged_and_an_unsubscribed_one_warned_about(
+        server: DialpadServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rtsync.dialpad")
+    bare = make(server)
+    with bare:
+        assert bare.wait_connected(5)
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"created Dialpad websocket {bare.websocket_id}, which has no event subscription" in warning.getMessage()
+    assert f"delete_websocket({bare.websocket_id})" in warning.getMessage()
+    caplog.clear()
+    subscribed = make(server)
+    subscribed.create_subscription("call")
+    with subscribed:
+        assert subscribed.wait_connected(5)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any(f"created Dialpad websocket {subscribed.websocket_id}" in r.getMessage() for r in caplog.records)
