@@ -144,8 +144,9 @@ def _is_stamp(value: Any) -> bool:
 def ill_typed(name: str, ident: Any, data: Dict[str, Any]) -> Optional[str]:
     """What is wrong with the fields that name an event and tell its repeats apart (None if
     nothing): the id (`call_id` of a call, `target.id` of an agent status, `contact.id` of a
-    contact event, none for a change log, else `id`) a string or an integer, `event_timestamp` a finite number or a string, the statuses strings, an agent
-    status's `target` an object. Other fields are the caller's business and pass as they are."""
+    contact event, none for a change log, else `id`) a string or an integer, `event_timestamp` a
+    finite number or a string, the statuses strings, an agent status's `target` an object. Other
+    fields are the caller's business and pass as they are."""
     if name == "agent_status":
         target = data.get("target")
         if target is not None and not isinstance(target, dict):
@@ -237,8 +238,8 @@ class DialpadProtocol(WebSocketProtocol):
             # Dialpad replays nothing: what it sent while we were away is lost, and how much is unknown.
             out.append(Event.make(GAP, provider=PROVIDER, channel=self.channel, data={
                 "channel": self.channel, "missing": None,
-                "reason": "reconnected after an unplanned disconnect; Dialpad replays nothing, so events "
-                          "sent meanwhile are lost: re-query the REST API for calls and messages you need"}))
+                "reason": "reconnected after an unplanned disconnect; Dialpad replays nothing, so any events "
+                          "it sent meanwhile are lost: re-query the REST API for calls and messages you need"}))
         return out
 
     def heard(self, now: float) -> None:
