@@ -152,16 +152,21 @@ def _clean_up(client: DialpadClient, websocket: Optional[Any], created: List[Tup
 
 
 def demo(run: Demo) -> None:
-    """A local Dialpad issuing 2-second tokens; a call rings, connects and hangs up across refreshes."""
+    """A local Dialpad issuing 2-second tokens; subscriptions route a call (ringing, connected, hangup
+    across refreshes), an SMS and a contact change to the client."""
     servers = local_servers("dialpad")
     with servers.DialpadServer(api_keys={"demo-key"}, token_lifetime=2.0) as server:
         client = run.watch(DialpadClient("demo-key", url=server.url,
                                          secret="demo-secret-for-hs256-signed-events", refresh_margin=1.0,
                                          backoff=Backoff(base=0.2, cap=1.0)))
+        client.create_subscription("call", call_states=["ringing", "connected", "hangup"])  # creates the websocket
+        client.create_subscription("sms", direction="inbound")
+        client.create_subscription("contact", contact_type="shared")
         with client:
             run.wait(lambda: client.connected, "the client did not connect", client)
             for state in ("ringing", "connected", "hangup"):
-                server.publish(servers.call_event(state, call_id=6421977457180672))
+                server.publish(servers.call_event(state, call_id=6421977457180672), route=True)
                 run.pause(min(1.0, run.duration / 6))  # the URL is refreshed in between, make-before-break
-            server.publish(servers.sms_event("Thanks for calling!"))
+            server.publish(servers.sms_event("Thanks for calling!"), route=True)
+            server.publish(servers.contact_event("Created", display_name="Ada Lovelace"), route=True)
             run.pause(0.3)
