@@ -8,6 +8,8 @@ Each vendor has a module here, `rtsync/cli/<name>.py`, with:
 - `add_arguments(parser, polling=False)` — its options for `listen` (and for `poll`
   when the vendor offers `poll(args, output) -> int`);
 - `make_client(args) -> rtsync.Client` — the configured client;
+- optionally `session(client, args)` — a context manager around `listen`'s run that sets up
+  what it needs (Dialpad: a websocket and subscriptions) and removes it on exit;
 - `demo(run)` — start its local server (loaded through `demo.local_servers`, the
   only door to `rtsync.testing`), print what a client receives, finish within
   `run.duration` seconds or raise `DemoFailed`.
@@ -186,11 +188,14 @@ def _listen(module: ModuleType, args: argparse.Namespace, output: Output) -> Non
     for pattern in args.event or ["*"]:
         client.on(pattern, output)
     output.on_close(client.stop)  # from the printing callback: stops the link, ends the dispatcher
-    try:
-        client.run_forever()  # returns after Ctrl-C (our signals included) or a stop, raises a fatal error
-    except KeyboardInterrupt:  # a signal before run_forever's own handling began
-        client.stop()
-        raise
+    # A vendor's `session(client, args)` sets up what the run needs and removes it on the way out.
+    session = getattr(module, "session", None)
+    with session(client, args) if session is not None else contextlib.nullcontext():
+        try:
+            client.run_forever()  # returns after Ctrl-C (our signals included) or a stop, raises a fatal error
+        except KeyboardInterrupt:  # a signal before run_forever's own handling began
+            client.stop()
+            raise
 
 
 def _run(args: argparse.Namespace, output: Output) -> int:

@@ -35,56 +35,30 @@ import json
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, Iterable, List, Optional, Set, Tuple
 
 import jwt
 from aiohttp import WSMsgType, web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ._server import LocalServer, deprecated, hs256_jws
+from .dialpad_events import (
+    KINDS,
+    agent_status_event,
+    call_event,
+    call_sequence,
+    changelog_event,
+    contact_event,
+    invalid,
+    kind_of,
+    sms_event,
+    wants,
+)
 
-__all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "sms_event"]
+__all__ = ["DialpadServer", "agent_status_event", "call_event", "call_sequence", "changelog_event", "contact_event",
+           "sms_event"]
 
-_ids = itertools.count(5071678191976448)
 _JWS = hs256_jws()  # signs with the websocket's secret as given, however short, without PyJWT's warning
-
-
-def call_event(state: str, call_id: Optional[int] = None, **extra: Any) -> Dict[str, Any]:
-    """A call event with the field set of the vendor's real fixture; ms timestamps."""
-    now = int(time.time() * 1000)
-    return {
-        "call_id": call_id or next(_ids), "state": state, "direction": "inbound",
-        "date_started": now - 5000, "date_rang": now if state == "ringing" else None,
-        "date_connected": now if state == "connected" else None,
-        "date_ended": now if state == "hangup" else None, "event_timestamp": now,
-        "external_number": "+15102609745", "internal_number": "+15106666687",
-        "contact": {"email": "", "id": 6131436978913280, "name": "Alameda, CA", "phone": "+15105105100",
-                    "type": "local"},
-        "target": {"email": "", "id": 5527348325810176, "name": "Oasis Legal Services", "type": "office"},
-        "duration": 0, "total_duration": 0, "labels": [], **extra,
-    }
-
-
-def call_sequence(call_id: Optional[int] = None, **extra: Any) -> List[Dict[str, Any]]:
-    """One call's events in order: ringing, connected, hangup (same call_id, growing timestamps)."""
-    call_id = call_id or next(_ids)
-    events = [call_event(state, call_id, **extra) for state in ("ringing", "connected", "hangup")]
-    for n, event in enumerate(events):
-        event["event_timestamp"] += n  # each later than the one before, even within one millisecond
-    return events
-
-
-def sms_event(text: str = "Hello", **extra: Any) -> Dict[str, Any]:
-    now = int(time.time() * 1000)
-    return {"id": next(_ids), "direction": "inbound", "from_number": "+15109260499",
-            "to_number": ["+15106666687"], "text": text, "message_status": "pending", "mms": False,
-            "created_date": now, "event_timestamp": now, "contact": {}, "target": {"type": "office"}, **extra}
-
-
-def agent_status_event(status: str = "available", **extra: Any) -> Dict[str, Any]:
-    now = int(time.time() * 1000)
-    return {"availability_status": "open", "call_center_ids": ["4"], "date": now, "event_timestamp": now,
-            "on_duty_status": status, "target": {"id": next(_ids), "name": "Ann", "type": "user"}, **extra}
 
 
 @dataclass
@@ -178,12 +152,12 @@ class DialpadServer(LocalServer):
 
     def _route(self, event: Dict[str, Any], websocket_id: Optional[int], count: int) -> int:
         async def go() -> int:
-            kind, sent = _kind(event), 0
+            kind, sent = kind_of(event), 0
             for ws in self._websockets.values():
                 if websocket_id is not None and ws.id != websocket_id:
                     continue
                 matching = {f"{kind}:{sub['id']}" for sub in self._subscriptions.get(kind, {}).values()
-                            if int(sub.get("endpoint_id", -1)) == ws.id and _wants(sub, event)}
+                            if _int(sub.get("endpoint_id")) == ws.id and wants(sub, event)}
                 frame = self._frame(ws, event)
                 for sock in list(ws.sockets):
                     scope = self._scopes.get(sock, "*")
@@ -227,6 +201,15 @@ class DialpadServer(LocalServer):
     def live_sockets(self) -> int:
         return sum(len(ws.sockets) for ws in self._websockets.values())
 
+    def endpoints(self) -> List[int]:
+        """The ids of the websocket endpoints that exist now (created and not deleted), for leak checks."""
+        return list(self._websockets)
+
+    def subscriptions(self, kind: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The event subscriptions that exist now (of `kind`, or all), each with its `kind`."""
+        return [{**sub, "kind": k} for k, subs in self._subscriptions.items() if kind in (None, k)
+                for sub in subs.values()]
+
     async def on_restart(self) -> None:
         # Sockets live in the process; websockets, subscriptions, rate-limit windows and keys are stored.
         for ws in self._websockets.values():
@@ -236,10 +219,10 @@ class DialpadServer(LocalServer):
 
     # -- REST --------------------------------------------------------------
     def routes(self, app: web.Application) -> None:
-        app.router.add_route("*", "/api/v2/websockets", self._websockets_root)
-        app.router.add_route("*", "/api/v2/websockets/{id}", self._websocket_item)
-        app.router.add_route("*", "/api/v2/subscriptions/{kind}", self._subscriptions_root)
-        app.router.add_route("*", "/api/v2/subscriptions/{kind}/{id}", self._subscription_item)
+        app.router.add_route("*", "/api/v2/websockets", _answers_bad_bodies(self._websockets_root))
+        app.router.add_route("*", "/api/v2/websockets/{id}", _answers_bad_bodies(self._websocket_item))
+        app.router.add_route("*", "/api/v2/subscriptions/{kind}", _answers_bad_bodies(self._subscriptions_root))
+        app.router.add_route("*", "/api/v2/subscriptions/{kind}/{id}", _answers_bad_bodies(self._subscription_item))
         app.router.add_get("/events/{token}", self._events)
 
     def _check(self, request: web.Request) -> Optional[web.Response]:
@@ -286,11 +269,14 @@ class DialpadServer(LocalServer):
         return proto
 
     async def _body(self, request: web.Request) -> Dict[str, Any]:
+        """The JSON object a request carries; `_BadBody` (answered 400) when it is anything else."""
         try:
             body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            body = {}
-        return body if isinstance(body, dict) else {}
+        except (ValueError, RecursionError):
+            raise _BadBody("the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _BadBody("the body must be a JSON object")
+        return body
 
     async def _websockets_root(self, request: web.Request) -> web.StreamResponse:
         refused = self._check(request)
@@ -298,6 +284,8 @@ class DialpadServer(LocalServer):
             return refused
         if request.method == "POST":
             body = await self._body(request)
+            if not _secret_ok(body.get("secret")):
+                return _bad("secret must be a string")
             ws = _Websocket(next(self._next), body.get("secret"))
             self._websockets[ws.id] = ws
             return web.json_response(self._proto(ws))
@@ -307,13 +295,20 @@ class DialpadServer(LocalServer):
         refused = self._check(request)
         if refused:
             return refused
-        ws = self._websockets.get(int(request.match_info["id"]))
+        ws = self._websockets.get(_int(request.match_info["id"]))
         if ws is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
-            ws.secret = (await self._body(request)).get("secret")
+            secret = (await self._body(request)).get("secret")
+            if not _secret_ok(secret):
+                return _bad("secret must be a string")
+            ws.secret = secret
         elif request.method == "DELETE":
+            answer = self._proto(ws)
             del self._websockets[ws.id]
+            for sock in list(ws.sockets):  # its URLs die with it [assumed]
+                await sock.close(code=1000)
+            return web.json_response(answer)
         return web.json_response(self._proto(ws))
 
     async def _subscriptions_root(self, request: web.Request) -> web.StreamResponse:
@@ -321,17 +316,22 @@ class DialpadServer(LocalServer):
         if refused:
             return refused
         kind = request.match_info["kind"]
+        if kind not in KINDS:
+            return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         subs = self._subscriptions.setdefault(kind, {})
         if request.method == "POST":
             body = await self._body(request)
-            ws = self._websockets.get(int(body.get("endpoint_id", -1)))
+            ws = self._websockets.get(_int(body.get("endpoint_id")))
             if ws is None:
                 return web.json_response({"error": {"code": 400, "message": "unknown endpoint_id"}}, status=400)
+            problem = invalid(kind, body)
+            if problem:
+                return web.json_response({"error": {"code": 400, "message": problem}}, status=400)
             sub = {"id": next(self._next), "enabled": True, **body}
             subs[sub["id"]] = sub
             return web.json_response({**sub, "websocket": self._proto(ws, f"{kind}:{sub['id']}")})
         items = list(subs.values())
-        start = int(request.query.get("cursor", 0))
+        start = max(0, _int(request.query.get("cursor", 0)))
         page: Dict[str, Any] = {"items": items[start:start + self.page_size]}
         if start + self.page_size < len(items):
             page["cursor"] = str(start + self.page_size)
@@ -342,14 +342,20 @@ class DialpadServer(LocalServer):
         if refused:
             return refused
         subs = self._subscriptions.get(request.match_info["kind"], {})
-        sub = subs.get(int(request.match_info["id"]))
+        sub = subs.get(_int(request.match_info["id"]))
         if sub is None:
             return web.json_response({"error": {"code": 404, "message": "Not found"}}, status=404)
         if request.method == "PATCH":
-            sub.update({k: v for k, v in (await self._body(request)).items() if k != "id"})
+            changed = {**sub, **{k: v for k, v in (await self._body(request)).items() if k != "id"}}
+            problem = invalid(request.match_info["kind"], changed)
+            if problem or _int(changed.get("endpoint_id")) not in self._websockets:
+                return _bad(problem or "unknown endpoint_id")
+            sub.update(changed)
         elif request.method == "DELETE":
             del subs[sub["id"]]
-        ws = self._websockets[int(sub["endpoint_id"])]
+        ws = self._websockets.get(_int(sub["endpoint_id"]))
+        if ws is None:  # its websocket was deleted: no URL to issue [assumed]
+            return web.json_response(sub)
         return web.json_response({**sub, "websocket": self._proto(ws, f"{request.match_info['kind']}:{sub['id']}")})
 
     # -- the event socket --------------------------------------------------
@@ -402,25 +408,32 @@ class DialpadServer(LocalServer):
             await sock.close(code=1001 if self.expiry_close == "close-1001" else 1000)
 
 
-def _kind(event: Dict[str, Any]) -> str:
-    """The subscription family an event belongs to, by its shape (Dialpad sends no type field)."""
-    if "call_id" in event:
-        return "call"
-    if "message_status" in event or "from_number" in event:
-        return "sms"
-    if "on_duty_status" in event:
-        return "agent_status"
-    if "contact_type" in event or "phones" in event:
-        return "contact"
-    return "changelog"
+def _int(value: Any) -> int:
+    """An id from a path or a body (Dialpad's are integers, its examples strings); -1 if it is neither."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
 
 
-def _wants(sub: Dict[str, Any], event: Dict[str, Any]) -> bool:
-    """A subscription's filters: `enabled`, `call_states` (or "all"), `direction` (or "all")."""
-    if not sub.get("enabled", True):
-        return False
-    states = sub.get("call_states")
-    if "call_id" in event and states and "all" not in states and event.get("state") not in states:
-        return False
-    direction = sub.get("direction", "all")
-    return direction in ("all", None) or event.get("direction") == direction
+class _BadBody(Exception):
+    pass
+
+
+def _answers_bad_bodies(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                        ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _BadBody as exc:
+            return _bad(str(exc))
+
+    return handle
+
+
+def _bad(message: str) -> web.Response:
+    return web.json_response({"error": {"code": 400, "message": message}}, status=400)
+
+
+def _secret_ok(secret: Any) -> bool:
+    return secret is None or isinstance(secret, str)

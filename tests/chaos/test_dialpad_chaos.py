@@ -29,7 +29,7 @@ def server() -> Iterator[DialpadServer]:
 def make(server: DialpadServer, **kw) -> rtsync.DialpadClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("refresh_margin", 0.5)
-    return rtsync.DialpadClient(KEY, url=server.http_url, **kw)
+    return rtsync.DialpadClient(KEY, url=server.url, **kw)
 
 
 def calls(got: List[Event]) -> List[int]:
@@ -52,7 +52,7 @@ def test_no_event_lost_across_refreshes(server: DialpadServer, secret) -> None:
         time.sleep(0.2)
     assert calls(got) == list(range(80))
     assert sum(r.startswith("GET /api/v2/websockets/") for r in server.rest_calls) >= 3
-    assert not any(e.name == "rtsync.disconnected" for e in got)
+    assert not any(e.name in ("rtsync.disconnected", "rtsync.gap") for e in got)  # planned: nothing lost
 
 
 @pytest.mark.parametrize("how", ["close", "close-1001", "drop"])
@@ -70,6 +70,8 @@ def test_early_expiry_refused_url_then_fresh_url(server: DialpadServer, how: str
         server.publish(call_event("ringing", n=3))
         assert wait_for(lambda: calls(got) == [3])
     assert [e.data["gap_possible"] for e in got if e.name == "rtsync.connected"] == [False, True]
+    (gap,) = [e for e in got if e.name == "rtsync.gap"]  # unplanned: what Dialpad sent meanwhile is gone
+    assert set(gap.data) >= {"channel", "missing", "reason"} and gap.data["channel"] == f"websocket:{c.websocket_id}"
     # Any close means a fresh URL: the client never retries the URL the server just ended.
     assert any(r.startswith("GET /api/v2/websockets/") for r in server.rest_calls[fetched:])
     reasons = [e.data["reason"] for e in got if e.name == "rtsync.disconnected"]
@@ -196,3 +198,17 @@ def test_a_half_open_link_is_noticed_by_its_pings_and_replaced(server: DialpadSe
         assert wait_for(lambda: calls(got) == [1])
     (lost,) = [e for e in got if e.name == "rtsync.disconnected"][:1]
     assert "not even a PONG" in lost.data["reason"]
+
+
+def test_a_websocket_deleted_while_listening_is_final(server: DialpadServer) -> None:
+    server.token_lifetime = 60
+    c = make(server)
+    got: List[Event] = []
+    c.on("*", got.append)
+    with c:
+        assert wait_for(lambda: any(e.name == "rtsync.connected" for e in got))
+        c.delete_websocket(c.websocket_id)  # from elsewhere: its sockets end and it is gone for good
+        assert wait_for(lambda: c.state is rtsync.State.FAILED)
+    assert isinstance(c.error, rtsync.RequestRejected) and c.error.status == 404
+    assert f"no websocket {c.websocket_id}" in str(c.error) and "will not retry" in str(c.error)
+    assert sum(r.startswith("GET /api/v2/websockets/") for r in server.rest_calls) == 1  # no retry loop

@@ -16,7 +16,7 @@ from rtsync import hs256
 from rtsync.errors import StaleConnection
 from rtsync.events import Event
 from rtsync.sansio import Connected, Fail, Ping, Report, Rotate
-from rtsync.vendors.dialpad.models import AgentStatus, Call, Sms
+from rtsync.vendors.dialpad.models import AgentStatus, Call, ChangeLog, ContactEvent, Sms
 from rtsync.vendors.dialpad.protocol import DialpadProtocol, event_name, token_lifetime
 
 SPEC_URL = ("wss://platform-websockets-5bwy6zprxa-uc.a.run.app/events/eyJhbGciOiJIUzI1NiIsInR5cCI6InZuZC5kaWFscGFkLndl"
@@ -32,6 +32,15 @@ SMS = {"id": 6095823680520192, "direction": "inbound", "from_number": "+15109260
        "created_date": 1731632669183, "event_timestamp": 1731632669601}
 AGENT = {"availability_status": "open", "call_center_ids": ["4"], "date": 1, "event_timestamp": 2,
          "on_duty_status": "available", "target": {"id": 77, "type": "user"}}
+# The samples of Dialpad's contact-events and change-log-events docs.
+CONTACT = {"event": "Updated", "contact": {
+    "id": "5908860123456789", "type": "shared", "first_name": "sample", "last_name": "test",
+    "display_name": "sample test", "phones": ["+16043111111", "+16043111112"], "primary_phone": "+16043111111",
+    "emails": ["sample@example.com"], "primary_email": "sample@example.com", "company_name": "Awesome company",
+    "job_title": "Awesome job", "urls": ["https://foobar.com"], "trunk_group": "TEST", "extension": "12345"}}
+CHANGELOG = {"action": "operator_removed", "additional_data": {"name": "Dialpedia Ltd", "operator_name": "Mary Sue"},
+             "changed_by": {"name": "John Doe", "id": 1, "type": "User"}, "date": 1620328863056,
+             "note": "Operator removed", "target": {"type": "Office", "id": 1111111}}
 
 
 def test_token_lifetime_from_the_spec_example_url_read_without_verifying() -> None:
@@ -63,6 +72,13 @@ def test_a_short_secret_is_logged_once_and_never_warns_per_frame(caplog: pytest.
 @pytest.mark.parametrize("data,name,ident,model", [
     (CALL, "call.hangup", 6421977457180672, Call), (SMS, "sms", 6095823680520192, Sms),
     (AGENT, "agent_status", 77, AgentStatus), ({"foo": 1}, "dialpad.event", None, None),
+    (CONTACT, "contact.updated", "5908860123456789", ContactEvent),
+    (dict(CONTACT, event="Created"), "contact.created", "5908860123456789", ContactEvent),
+    (dict(CONTACT, event="Deleted"), "contact.deleted", "5908860123456789", ContactEvent),
+    (CHANGELOG, "changelog.operator_removed", None, ChangeLog),
+    ({k: v for k, v in CHANGELOG.items() if k != "changed_by"}, "changelog.operator_removed", None, ChangeLog),
+    (dict(CHANGELOG, action="drop *; rm -rf"), "changelog", None, ChangeLog),  # not a code: no name of its own
+    (dict(CONTACT, event="Merged"), "dialpad.event", None, None),  # not one of the three
 ])
 def test_events_are_named_by_their_shape(data, name, ident, model) -> None:
     assert event_name(data) == (name, ident)
@@ -114,8 +130,13 @@ def test_rotation_before_expiry_and_no_announcement_for_it() -> None:
     assert p.deadline() == 3310  # asked again later if the new link could not be opened
     p.use_url("wss://x/events/t2", 3600, now=3300)
     assert p.opened(3300) == []  # planned: no rtsync.connected, nothing was lost
-    (connected,) = p.lost() or p.opened(4000)
+    p.channel = "websocket:1000"
+    connected, gap = p.lost() or p.opened(4000)
     assert connected.detail == {"gap_possible": True}
+    # An unplanned reconnect lost what Dialpad sent meanwhile (it replays nothing): said, never hidden.
+    assert isinstance(gap, Event) and gap.name == "rtsync.gap" and gap.channel == "websocket:1000"
+    assert gap.data["channel"] == "websocket:1000" and gap.data["missing"] is None
+    assert "re-query the REST API" in gap.data["reason"]
 
 
 def test_a_quiet_link_is_pinged_and_a_silent_one_is_stale() -> None:
@@ -215,3 +236,33 @@ def test_a_deeply_nested_jwt_is_reported_before_and_after_the_signature_check() 
 def test_token_lifetime_of_a_hostile_url_token(claims: bytes, lifetime: float) -> None:
     token = ".".join([b64(b'{"alg":"ES256","typ":"JWT"}'), b64(claims), b64(b"sig")])
     assert token_lifetime(f"wss://x/events/{token}", now=1000) == lifetime
+
+
+def test_typed_contact_and_changelog_views_keep_what_the_docs_leave_open() -> None:
+    (contact,) = DialpadProtocol().received(json.dumps(CONTACT), 0)
+    view = contact.typed
+    assert isinstance(view, ContactEvent) and view.contact.display_name == "sample test"
+    assert view.contact.phones == ["+16043111111", "+16043111112"]
+    # `note` and `additional_data` have no fixed format (the doc says so): any JSON passes as it is.
+    odd = dict(CHANGELOG, note=None, additional_data=[1, "two"], brand_new_field={"x": 1})
+    (change,) = DialpadProtocol().received(json.dumps(odd), 0)
+    assert isinstance(change.typed, ChangeLog) and change.typed.additional_data == [1, "two"]
+    assert change.typed.model_extra == {"brand_new_field": {"x": 1}}
+
+
+@pytest.mark.parametrize("contact_id", [[1], {"a": 1}, 1.5, True])
+def test_an_ill_typed_contact_id_is_one_report_and_nothing_else(contact_id) -> None:
+    p = DialpadProtocol()
+    frame = json.dumps({"event": "Created", "contact": {"id": contact_id}})
+    (report,) = p.received(frame, 0)
+    assert isinstance(report, Report) and "contact.id" in str(report.error)
+    (e,) = p.received(json.dumps(CONTACT), 0)
+    assert e.name == "contact.updated"
+
+
+def test_repeats_of_contact_and_changelog_events_over_a_refresh_overlap_are_dropped() -> None:
+    p = DialpadProtocol()
+    for data in (CONTACT, CHANGELOG):
+        assert len(p.received(json.dumps(data), 0)) == 1
+        assert p.received(json.dumps(data), 0) == []  # the same event on the old and new link
+    assert len(p.received(json.dumps(dict(CONTACT, event="Deleted")), 0)) == 1  # not the same event

@@ -27,14 +27,19 @@ SMS = {"id": 6095823680520192, "direction": "inbound", "from_number": "+15109260
        "text": "hi", "message_status": "pending", "event_timestamp": 1731632669601, "target": {"id": 1}}
 AGENT = {"availability_status": "open", "call_center_ids": ["4"], "date": 1, "event_timestamp": 2,
          "on_duty_status": "available", "target": {"id": 77, "type": "user"}}
-CONTACT = {"id": "c1", "contact_type": "shared", "phones": ["+1"], "emails": []}
+CONTACT = {"event": "Created", "contact": {"id": "5908860123456789", "type": "shared", "phones": ["+16043111111"],
+                                          "emails": [], "display_name": "sample test"}}
+CHANGELOG = {"action": "operator_removed", "additional_data": {"name": "Dialpedia Ltd"}, "date": 1620328863056,
+             "changed_by": {"name": "John Doe", "id": 1, "type": "User"}, "note": "Operator removed",
+             "target": {"type": "Office", "id": 1111111}}
 
 EVENTS = st.one_of(
     spoiled(CALL, [("call_id",), ("state",), ("event_timestamp",), ("target",), ("contact",), ("target", "id")]),
     spoiled(SMS, [("id",), ("message_status",), ("event_timestamp",), ("text",), ("to_number",), ("target",)]),
     spoiled(AGENT, [("target",), ("target", "id"), ("on_duty_status",), ("availability_status",),
                     ("event_timestamp",), ("call_center_ids",)]),
-    spoiled(CONTACT, [("id",), ("contact_type",), ("phones",)]),
+    spoiled(CONTACT, [("event",), ("contact",), ("contact", "id"), ("contact", "type"), ("contact", "phones")]),
+    spoiled(CHANGELOG, [("action",), ("date",), ("changed_by",), ("target",), ("additional_data",), ("note",)]),
     HOSTILE.map(render),
 )
 
@@ -100,3 +105,16 @@ def test_a_hostile_frame_never_poisons_the_dedupe_memory(frame: str) -> None:
     check_outputs(first + again)
     assert sum(isinstance(o, Event) for o in again) == 0 or not any(isinstance(o, Event) for o in first)
     delivered_after(p, secret=False)
+
+
+@SETTINGS
+@given(frame=st.one_of(spoiled(CONTACT, [("event",), ("contact",), ("contact", "id"), ("contact", "phones")]),
+                       spoiled(CHANGELOG, [("action",), ("date",), ("changed_by",), ("target",)])))
+def test_every_contact_or_changelog_event_delivered_has_a_typed_view_or_a_clear_error(frame: str) -> None:
+    # What the protocol names contact.* or changelog* is what the typed views promise to read.
+    for out in linked().received(frame, 1.0):
+        if isinstance(out, Event) and out.name.startswith(("contact.", "changelog")):
+            try:
+                out.typed
+            except ValueError as exc:  # pydantic's ValidationError: a field of the wrong type, said as such
+                assert "validation error" in str(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Dict, List, Optional, Union
 
@@ -9,10 +10,12 @@ from ...errors import (
     AuthenticationError,
     ConfigurationError,
     ProtocolError,
+    RequestRejected,
     RtsyncError,
 )
 from ...client import Client
 from ...compat import renamed_arguments
+from ...credentials import Credential, CredentialSource
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
@@ -25,8 +28,11 @@ from .rest import DialpadRest
 __all__ = ["DialpadClient"]
 
 DEFAULT_BASE_URL = "https://dialpad.com"
+#: `environment=` -> the REST base URL (the socket URLs come from it)
+ENVIRONMENTS = {"production": DEFAULT_BASE_URL, "sandbox": "https://sandbox.dialpad.com"}
 SUBSCRIPTION_TYPES = ("call", "sms", "agent_status", "contact", "changelog")
 Id = Union[int, str]
+log = logging.getLogger("rtsync.dialpad")
 
 
 class DialpadClient(Client):
@@ -38,14 +44,24 @@ class DialpadClient(Client):
 
     Event names follow the payload (Dialpad sends no type field):
     `call.<state>` (`call.ringing`, `call.connected`, `call.hangup`, ...),
-    `sms`, `agent_status`, `contact`, else `dialpad.event`; `event.id` is the
-    call id or the SMS id, `event.typed` a Call, Sms or AgentStatus view.
+    `sms`, `agent_status`, `contact.created|updated|deleted`,
+    `changelog.<action>` (`changelog.updated_ivr`, ...), else `dialpad.event`;
+    `event.id` is the call, SMS, agent (`target.id`) or contact id, and
+    `event.typed` a Call, Sms, AgentStatus, ContactEvent or ChangeLog view.
+
+    `url` is the REST base; `environment="sandbox"` picks
+    `https://sandbox.dialpad.com` and "production" (the default)
+    `https://dialpad.com`; a `url` wins over both. `api_key` (and `secret`)
+    may be zero-argument callables: called before each connection attempt
+    and each REST call, so a rotated key is picked up at the next reconnect.
 
     Without `websocket_id` or `subscription_id` a websocket is created once
-    (`POST /api/v2/websockets`, with `secret` if given); `websocket_id` tells
-    you which, for subscriptions (`create_subscription("call", ...)`). A
-    `subscription_id` (with `subscription_type`) listens to that subscription
-    only.
+    (`POST /api/v2/websockets`, with `secret` if given) and logged;
+    `websocket_id` then tells you which. It has no subscription until you
+    create one (`create_subscription("call", ...)`), so nothing arrives
+    before (a warning says so); delete it with `delete_websocket()` when done.
+    A `subscription_id` (with `subscription_type`) listens to that
+    subscription only.
 
     The URL's token lives an hour. Before every connect the client GETs a
     fresh URL unless the current one has more than `refresh_margin` (300 s)
@@ -55,9 +71,14 @@ class DialpadClient(Client):
     (new socket first, old one drained and closed), and repeats on both are
     dropped. A URL the event socket refuses (403 at the upgrade, or close
     1008) means a fresh one; three fresh ones refused in a row are final. A
-    REST 401/403 is `AuthenticationError` (final), 429 waits Retry-After,
-    5xx and network errors back off with jitter (1-60 s). Dialpad replays nothing: `rtsync.connected` with
-    `data["gap_possible"]` true means re-query the REST API for what you missed.
+    REST 401/403 is `AuthenticationError` (final), 404 (the websocket or
+    subscription was deleted) `RequestRejected` (final), 429 waits
+    Retry-After, 5xx and network errors back off with jitter (1-60 s). The
+    REST helpers wait out a 429 too (Retry-After, up to `client.rest.max_wait`,
+    60 s, in all; `stop()` ends the wait) before sending the call again.
+    Dialpad replays nothing: after an unplanned reconnect `rtsync.connected`
+    has `data["gap_possible"]` true and an `rtsync.gap` (`missing` None: how
+    many is unknown) says to re-query the REST API for what you missed.
     Dialpad sends nothing on a quiet line, so after `ping_interval` (30 s) of
     silence we send an RFC 6455 ping; no frame `ping_timeout` (15 s) later is
     a stale link, replaced like a drop.
@@ -73,12 +94,13 @@ class DialpadClient(Client):
                        {"base_url": "url", "keepalive": "ping_interval", "pong_timeout": "ping_timeout"})
     def __init__(
         self,
-        api_key: str,
+        api_key: Credential,
         *,
         websocket_id: Optional[Id] = None,
         subscription_id: Optional[Id] = None,
-        url: str = DEFAULT_BASE_URL,
-        secret: Optional[str] = None,
+        url: Optional[str] = None,
+        environment: str = "production",
+        secret: Optional[Credential] = None,
         subscription_type: str = "call",
         refresh_margin: float = 300.0,
         ping_interval: float = 30.0,
@@ -86,25 +108,34 @@ class DialpadClient(Client):
         backoff: Optional[Backoff] = None,
         **options: Any,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ConfigurationError("api_key must be your Dialpad API key or OAuth token (a non-empty string)")
         if websocket_id is not None and subscription_id is not None:
             raise ConfigurationError("give websocket_id or subscription_id, not both")
         if subscription_type not in SUBSCRIPTION_TYPES:
             raise ConfigurationError(f"subscription_type must be one of {', '.join(SUBSCRIPTION_TYPES)}")
-        if not url.startswith(("https://", "http://")):
+        if url is None:
+            if environment not in ENVIRONMENTS:
+                raise ConfigurationError(f"environment must be one of {', '.join(ENVIRONMENTS)}, "
+                                         f"got {environment!r} (or pass url=)")
+            url = ENVIRONMENTS[environment]
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise ConfigurationError(f"url must be the https://... REST base (e.g. {DEFAULT_BASE_URL}), got {url!r}")
         if ping_interval <= 0 or ping_timeout <= 0:
             raise ConfigurationError("ping_interval and ping_timeout must be positive (seconds)")
-        secrets = Secrets(api_key, *([secret] if secret else []))
+        secrets = Secrets()
+        self._api_key = CredentialSource("api_key", api_key, secrets,
+                                         hint="your Dialpad API key or OAuth token")
+        self._secret = None if secret is None else CredentialSource(
+            "secret", secret, secrets, hint="the websocket's HS256 signing secret")
         self.url = url.rstrip("/")
-        self.rest = DialpadRest(self.url, api_key, network=Network.from_options(options))
+        self.environment = environment
+        self.rest = DialpadRest(self.url, self._api_key.get, network=Network.from_options(options))
         self.websocket_id = websocket_id
         self.subscription_id = subscription_id
         self.subscription_type = subscription_type
-        self._create_secret = secret
+        self._subscribed = websocket_id is not None or subscription_id is not None
+        fixed = None if self._secret is None or self._secret.dynamic else self._secret.current
         self.protocol = DialpadProtocol(
-            secret, refresh_margin=refresh_margin, keepalive=ping_interval, pong_timeout=ping_timeout)
+            fixed, refresh_margin=refresh_margin, keepalive=ping_interval, pong_timeout=ping_timeout)
         self._socket_attempt = False
         vendor = Vendor("dialpad", self.protocol, secrets, prepare=self._prepare, classify=self._classify,
                         interrupt=[self.rest.http])
@@ -114,6 +145,14 @@ class DialpadClient(Client):
         target = (f"websocket_id={self.websocket_id!r}" if self.subscription_id is None
                   else f"subscription={self.subscription_type}/{self.subscription_id!r}")
         return f"<DialpadClient {target} {self.state.value}>"
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop as every client does, and end any REST call waiting out a 429 (also before `start()`)."""
+        self.rest.interrupt()
+        try:
+            super().stop(timeout)
+        finally:
+            self.rest.resume()
 
     # -- REST ---------------------------------------------------------------
     def _learn(self, proto: Dict[str, Any]) -> str:
@@ -127,6 +166,9 @@ class DialpadClient(Client):
             self.protocol.use_secret(secret)  # Dialpad's own word on what signs the frames
         return url
 
+    def _signing_secret(self) -> Optional[str]:
+        return None if self._secret is None else self._secret.get()
+
     def create_websocket(self, secret: Optional[str] = None) -> Dict[str, Any]:
         """`POST /api/v2/websockets`: a new websocket endpoint (rate limited to 250/min: create once)."""
         result = self.rest.call("POST", "websockets", {"secret": secret} if secret else {})
@@ -135,7 +177,7 @@ class DialpadClient(Client):
 
     def get_websocket(self, websocket_id: Id) -> Dict[str, Any]:
         """`GET /api/v2/websockets/{id}`: the endpoint with a fresh `websocket_url`."""
-        result = self.rest.call("GET", f"websockets/{websocket_id}")
+        result = self.rest.call("GET", f"websockets/{_id(websocket_id)}")
         self._learn(result)
         return result
 
@@ -143,13 +185,23 @@ class DialpadClient(Client):
         """`POST /api/v2/subscriptions/<kind>` linked to this client's websocket (`endpoint_id`).
 
         `kind` is call, sms, agent_status, contact or changelog; `fields` are the
-        vendor's (e.g. `call_states=["ringing", "hangup"]`, `direction="inbound"`).
+        vendor's (e.g. `call_states=["ringing", "hangup"]`, `direction="inbound"`;
+        agent_status needs `agent_type="callcenter"`, contact `contact_type="shared"`
+        or "local"). Without a websocket, one is created first (see `websocket_id`).
         """
         _kind(kind)
         if self.websocket_id is None:
-            self.websocket_id = self.create_websocket(self._create_secret)["id"]
+            self.websocket_id = self.create_websocket(self._signing_secret())["id"]
+            log.info("created Dialpad websocket %s for the subscription", self.websocket_id)
         body = {"endpoint_id": self.websocket_id, "enabled": True, **fields}
-        return self.rest.call("POST", f"subscriptions/{kind}", body)
+        result = self.rest.call("POST", f"subscriptions/{kind}", body)
+        self._subscribed = True
+        return result
+
+    def get_subscription(self, kind: str, subscription_id: Id) -> Dict[str, Any]:
+        """`GET /api/v2/subscriptions/<kind>/{id}`: its settings, and its `websocket` with a fresh,
+        subscription-scoped `websocket_url`."""
+        return self.rest.call("GET", f"subscriptions/{_kind(kind)}/{_id(subscription_id)}")
 
     def list_subscriptions(self, kind: str) -> List[Dict[str, Any]]:
         """Every subscription of `kind`, following the `cursor` pages."""
@@ -157,11 +209,11 @@ class DialpadClient(Client):
 
     def update_subscription(self, kind: str, subscription_id: Id, **fields: Any) -> Dict[str, Any]:
         """`PATCH /api/v2/subscriptions/<kind>/{id}` (e.g. `enabled=False`, new `call_states`)."""
-        return self.rest.call("PATCH", f"subscriptions/{_kind(kind)}/{subscription_id}", fields)
+        return self.rest.call("PATCH", f"subscriptions/{_kind(kind)}/{_id(subscription_id)}", fields)
 
     def delete_subscription(self, kind: str, subscription_id: Id) -> Dict[str, Any]:
         """`DELETE /api/v2/subscriptions/<kind>/{id}`."""
-        return self.rest.call("DELETE", f"subscriptions/{_kind(kind)}/{subscription_id}")
+        return self.rest.call("DELETE", f"subscriptions/{_kind(kind)}/{_id(subscription_id)}")
 
     def list_websockets(self) -> List[Dict[str, Any]]:
         """Every websocket endpoint of the account, following the `cursor` pages."""
@@ -171,21 +223,48 @@ class DialpadClient(Client):
         """`PATCH /api/v2/websockets/{id}`: a new signing secret (events are signed with it from now on)."""
         if secret:
             self._secrets.add(secret)
-        return self.rest.call("PATCH", f"websockets/{websocket_id}", {"secret": secret})
+        return self.rest.call("PATCH", f"websockets/{_id(websocket_id)}", {"secret": secret})
 
     def delete_websocket(self, websocket_id: Id) -> Dict[str, Any]:
         """`DELETE /api/v2/websockets/{id}`."""
-        return self.rest.call("DELETE", f"websockets/{websocket_id}")
+        return self.rest.call("DELETE", f"websockets/{_id(websocket_id)}")
 
     def _fresh_url(self) -> str:
-        if self.subscription_id is not None:
-            result = self.rest.call("GET", f"subscriptions/{self.subscription_type}/{self.subscription_id}")
-            return self._learn(result.get("websocket") or {})
-        if self.websocket_id is None:
-            created = self.create_websocket(self._create_secret)
-            self.websocket_id = created["id"]
-            return str(created["websocket_url"])
-        return str(self.get_websocket(self.websocket_id)["websocket_url"])
+        # wait=False: a 429 goes to the reconnect policy, which waits Retry-After and can be stopped.
+        try:
+            if self.subscription_id is not None:
+                self.protocol.channel = f"{self.subscription_type}:{self.subscription_id}"
+                path = f"subscriptions/{self.subscription_type}/{_id(self.subscription_id)}"
+                websocket = self.rest.call("GET", path, wait=False).get("websocket")
+                if not isinstance(websocket, dict):
+                    raise RequestRejected(
+                        f"Dialpad's {self.subscription_type} subscription {self.subscription_id} has no websocket "
+                        "(was its websocket deleted?): point it at one with update_subscription(endpoint_id=...). "
+                        "rtsync will not retry.", status=404)
+                return self._learn(websocket)
+            if self.websocket_id is None:
+                created = self.rest.call("POST", "websockets", _secret_body(self._signing_secret()), wait=False)
+                self.websocket_id = created["id"]
+                self._created(created["id"])
+                self.protocol.channel = f"websocket:{self.websocket_id}"
+                return self._learn(created)
+            self.protocol.channel = f"websocket:{self.websocket_id}"
+            return self._learn(self.rest.call("GET", f"websockets/{_id(self.websocket_id)}", wait=False))
+        except RequestRejected as exc:
+            if exc.status != 404:
+                raise
+            what = (f"{self.subscription_type} subscription {self.subscription_id}" if self.subscription_id
+                    is not None else f"websocket {self.websocket_id}")
+            raise RequestRejected(f"Dialpad has no {what} (HTTP 404: deleted, or another account's); "
+                                  "rtsync will not retry.", status=404) from None
+
+    def _created(self, websocket_id: Any) -> None:
+        if self._subscribed:
+            log.info("created Dialpad websocket %s", websocket_id)
+            return
+        log.warning("created Dialpad websocket %s, which has no event subscription: nothing will arrive until "
+                    "you create one (client.create_subscription(...)); delete the websocket with "
+                    "client.delete_websocket(%s) when you are done", websocket_id, websocket_id)
 
     # -- what the engine is configured with ----------------------------------
     def _classify(self, error: RtsyncError) -> RtsyncError:
@@ -196,6 +275,8 @@ class DialpadClient(Client):
     def _prepare(self) -> Handshake:
         self._socket_attempt = False
         protocol = self.protocol
+        if self._secret is not None and self._secret.dynamic:
+            protocol.use_secret(self._secret.get())  # before the refresh: Dialpad's echo still wins
         now = time.monotonic()
         if protocol.rotating or protocol.url is None or protocol.time_left(now) < protocol.refresh_margin:
             url = self._fresh_url()
@@ -208,3 +289,15 @@ def _kind(kind: str) -> str:
     if kind not in SUBSCRIPTION_TYPES:
         raise ConfigurationError(f"kind must be one of {', '.join(SUBSCRIPTION_TYPES)}")
     return kind
+
+
+def _id(value: Id) -> str:
+    """An id for a URL path: Dialpad's are integers (its examples strings), never a path of their own."""
+    text = str(value)
+    if isinstance(value, bool) or not text.isdigit():
+        raise ConfigurationError(f"a Dialpad id is a number (an int or a string of digits), got {value!r}")
+    return text
+
+
+def _secret_body(secret: Optional[str]) -> Dict[str, Any]:
+    return {"secret": secret} if secret else {}

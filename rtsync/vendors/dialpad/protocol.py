@@ -6,7 +6,8 @@ refreshes it over REST and replaces the connection make-before-break
 links are open arrive twice and are dropped by `(type, id, state,
 event_timestamp)`. Frames are plain event JSON, or HS256 JWS strings whose
 claims are the event when the websocket has a secret (then unsigned or badly
-signed frames are rejected and reported). Dialpad replays nothing.
+signed frames are rejected and reported). Dialpad replays nothing: every
+unplanned reconnect is an `rtsync.gap` (`missing` None: how many is unknown).
 
 Decoding is contained per frame: a frame that cannot be decoded, or whose
 identifying fields (`call_id`, `id`, `event_timestamp`, `state`, the
@@ -28,7 +29,7 @@ import jwt
 
 from ... import hs256
 from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError
-from ...events import Event
+from ...events import GAP, Event
 from ...policy import close_error
 from ...sansio import (
     BoundedSet,
@@ -48,6 +49,10 @@ PROVIDER = "dialpad"
 DEFAULT_LIFETIME = 3600.0
 log = logging.getLogger("rtsync.dialpad")
 _JWS = re.compile(r"^[\w-]+\.[\w-]+\.[\w-]*$")  # an empty signature is alg "none": rejected below
+#: the `event` of a contact event (Dialpad writes them capitalised: "Created")
+CONTACT_EVENTS = ("created", "updated", "deleted")
+# Change-log actions are short codes (`updated_ivr`); anything else must not shape event names.
+_ACTION = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 def token_lifetime(url: str, now: float) -> float:
@@ -93,7 +98,10 @@ def _quote(text: str) -> str:
 def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
     """(name, id) from the payload's shape: no type field is documented, so the fields decide.
 
-    `call.<state>` (call_id + state), `sms`, `agent_status`, `contact`, else `dialpad.event`.
+    `call.<state>` (call_id + state), `sms`, `agent_status` (id: the agent's `target.id`),
+    `contact.created|updated|deleted` (Dialpad's `{"event": "Created", "contact": {...}}`; id: the
+    contact's), `changelog.<action>` (`{"action": "updated_ivr", "changed_by": ..., ...}`; an action
+    that is not a short code gives `changelog`), else `dialpad.event`.
     """
     if "call_id" in data and isinstance(data.get("state"), str):
         return f"call.{data['state']}", data["call_id"]
@@ -102,8 +110,12 @@ def event_name(data: Dict[str, Any]) -> Tuple[str, Any]:
     if "on_duty_status" in data or "call_center_ids" in data:
         target = data.get("target")
         return "agent_status", target.get("id") if isinstance(target, dict) else None
-    if "contact_type" in data or ("phones" in data and "emails" in data):
-        return "contact", data.get("id")
+    contact, kind = data.get("contact"), data.get("event")
+    if isinstance(contact, dict) and isinstance(kind, str) and kind.lower() in CONTACT_EVENTS:
+        return f"contact.{kind.lower()}", contact.get("id")
+    action = data.get("action")
+    if isinstance(action, str) and ("changed_by" in data or "note" in data or "additional_data" in data):
+        return ("changelog." + action.lower() if _ACTION.match(action) else "changelog"), None
     return "dialpad.event", data.get("id")
 
 
@@ -131,14 +143,20 @@ def _is_stamp(value: Any) -> bool:
 
 def ill_typed(name: str, ident: Any, data: Dict[str, Any]) -> Optional[str]:
     """What is wrong with the fields that name an event and tell its repeats apart (None if
-    nothing): the id (`call_id` of a call, `target.id` of an agent status, else `id`) a string or
-    an integer, `event_timestamp` a finite number or a string, the statuses strings, an agent
-    status's `target` an object. Other fields are the caller's business and pass as they are."""
+    nothing): the id (`call_id` of a call, `target.id` of an agent status, `contact.id` of a
+    contact event, none for a change log, else `id`) a string or an integer, `event_timestamp` a
+    finite number or a string, the statuses strings, an agent status's `target` an object. Other
+    fields are the caller's business and pass as they are."""
     if name == "agent_status":
         target = data.get("target")
         if target is not None and not isinstance(target, dict):
             return f"target is a {type(target).__name__}, not an object"
-    keys = {"call": ("call_id",), "agent_status": ()}.get(name.split(".", 1)[0], ("id",))
+    if name.startswith("contact."):
+        contact = data["contact"]
+        if contact.get("id") is not None and not _is_id(contact["id"]):
+            return f"contact.id is a {type(contact['id']).__name__}, not a string or an integer"
+    keys = {"call": ("call_id",), "agent_status": (), "contact": (), "changelog": ()}.get(
+        name.split(".", 1)[0], ("id",))
     for key in keys:
         if data.get(key) is not None and not _is_id(data[key]):
             return f"{key} is a {type(data[key]).__name__}, not a string or an integer"
@@ -170,6 +188,8 @@ class DialpadProtocol(WebSocketProtocol):
         # way to notice a dead link before the hourly refresh.
         self.liveness = Liveness("Dialpad", interval=keepalive, timeout=pong_timeout)
         self.url: Optional[str] = None
+        #: what a gap names as its channel: "websocket:<id>" or "<kind>:<subscription id>" (the client sets it)
+        self.channel: Optional[str] = None
         self.expires_at: Optional[float] = None  # monotonic
         self._rotate_at: Optional[float] = None
         self._rotating = False
@@ -213,8 +233,14 @@ class DialpadProtocol(WebSocketProtocol):
         if self._rotating:  # a planned replacement: nothing was lost, nothing to announce
             self._rotating = False
             return []
-        # Dialpad replays nothing: after an unplanned reconnect events may have been missed.
-        return [Connected(detail={"gap_possible": opened_before})]
+        out: List[Output] = [Connected(detail={"gap_possible": opened_before})]
+        if opened_before:
+            # Dialpad replays nothing: what it sent while we were away is lost, and how much is unknown.
+            out.append(Event.make(GAP, provider=PROVIDER, channel=self.channel, data={
+                "channel": self.channel, "missing": None,
+                "reason": "reconnected after an unplanned disconnect; Dialpad replays nothing, so any events "
+                          "it sent meanwhile are lost: re-query the REST API for calls and messages you need"}))
+        return out
 
     def heard(self, now: float) -> None:
         self.liveness.heard(now)
