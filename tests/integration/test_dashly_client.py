@@ -103,7 +103,7 @@ def test_forbidden_token_is_fatal_on_every_transport(server: DashlyServer) -> No
 
 def test_rejected_channel_close_1008_is_fatal_and_explained(server: DashlyServer) -> None:
     c = make(server, "websocket", channels=["c.1"])
-    c._state.channels.append("x" * 201)  # noqa: SLF001  # bypass our own validation to see the server's answer
+    c._shards[0].state.channels.append("x" * 201)  # noqa: SLF001  # bypass our own validation to see the server's answer
     with pytest.raises(rtsync.RequestRejected, match="Channel id is too large"):
         c.run_forever()
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import quote
 
 from ...errors import ConfigurationError
 from ...events import Event
 from .envelope import epoch_of, format_http_date
 
-__all__ = ["CHANNEL_DELETED", "MAX_CHANNELS", "MAX_CHANNEL_LENGTH", "PROVIDER", "Cursor", "DashlyEvent",
+__all__ = ["CHANNEL_DELETED", "MAX_CHANNELS", "PING", "MAX_CHANNEL_LENGTH", "PROVIDER", "Cursor", "DashlyEvent",
            "parse_tag", "validate_channels"]
 
 PROVIDER = "dashly"
 MAX_CHANNELS = 50
 MAX_CHANNEL_LENGTH = 200
 CHANNEL_DELETED = "dashly.channel_deleted"
+#: what a message of the `ping` channel ("for connection integrity monitoring") is named: liveness,
+#: not content, so `on("conversation_*")`-style patterns never see it
+PING = "dashly.ping"
 
 # Characters encodeURIComponent leaves alone: pushstream.js refuses any other.
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.!~*'()-]+$")
@@ -74,14 +77,16 @@ def parse_tag(value: Any) -> int:
 _epoch = epoch_of
 
 
-def validate_channels(channels: Sequence[str]) -> List[str]:
-    """Check a channel list the way the server and pushstream.js would, with errors that say what to fix."""
+def validate_channels(channels: Sequence[str], limit: Optional[int] = MAX_CHANNELS) -> List[str]:
+    """Check a channel list the way the server and pushstream.js would, with errors that say what to fix.
+
+    `limit`: channels one connection may carry (None: a client splits longer lists itself)."""
     if isinstance(channels, str):
         channels = [channels]
     channels = list(channels)
     if not channels:
         raise ConfigurationError("at least one channel is needed, e.g. channels=['conversation_reply.100']")
-    if len(channels) > MAX_CHANNELS:
+    if limit is not None and len(channels) > limit:
         raise ConfigurationError(
             f"{len(channels)} channels given; Dashly allows at most {MAX_CHANNELS} per connection. "
             "Split them across several clients."

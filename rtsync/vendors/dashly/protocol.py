@@ -12,15 +12,17 @@ protocols/dashly-pushstream.md; the rules this module enforces:
 - duplicates are dropped by `(channel, id)`; a jump in a channel's ids that is
   not filled within `gap_grace` seconds becomes an `rtsync.gap` event;
 - live deliveries can overtake each other across nginx workers, so a
-  WebSocket resumes one second before its cursor and a long poll re-asks
-  once with its previous cursor after a live answer; dedupe drops the repeats.
+  WebSocket resumes one second before its cursor, and a long poll re-asks
+  from the oldest cursor not yet confirmed when it has a reason to (a hole
+  in a channel's ids, an idle `304`, or every `confirm_every` live answers);
+  dedupe drops the repeats. One request per delivered batch otherwise.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, List, Mapping, Optional, TypeVar, cast
+from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeVar, Union, cast
 from urllib.parse import quote
 
 from ...errors import (
@@ -30,6 +32,7 @@ from ...errors import (
     RequestRejected,
     RtsyncError,
 )
+from ...credentials import CredentialSource
 from ...policy import close_error, seconds, status_error
 from ...sansio import (
     Connected,
@@ -41,6 +44,7 @@ from ...sansio import (
     Output,
     PollingProtocol,
     Report,
+    Rotate,
     WebSocketProtocol,
 )
 from .cursor import CHANNEL_DELETED, MAX_CHANNELS, Cursor, DashlyEvent, parse_tag, validate_channels
@@ -124,10 +128,23 @@ class _Base:
 
     mode = ""
 
-    def __init__(self, base_url: str, token: str, state: DashlyState) -> None:
+    def __init__(self, base_url: str, token: Union[str, CredentialSource], state: DashlyState) -> None:
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self._source = token if isinstance(token, CredentialSource) else None
+        self.token = token.current or "" if isinstance(token, CredentialSource) else token
         self.state = state
+        #: which connection of a client this is (a client splits long channel lists over several)
+        self.shard = 0
+
+    def refresh_token(self) -> None:
+        """Resolve the auth token again (a callable token is called before each connection attempt)."""
+        if self._source is not None:
+            self.token = self._source.get()
+
+    def set_channels(self, channels: Sequence[str]) -> List[Output]:
+        """Change the channel list; the next connection (or request) uses it, resuming from the cursor."""
+        self.state.set_channels(channels)
+        return []
 
     def url(self, cursor: Optional[Cursor], mode: str = "") -> str:
         path = "/".join(quote(ch, safe="") for ch in self.state.channels)
@@ -135,6 +152,9 @@ class _Base:
         if cursor is not None:
             query += "&" + cursor.query()
         return f"{self.base_url}/{mode or self.mode}/{path}?{query}"
+
+    def _detail(self) -> Mapping[str, Any]:
+        return {"connection": self.shard, "channels": len(self.state.channels)}
 
 
 class WebSocketStream(_Base, WebSocketProtocol):
@@ -144,13 +164,19 @@ class WebSocketStream(_Base, WebSocketProtocol):
     mode = "websocket"
 
     def __init__(
-        self, base_url: str, token: str, state: DashlyState, *,
+        self, base_url: str, token: Union[str, CredentialSource], state: DashlyState, *,
         keepalive: float = 20.0, pong_timeout: float = 10.0, step_back: int = 1,
     ) -> None:
         super().__init__(base_url, token, state)
         self.liveness = Liveness("Dashly", interval=keepalive, timeout=pong_timeout)
         self.step_back = step_back
         self._opened_before = False  # `resumed` is only ever true on a later link
+        self._rotate = False  # the channel list changed: replace the link (make-before-break)
+
+    def set_channels(self, channels: Sequence[str]) -> List[Output]:
+        self.state.set_channels(channels)
+        self._rotate = True  # asked for at the next tick, on the link thread
+        return []
 
     def handshake(self) -> Handshake:
         cursor = self.state.cursor
@@ -162,9 +188,10 @@ class WebSocketStream(_Base, WebSocketProtocol):
     def opened(self, now: float) -> List[Output]:
         self.liveness.opened(now)
         self.state.new_link()
+        self._rotate = False
         resumed = self.state.cursor is not None and self._opened_before
         self._opened_before = True
-        return [Connected(resumed=resumed)]
+        return [Connected(resumed=resumed, detail=self._detail())]
 
     @_guarded("frame")
     def received(self, text: str, now: float) -> List[Output]:
@@ -192,19 +219,24 @@ class WebSocketStream(_Base, WebSocketProtocol):
         return close_error("dashly", code, reason)
 
     def deadline(self) -> Optional[float]:
+        if self._rotate:
+            return 0.0
         due = self.liveness.deadline()
         gaps = self.state.gap_deadline()
         return due if gaps is None else min(due, gaps)
 
     @_guarded("timer")
     def tick(self, now: float) -> List[Output]:
+        if self._rotate:
+            self._rotate = False
+            return [Rotate("the channel list changed")]
         return self.state.due_gaps(now) + self.liveness.tick(now)
 
 
 class _Polling(_Base, PollingProtocol):
     timeout = 40.0
 
-    def __init__(self, base_url: str, token: str, state: DashlyState) -> None:
+    def __init__(self, base_url: str, token: Union[str, CredentialSource], state: DashlyState) -> None:
         super().__init__(base_url, token, state)
         self._sent: Optional[Cursor] = None
         self._connected = False
@@ -212,6 +244,8 @@ class _Polling(_Base, PollingProtocol):
         self._step_back = False
 
     def request(self) -> HttpRequest:
+        if not self._connected:
+            self.refresh_token()  # a new "connection": a callable token is asked again
         self._sent = self.state.cursor
         if self._step_back and self._sent is not None:
             # After a failure, ask for the cursor's whole second again, as a WebSocket does:
@@ -234,7 +268,8 @@ class _Polling(_Base, PollingProtocol):
             return [Fail(http_failure(status, response.headers))]
         if not self._connected:
             self._connected = True
-            out.append(Connected(resumed=self.state.cursor is not None and self._connected_before))
+            out.append(Connected(resumed=self.state.cursor is not None and self._connected_before,
+                                 detail=self._detail()))
             self._connected_before = True
         self._step_back = False
         if status == 200:
@@ -275,35 +310,62 @@ class _Polling(_Base, PollingProtocol):
 
 
 class LongPollProtocol(_Polling):
-    """Dashly long polling: a 25 s hold; `304` means ask again at once.
+    """Dashly long polling: a 25 s hold; `304` means ask again at once. One request per batch.
 
-    After a live answer, the next request repeats the previous cursor once:
-    a message published just before the one we got may still be in flight
-    inside the server (two nginx workers), but it is already stored.
+    A live answer can overtake a message stored just before it (two nginx
+    workers deliver separately), so the cursor sent before the first live
+    answer not yet confirmed is kept. The next request re-asks from it, once,
+    when there is a reason to: a hole in a channel's ids (before it could
+    become a gap), an idle `304` (a free moment), a reconnect, or
+    `confirm_every` live answers since the last confirmation. Whatever the
+    re-ask brings twice is dropped by the dedupe.
     """
 
     mode = "longpoll"
 
-    def __init__(self, base_url: str, token: str, state: DashlyState, *, confirm: bool = True) -> None:
+    def __init__(
+        self, base_url: str, token: Union[str, CredentialSource], state: DashlyState, *,
+        confirm: bool = True, confirm_every: int = 16,
+    ) -> None:
         super().__init__(base_url, token, state)
         self.confirm = confirm
-        self._confirming: Optional[Cursor] = None
+        self.confirm_every = max(1, confirm_every)
+        self._unconfirmed: Optional[Cursor] = None  # the cursor sent before the oldest unconfirmed answer
+        self._answers = 0  # answers since then
+        self._idle = False  # the last answer was a 304
 
     def request(self) -> HttpRequest:
-        if self._confirming is not None:
-            cursor, self._confirming = self._confirming, None
-            self._sent = None
-            return HttpRequest(self.url(cursor), timeout=self.timeout)
         if self.state.cursor is None:
             # A first long poll would hold until the next message, telling us nothing for 25 s;
             # one short poll answers at once (token checked) and its Date starts the cursor.
+            if not self._connected:
+                self.refresh_token()
             self._sent = None
             return HttpRequest(self.url(None, mode="shortpoll"), timeout=15.0)
+        if self._unconfirmed is not None and self._confirm_due():
+            if not self._connected:
+                self.refresh_token()
+            cursor, self._unconfirmed, self._answers = self._unconfirmed, None, 0
+            if self._step_back:
+                cursor = min(cursor, cursor.stepped_back(1))
+            self._sent = None  # its answer is a stored backlog, complete up to its newest message
+            return HttpRequest(self.url(cursor), timeout=self.timeout)
         return super().request()
 
+    def _confirm_due(self) -> bool:
+        return (self._idle or self._step_back or self._answers >= self.confirm_every
+                or self.state.gap_deadline() is not None)
+
     def _after_messages(self) -> None:
+        self._idle = False
         if self.confirm and self._sent is not None:
-            self._confirming = self._sent
+            if self._unconfirmed is None:
+                self._unconfirmed = self._sent
+            self._answers += 1
+
+    def _not_modified(self, headers: Mapping[str, str]) -> None:
+        self._idle = True
+        super()._not_modified(headers)
 
 
 class ShortPollProtocol(_Polling):
@@ -315,7 +377,9 @@ class ShortPollProtocol(_Polling):
 
     mode = "shortpoll"
 
-    def __init__(self, base_url: str, token: str, state: DashlyState, *, interval: float = 3.0) -> None:
+    def __init__(
+        self, base_url: str, token: Union[str, CredentialSource], state: DashlyState, *, interval: float = 3.0,
+    ) -> None:
         super().__init__(base_url, token, state)
         self.interval = interval
         self.timeout = 15.0

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from ...errors import ProtocolError
 from ...events import GAP, Event
 from ...sansio import BoundedSet, Output, Report
-from .cursor import CHANNEL_DELETED, PROVIDER, Cursor, DashlyEvent
+from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
 from .envelope import (
     Poison,
     counter,
@@ -90,6 +90,7 @@ class DashlyState:
     def __init__(self, channels: Sequence[str], *, gap_grace: float = 2.0) -> None:
         self.channels = list(channels)
         self.gap_grace = gap_grace
+        self._removed: Set[str] = set()  # channels dropped while running: their late messages are not ours
         self._max: Optional[Tuple[int, int]] = None  # newest (epoch, tag) over ids > 0
         self._max_time = ""
         self._channels: Dict[str, _Channel] = {}
@@ -104,6 +105,30 @@ class DashlyState:
     @property
     def cursor(self) -> Optional[Cursor]:
         return None if self._max is None else Cursor(self._max[0], self._max[1], self._max_time)
+
+    def set_channels(self, channels: Sequence[str]) -> None:
+        """Subscribe to `channels` from the next connection on; what a removed channel still
+        sends on the old link is dropped, and its dedupe window is forgotten."""
+        channels = list(channels)
+        gone = set(self.channels) - set(channels)
+        self._removed = (self._removed | gone) - set(channels)
+        for name in gone:
+            self._channels.pop(name, None)
+        self.channels = channels
+
+    def lower(self, cursor: Optional[Cursor]) -> None:
+        """Move the cursor back to `cursor` if it is older (a channel joined from a connection that was
+        behind this one): the next resume re-asks from there and the dedupe drops what was seen."""
+        if cursor is not None and self._max is not None and (cursor.epoch, cursor.tag) < self._max:
+            self._max, self._max_time = (cursor.epoch, cursor.tag), cursor.time
+
+    def take(self, name: str) -> Optional[object]:
+        """Hand over channel `name`'s dedupe state (to move it to another connection's state)."""
+        return self._channels.pop(name, None)
+
+    def put(self, name: str, channel: Optional[object]) -> None:
+        if isinstance(channel, _Channel):
+            self._channels[name] = channel
 
     def advance(self, cursor: Optional[Cursor]) -> None:
         if cursor is not None and (self._max is None or (cursor.epoch, cursor.tag) > self._max):
@@ -192,13 +217,15 @@ class DashlyState:
             out.extend(self._reserved(msg_id, envelope, raw))
             return
         msg_id, channel, epoch, tag, time_text = read_fields(envelope)
+        if self._removed and channel in self._removed:
+            return  # unsubscribed meanwhile: the old link's last words
         key = (epoch, tag)
         if not self._fresh(channel, msg_id, key, hash(raw.strip()), now, out):
             return
         if self._max is None or key > self._max:
             self._max, self._max_time = key, time_text
         out.append(DashlyEvent._build({
-            "name": channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
+            "name": PING if channel == "ping" else channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
             "provider": PROVIDER, "received_at": None, "raw": raw, "tag": tag, "time": time_text,
         }))
 

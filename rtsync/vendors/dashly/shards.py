@@ -1,0 +1,111 @@
+"""How a Dashly client splits its channels over connections (50 per URL, and URLs under nginx's 8 KB) and keeps one cursor each.
+
+The server takes at most 50 channels per connection (Dashly's rule) and nginx
+answers `414` once the request line passes its 8 KB header buffer, so a long
+channel list becomes several connections ("shards"). Each shard has its own
+`DashlyState`: the `(time, tag)` cursor is server-wide, but a connection that
+was down must not resume from another connection's newer cursor, so each
+keeps its own. The checkpoint stores them together (`shards`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+from urllib.parse import quote, urlsplit
+
+from .cursor import MAX_CHANNELS, Cursor
+from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
+from .state import DashlyState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...client import Client
+    from ...engine import Engine
+
+__all__ = ["MAX_TARGET", "Shard", "fits", "plan", "restore_data", "snapshot"]
+
+#: Longest request target (path and query) we send. nginx's default `large_client_header_buffers 4 8k`
+#: holds the whole request line ("GET <target> HTTP/1.1") in 8 KB; past it, `414`.
+MAX_TARGET = 8000
+# Room kept for what follows the channels: "?auth_token=<token>&tag=<n>&time=<date>" (a callable
+# token may grow between connections).
+_QUERY_ROOM = 700
+
+Protocol = Union[WebSocketStream, LongPollProtocol, ShortPollProtocol]
+
+
+class Shard:
+    """One connection of a client: its channels, state and protocol, and the engine that runs it."""
+
+    def __init__(self, index: int, state: DashlyState, protocol: Protocol) -> None:
+        self.index = index
+        self.state = state
+        self.protocol = protocol
+        protocol.shard = index
+        self.engine: Optional["Engine"] = None
+        self.client: Optional["Client"] = None  # the hidden client of every shard but the first
+        #: the newest cursor of the events callbacks have finished with (what a checkpoint saves)
+        self.done: Optional[Cursor] = state.cursor
+
+    @property
+    def channels(self) -> List[str]:
+        return self.state.channels
+
+    def __repr__(self) -> str:
+        return f"<Shard {self.index} {len(self.channels)} channels>"
+
+
+def _path_length(channels: Sequence[str]) -> int:
+    return sum(len(quote(ch, safe="")) + 1 for ch in channels)
+
+
+def fits(channels: Sequence[str], base_url: str) -> bool:
+    """Whether one connection can carry `channels`: at most 50, and a URL nginx accepts."""
+    prefix = len(urlsplit(base_url).path.rstrip("/")) + len("/websocket")
+    return len(channels) <= MAX_CHANNELS and prefix + _path_length(channels) + _QUERY_ROOM <= MAX_TARGET
+
+
+def plan(channels: Sequence[str], base_url: str) -> List[List[str]]:
+    """Channels in order, cut into as few connections as `fits` allows."""
+    groups: List[List[str]] = [[]]
+    for ch in channels:
+        if groups[-1] and not fits(groups[-1] + [ch], base_url):
+            groups.append([])
+        groups[-1].append(ch)
+    return groups
+
+
+def snapshot(shards: Sequence[Shard], ids: Mapping[str, Sequence[int]]) -> Dict[str, Any]:
+    """The checkpoint of a client: a cursor per connection, and the ids finished per channel.
+
+    `cursor` (the oldest of them) keeps the file readable by a single-connection client.
+    """
+    cursors = [s.done for s in shards if s.done is not None]
+    return {
+        "cursor": min(cursors).to_json() if cursors else None,
+        "channels": {ch: list(v) for ch, v in ids.items()},
+        "shards": [{"channels": list(s.channels), "cursor": s.done.to_json() if s.done else None}
+                   for s in shards],
+    }
+
+
+def restore_data(saved: Optional[Mapping[str, Any]], channels: Sequence[str]) -> Dict[str, Any]:
+    """What `DashlyState.restore` takes for a connection carrying `channels`, from a checkpoint
+    written with any split: the oldest cursor among its channels' connections, and their ids."""
+    if not saved:
+        return {}
+    known: Dict[str, Cursor] = {}
+    if saved.get("shards") is not None:
+        for entry in saved["shards"]:
+            if entry.get("cursor"):
+                cursor = Cursor.from_json(entry["cursor"])
+                for ch in entry.get("channels") or ():
+                    known[str(ch)] = cursor
+    elif saved.get("cursor"):  # one connection carried every channel
+        cursor = Cursor.from_json(saved["cursor"])
+        known = {ch: cursor for ch in channels}
+    mine = [known[ch] for ch in channels if ch in known]
+    ids = saved.get("channels") or {}
+    return {
+        "cursor": min(mine).to_json() if mine else None,
+        "channels": {ch: ids[ch] for ch in channels if ch in ids},
+    }
