@@ -129,6 +129,7 @@ class DashlyClient(Client):
         self._shards: List[Shard] = []
         self._where: Dict[str, Shard] = {}
         self._plan_lock = threading.RLock()
+        self._parked: "collections.OrderedDict[str, object]" = collections.OrderedDict()
         for group in plan(channels, self._base):
             self._shards.append(self._new_shard(group, saved))
         self._backoff = backoff or Backoff(base=10.0, cap=10.0, floor=20.0)
@@ -237,19 +238,25 @@ class DashlyClient(Client):
         """
         new = [ch for ch in validate_channels(channels, limit=None) if ch not in self._where]
         with self._plan_lock:
-            for ch in new:
-                shard = self._shards[-1]
-                if fits(shard.channels + [ch], self._base):
-                    self._where[ch] = shard
-                    self._apply_channels(shard, shard.channels + [ch])
-                else:
-                    fresh = self._new_shard([ch], None)
-                    fresh.state.advance(self._shards[-1].state.cursor)  # published from now on
-                    self._shards.append(fresh)
-                    self._spawn(fresh)
-                    if self.running:
-                        assert fresh.client is not None
-                        fresh.client.start()
+            last = self._shards[-1]
+            joining = list(last.channels)
+            while new and fits(joining + new[:1], self._base):
+                joining.append(new.pop(0))
+            if len(joining) > len(last.channels):
+                for ch in joining[len(last.channels):]:
+                    self._where[ch] = last
+                self._apply_channels(last, joining)
+            for group in plan(new, self._base) if new else []:
+                fresh = self._new_shard(group, None)
+                for ch in group:
+                    fresh.state.put(ch, self._parked.pop(ch, None))
+                fresh.state.advance(self._shards[0].state.cursor)  # what is published from now on
+                fresh.done = fresh.state.cursor
+                self._shards.append(fresh)
+                self._spawn(fresh)
+                if self.running:
+                    assert fresh.client is not None
+                    fresh.client.start()
 
     def remove_channels(self, channels: Union[str, Sequence[str]]) -> None:
         """Unsubscribe from channels, now; the connections left resume from their cursors."""
@@ -265,48 +272,57 @@ class DashlyClient(Client):
                 if left:
                     self._apply_channels(shard, left)
                 elif shard is self._shards[0]:
-                    self._take_over(shard, ch)
+                    self._take_over(shard)
                 else:
                     self._shards.remove(shard)
                     assert shard.client is not None
                     shard.client.stop()
+                    self._park(ch, shard.state.take(ch))
 
     def _apply_channels(self, shard: Shard, channels: List[str]) -> None:
+        def change(protocol: Protocol) -> List[Any]:
+            state = protocol.state
+            for ch in set(state.channels) - set(channels):
+                self._park(ch, state.take(ch))
+            for ch in set(channels) - set(state.channels):
+                state.put(ch, self._parked.pop(ch, None))
+            return protocol.set_channels(channels)
+
         if shard.engine is not None:
-            shard.engine.exchange(lambda protocol: protocol.set_channels(channels))
+            shard.engine.exchange(change)
         else:
-            shard.protocol.set_channels(channels)
+            change(shard.protocol)
 
-    def _take_over(self, first: Shard, removed: str) -> None:
-        """The first connection lost its last channel: it takes one from the last connection,
-        with that connection's cursor (older than its own would be: nothing is skipped)."""
-        donor = self._shards[-1]
-        ch = donor.channels[-1]
-        assert first.engine is not None and donor.engine is not None
-        moved: Dict[str, Any] = {}
+    def _park(self, channel: str, state: Optional[object]) -> None:
+        """Keep a removed channel's dedupe state: added back, it does not repeat what was delivered."""
+        if state is not None:
+            self._parked[channel] = state
+            while len(self._parked) > 1024:
+                self._parked.popitem(last=False)
 
-        def give(protocol: Protocol) -> List[Any]:
-            moved["cursor"], moved["state"] = protocol.state.cursor, protocol.state.take(ch)
-            return protocol.set_channels([c for c in donor.channels if c != ch])
+    def _take_over(self, first: Shard) -> None:
+        """The first connection lost its last channel: it takes over every channel of the last
+        connection, resuming from that connection's cursor, with its dedupe state (nothing skipped,
+        nothing twice); the last connection ends."""
+        donor = self._shards.pop()
+        assert donor.client is not None and first.engine is not None
+        donor.client.stop()  # what it read reaches our callbacks first
+        moved = {ch: donor.state.take(ch) for ch in donor.channels}
+        cursor = donor.state.cursor
 
         def take(protocol: Protocol) -> List[Any]:
-            protocol.state.put(ch, moved["state"])
-            protocol.state.lower(moved["cursor"])
-            protocol.state.advance(moved["cursor"])
-            return protocol.set_channels([ch])
+            for ch, state in moved.items():
+                protocol.state.put(ch, state)
+            protocol.state.lower(cursor)
+            protocol.state.advance(cursor)
+            return protocol.set_channels(list(moved))
 
-        if len(donor.channels) == 1 and donor is not first:
-            self._shards.remove(donor)
-            assert donor.client is not None
-            donor.client.stop()
-            moved["cursor"], moved["state"] = donor.state.cursor, donor.state.take(ch)
-        else:
-            donor.engine.exchange(give)
         first.engine.exchange(take)
         with self._done_lock:
             if donor.done is not None and (first.done is None or donor.done < first.done):
                 first.done = donor.done
-        self._where[ch] = first
+        for ch in moved:
+            self._where[ch] = first
 
     # -- lifecycle over every connection -----------------------------------------
     def start(self: C) -> C:

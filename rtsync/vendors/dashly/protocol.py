@@ -118,6 +118,9 @@ def http_failure(status: int, headers: Mapping[str, str]) -> RtsyncError:
         )
     if status == 429:  # nginx's limit_req in front of the module: wait, as the policy does everywhere
         return status_error(status, f"Dashly (HTTP 429{explain})", seconds(_header(headers, "retry-after")))
+    if status == 414:  # nginx: the request line passed its 8 KB buffer
+        return RequestRejected("Dashly answered HTTP 414: the URL is too long (channel names, or the "
+                               "auth_token); use fewer or shorter channels per connection", status=status)
     if 400 <= status < 500 and status != 408:
         return RequestRejected(f"Dashly rejected the subscription (HTTP {status}{explain})", status=status)
     return ConnectionLost(f"Dashly answered HTTP {status}{explain}")
@@ -172,6 +175,7 @@ class WebSocketStream(_Base, WebSocketProtocol):
         self.step_back = step_back
         self._opened_before = False  # `resumed` is only ever true on a later link
         self._rotate = False  # the channel list changed: replace the link (make-before-break)
+        self._asked: List[str] = []  # the channels of the last handshake
 
     def set_channels(self, channels: Sequence[str]) -> List[Output]:
         self.state.set_channels(channels)
@@ -182,13 +186,14 @@ class WebSocketStream(_Base, WebSocketProtocol):
         cursor = self.state.cursor
         if cursor is not None and self.step_back:
             cursor = cursor.stepped_back(self.step_back)
+        self._asked = list(self.state.channels)
         return Handshake(self.url(cursor))
 
     @_guarded("link opening")
     def opened(self, now: float) -> List[Output]:
         self.liveness.opened(now)
         self.state.new_link()
-        self._rotate = False
+        self._rotate = self._asked != self.state.channels  # changed while this link was opening
         resumed = self.state.cursor is not None and self._opened_before
         self._opened_before = True
         return [Connected(resumed=resumed, detail=self._detail())]
@@ -274,9 +279,10 @@ class _Polling(_Base, PollingProtocol):
         self._step_back = False
         if status == 200:
             text = response.body.decode("utf-8", "replace")
-            out.extend(self.state.accept(text, now))
+            events = self.state.accept(text, now)
+            out.extend(events)
             self.state.advance(self._validators(response.headers))
-            self._after_messages()
+            self._after_messages(sum(type(e) is DashlyEvent for e in events))
         else:
             self._not_modified(response.headers)
         out.extend(self.state.due_gaps(now))
@@ -291,7 +297,7 @@ class _Polling(_Base, PollingProtocol):
         except (ValueError, TypeError):
             return None
 
-    def _after_messages(self) -> None:
+    def _after_messages(self, new: int) -> None:
         pass
 
     def _not_modified(self, headers: Mapping[str, str]) -> None:
@@ -312,9 +318,9 @@ class _Polling(_Base, PollingProtocol):
 class LongPollProtocol(_Polling):
     """Dashly long polling: a 25 s hold; `304` means ask again at once. One request per batch.
 
-    A live answer can overtake a message stored just before it (two nginx
-    workers deliver separately), so the cursor sent before the first live
-    answer not yet confirmed is kept. The next request re-asks from it, once,
+    A live answer (one new message) can overtake a message stored just before
+    it (two nginx workers deliver separately), so the cursor sent before the
+    first live answer not yet confirmed is kept. The next request re-asks from it, once,
     when there is a reason to: a hole in a channel's ids (before it could
     become a gap), an idle `304` (a free moment), a reconnect, or
     `confirm_every` live answers since the last confirmation. Whatever the
@@ -333,6 +339,7 @@ class LongPollProtocol(_Polling):
         self._unconfirmed: Optional[Cursor] = None  # the cursor sent before the oldest unconfirmed answer
         self._answers = 0  # answers since then
         self._idle = False  # the last answer was a 304
+        self._confirming = False  # the request in flight re-asks from `_unconfirmed`
 
     def request(self) -> HttpRequest:
         if self.state.cursor is None:
@@ -348,17 +355,21 @@ class LongPollProtocol(_Polling):
             cursor, self._unconfirmed, self._answers = self._unconfirmed, None, 0
             if self._step_back:
                 cursor = min(cursor, cursor.stepped_back(1))
-            self._sent = None  # its answer is a stored backlog, complete up to its newest message
+            self._sent, self._confirming = cursor, True
             return HttpRequest(self.url(cursor), timeout=self.timeout)
+        self._confirming = False
         return super().request()
 
     def _confirm_due(self) -> bool:
         return (self._idle or self._step_back or self._answers >= self.confirm_every
                 or self.state.gap_deadline() is not None)
 
-    def _after_messages(self) -> None:
+    def _after_messages(self, new: int) -> None:
+        # The module answers a waiting poll with the one message that woke it; more than one new
+        # message is a read of the store, complete up to its newest (so is an answer of repeats
+        # only). A re-ask that waited and was woken needs confirming like any live answer.
         self._idle = False
-        if self.confirm and self._sent is not None:
+        if self.confirm and new == 1 and self._sent is not None:
             if self._unconfirmed is None:
                 self._unconfirmed = self._sent
             self._answers += 1
