@@ -119,12 +119,12 @@ def conversation_tag_deleted(app_id: int) -> str:
 
 def user_props_changed(app_id: int, user_id: int) -> str:
     """User `user_id`'s properties changed."""
-    return _name("user_props_changed", app_id, user_id)
+    return _name("user_props_changed", app_id, _id("user_id", user_id))
 
 
 def event(app_id: int, user_id: int) -> str:
     """User `user_id` performed an event."""
-    return _name("event", app_id, user_id)
+    return _name("event", app_id, _id("user_id", user_id))
 
 
 def parse(channel: str) -> Optional[Channel]:

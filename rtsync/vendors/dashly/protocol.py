@@ -247,6 +247,7 @@ class _Polling(_Base, PollingProtocol):
         self._connected = False
         self._connected_before = False  # `resumed` is only ever true on a later connection
         self._step_back = False
+        self._reasked = False  # a refused callable token was asked for a new value once
 
     def request(self) -> HttpRequest:
         if not self._connected:
@@ -268,9 +269,15 @@ class _Polling(_Base, PollingProtocol):
         out: List[Output] = []
         self.state.new_link()
         status = response.status
+        if status in (401, 403) and self._source is not None and not self._reasked and not _explain(
+                response.headers):
+            # A rotating token was refused between connections: ask the callable once more first.
+            self._reasked, self._connected = True, False
+            return []
         if status not in (200, 304):
             self._connected = False
             return [Fail(http_failure(status, response.headers))]
+        self._reasked = False
         if not self._connected:
             self._connected = True
             out.append(Connected(resumed=self.state.cursor is not None and self._connected_before,
