@@ -40,7 +40,6 @@ def recorder(c: rtsync.DashlyClient) -> List[DashlyEvent]:
         got.append(e)
 
     c.on("c.*", keep)
-    got_threads = threads  # noqa: F841
     keep.threads = threads  # type: ignore[attr-defined]
     return got
 

@@ -400,3 +400,45 @@ def test_an_id_in_grace_that_arrives_is_no_gap_even_across_a_restart() -> None:
     out += state.due_gaps(100.0, force=True)
     assert [e.data["n"] for e in events(out) if e.name == "a"] == [4, 5, 3]
     assert [e for e in events(out) if e.name == GAP] == []
+
+
+def test_polling_asks_a_callable_token_again_once_when_refused() -> None:
+    from rtsync.credentials import CredentialSource
+    from rtsync.redact import Secrets
+
+    tokens = iter(["old", "new", "newer"])
+    source = CredentialSource("auth_token", lambda: next(tokens), Secrets())
+    sp = ShortPollProtocol("https://rt.example", source, DashlyState(["c.1"]), interval=1)
+    assert "auth_token=old" in sp.request().url
+    sp.response(resp(304, Date="Mon, 23 Nov 2026 03:19:06 GMT"), 0)
+    assert "auth_token=old" in sp.request().url  # one connection: not asked per request
+    assert sp.response(resp(403), 0) == []  # refused: ask the callable again before giving up
+    assert "auth_token=new" in sp.request().url
+    (fail,) = sp.response(resp(403), 0)
+    assert isinstance(fail, Fail) and isinstance(fail.error, AuthenticationError)
+    # a refusal the module explains is about the channels, not the token: final at once
+    sp2 = ShortPollProtocol("https://rt.example", source, DashlyState(["c.1"]), interval=1)
+    sp2.request()
+    (fail,) = sp2.response(resp(403, X_Nginx_PushStream_Explain="Subscribed too many channels."), 0)
+    assert isinstance(fail, Fail) and isinstance(fail.error, RequestRejected)
+
+
+def test_websocket_replaces_its_link_when_the_channels_change() -> None:
+    from rtsync.sansio import Rotate
+
+    state = DashlyState(["a"])
+    ws = WebSocketStream("wss://x", "t", state)
+    ws.handshake()
+    ws.opened(0.0)
+    assert ws.set_channels(["a", "b"]) == [] and ws.deadline() == 0.0
+    assert ws.tick(0.0) == [Rotate("the channel list changed")]
+    assert "/websocket/a/b?" in ws.handshake().url
+    ws.opened(1.0)
+    assert ws.deadline() != 0.0
+    # changed while a link was opening: the link that opens is replaced at once
+    ws.handshake()
+    ws.set_channels(["b"])
+    ws.opened(2.0)
+    assert ws.tick(2.0) == [Rotate("the channel list changed")]
+    # a removed channel's late messages on the old link are not delivered
+    assert state.accept(msg(1, "a", 9), 3.0) == []

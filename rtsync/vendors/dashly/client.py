@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Union
 
 from ...checkpoint import FileCheckpoint
 from ...credentials import Credential, CredentialSource
@@ -16,23 +16,21 @@ from ...dispatch import Dispatcher
 from ...events import Event, stamp
 from ...client import Client
 from ...compat import renamed_arguments
-from ...engine import Engine, Vendor
+from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
 from ...sansio import Fail, Handshake
-from ...state import State, Stats
 from ...wire.http import HttpClient
 from . import models  # noqa: F401  (registers the typed views)
 from .cursor import Cursor, DashlyEvent, validate_channels
 from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
-from .shards import Protocol, Shard, fits, plan, restore_data, snapshot
+from .shards import Protocol, Shard, ShardedClient, fits, plan, restore_data, snapshot
 from .state import DashlyState
 
 __all__ = ["DashlyClient"]
 
 DEFAULT_URL = "https://realtime-services.dashly.app"
 TRANSPORTS = ("websocket", "longpoll", "shortpoll")
-C = TypeVar("C", bound="DashlyClient")
 
 
 def _scheme_for(url: str, transport: str) -> str:
@@ -52,7 +50,7 @@ def _scheme_for(url: str, transport: str) -> str:
     return ("https://" if tls else "http://") + rest
 
 
-class DashlyClient(Client):
+class DashlyClient(ShardedClient):
     """Listen to Dashly channels; events are named by their channel.
 
         client = rtsync.DashlyClient(token, ["conversation_reply.100", "conversation.100"])
@@ -184,17 +182,6 @@ class DashlyClient(Client):
         child.on("*", lambda event: self._engine.inject([event]))
         shard.client, shard.engine = child, child._engine
 
-    def _engines(self) -> List[Engine]:
-        return [s.engine for s in self._shards if s.engine is not None]
-
-    def _children(self) -> List[Client]:
-        return [s.client for s in self._shards if s.client is not None]
-
-    @property
-    def channels(self) -> List[str]:
-        """Every channel subscribed, over all connections."""
-        return [ch for shard in self._shards for ch in shard.channels]
-
     @property
     def protocol(self) -> Protocol:
         """The sans-I/O protocol of the first connection."""
@@ -323,74 +310,6 @@ class DashlyClient(Client):
                 first.done = donor.done
         for ch in moved:
             self._where[ch] = first
-
-    # -- lifecycle over every connection -----------------------------------------
-    def start(self: C) -> C:
-        super().start()
-        for child in self._children():
-            child.start()
-        return self
-
-    def stop(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        for child in self._children():  # first: what they read reaches our callbacks
-            child.stop(max(0.0, deadline - time.monotonic()))
-        super().stop(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def running(self) -> bool:
-        return any(e.running for e in self._engines())
-
-    @property
-    def state(self) -> State:
-        states = [e.state for e in self._engines()]
-        for state in (State.FAILED, State.RECONNECTING, State.CONNECTING):
-            if state in states:
-                return state
-        return State.CONNECTED if State.CONNECTED in states else State.STOPPED
-
-    @property
-    def connected(self) -> bool:
-        return self.state is State.CONNECTED
-
-    @property
-    def error(self) -> Optional[RtsyncError]:
-        return next((e.fatal for e in self._engines() if e.fatal is not None), None)
-
-    @property
-    def stats(self) -> Stats:
-        mine = self._engine.stats()
-        others = [e.stats() for e in self._engines() if e is not self._engine]
-        return dataclasses.replace(
-            mine, connects=mine.connects + sum(s.connects for s in others),
-            reconnects=mine.reconnects + sum(s.reconnects for s in others),
-            errors=mine.errors + sum(s.errors for s in others))
-
-    def wait_connected(self, timeout: Optional[float] = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for engine in self._engines():
-            if self.error is not None and self.state is State.FAILED:
-                raise self.error
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not engine.wait_connected(left):
-                return False
-        return True
-
-    def run_forever(self) -> None:
-        if self._engine.in_callback():
-            raise RtsyncError("run_forever() was called from a callback, where it would block every "
-                              "callback (they run one at a time on one thread); the client is already running")
-        self.start()
-        try:
-            while not self._engine.finished.wait(0.25):
-                if any(e.fatal is not None for e in self._engines()):
-                    break
-        except KeyboardInterrupt:
-            self.log.info("interrupted; stopping")
-        finally:
-            self.stop()
-        if self.error is not None:
-            raise self.error
 
     def __repr__(self) -> str:
         shown = f"{len(self.channels)} channels on {len(self._shards)} connections" if len(self._shards) > 1 \

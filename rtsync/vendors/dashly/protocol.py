@@ -175,7 +175,7 @@ class WebSocketStream(_Base, WebSocketProtocol):
         self.step_back = step_back
         self._opened_before = False  # `resumed` is only ever true on a later link
         self._rotate = False  # the channel list changed: replace the link (make-before-break)
-        self._asked: List[str] = []  # the channels of the last handshake
+        self._asked: Optional[List[str]] = None  # the channels of the last handshake
 
     def set_channels(self, channels: Sequence[str]) -> List[Output]:
         self.state.set_channels(channels)
@@ -193,7 +193,8 @@ class WebSocketStream(_Base, WebSocketProtocol):
     def opened(self, now: float) -> List[Output]:
         self.liveness.opened(now)
         self.state.new_link()
-        self._rotate = self._asked != self.state.channels  # changed while this link was opening
+        # changed while this link was opening: replace it at once
+        self._rotate = self._asked is not None and self._asked != self.state.channels
         resumed = self.state.cursor is not None and self._opened_before
         self._opened_before = True
         return [Connected(resumed=resumed, detail=self._detail())]
@@ -269,8 +270,8 @@ class _Polling(_Base, PollingProtocol):
         out: List[Output] = []
         self.state.new_link()
         status = response.status
-        if status in (401, 403) and self._source is not None and not self._reasked and not _explain(
-                response.headers):
+        dynamic = self._source is not None and self._source.dynamic
+        if status in (401, 403) and dynamic and not self._reasked and not _explain(response.headers):
             # A rotating token was refused between connections: ask the callable once more first.
             self._reasked, self._connected = True, False
             return []

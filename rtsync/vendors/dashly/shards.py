@@ -10,18 +10,25 @@ keeps its own. The checkpoint stores them together (`shards`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
 from urllib.parse import quote, urlsplit
+
+from ...client import Client
+from ...errors import RtsyncError
+from ...state import State, Stats
 
 from .cursor import MAX_CHANNELS, Cursor
 from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
 from .state import DashlyState
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ...client import Client
     from ...engine import Engine
 
-__all__ = ["MAX_TARGET", "Shard", "fits", "plan", "restore_data", "snapshot"]
+__all__ = ["MAX_TARGET", "Shard", "ShardedClient", "fits", "plan", "restore_data", "snapshot"]
+
+C = TypeVar("C", bound="ShardedClient")
 
 #: Longest request target (path and query) we send. nginx's default `large_client_header_buffers 4 8k`
 #: holds the whole request line ("GET <target> HTTP/1.1") in 8 KB; past it, `414`.
@@ -109,3 +116,90 @@ def restore_data(saved: Optional[Mapping[str, Any]], channels: Sequence[str]) ->
         "cursor": min(mine).to_json() if mine else None,
         "channels": {ch: ids[ch] for ch in channels if ch in ids},
     }
+
+
+class ShardedClient(Client):
+    """A client whose channels run on several engines: the first is the client's own, whose
+    dispatcher runs every callback; each other runs in a hidden client that forwards its
+    events to it. Lifecycle, readiness and statistics cover them all."""
+
+    _shards: List[Shard]
+
+    def _engines(self) -> List[Engine]:
+        return [s.engine for s in self._shards if s.engine is not None]
+
+    def _children(self) -> List[Client]:
+        return [s.client for s in self._shards if s.client is not None]
+
+    @property
+    def channels(self) -> List[str]:
+        """Every channel subscribed, over all connections."""
+        return [ch for shard in self._shards for ch in shard.channels]
+
+    def start(self: C) -> C:
+        super().start()
+        for child in self._children():
+            child.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        for child in self._children():  # first: what they read reaches our callbacks
+            child.stop(max(0.0, deadline - time.monotonic()))
+        super().stop(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def running(self) -> bool:
+        return any(e.running for e in self._engines())
+
+    @property
+    def state(self) -> State:
+        states = [e.state for e in self._engines()]
+        for state in (State.FAILED, State.RECONNECTING, State.CONNECTING):
+            if state in states:
+                return state
+        return State.CONNECTED if State.CONNECTED in states else State.STOPPED
+
+    @property
+    def connected(self) -> bool:
+        return self.state is State.CONNECTED
+
+    @property
+    def error(self) -> Optional[RtsyncError]:
+        return next((e.fatal for e in self._engines() if e.fatal is not None), None)
+
+    @property
+    def stats(self) -> Stats:
+        mine = self._engine.stats()
+        others = [e.stats() for e in self._engines() if e is not self._engine]
+        return dataclasses.replace(
+            mine, connects=mine.connects + sum(s.connects for s in others),
+            reconnects=mine.reconnects + sum(s.reconnects for s in others),
+            errors=mine.errors + sum(s.errors for s in others))
+
+    def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for engine in self._engines():
+            if self.error is not None and self.state is State.FAILED:
+                raise self.error
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not engine.wait_connected(left):
+                return False
+        return True
+
+    def run_forever(self) -> None:
+        if self._engine.in_callback():
+            raise RtsyncError("run_forever() was called from a callback, where it would block every "
+                              "callback (they run one at a time on one thread); the client is already running")
+        self.start()
+        try:
+            while not self._engine.finished.wait(0.25):
+                if any(e.fatal is not None for e in self._engines()):
+                    break
+        except KeyboardInterrupt:
+            self.log.info("interrupted; stopping")
+        finally:
+            self.stop()
+        if self.error is not None:
+            raise self.error
+
