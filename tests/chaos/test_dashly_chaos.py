@@ -28,7 +28,7 @@ def server() -> Iterator[DashlyServer]:
 
 def make(server: DashlyServer, transport: str, **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
-    return rtsync.DashlyClient("tok", channels=CHANNELS, transport=transport, url=server.http_url, poll_interval=0.05, **kw)
+    return rtsync.DashlyClient("tok", channels=CHANNELS, transport=transport, url=server.url, poll_interval=0.05, **kw)
 
 
 def watch(c: rtsync.Client) -> Tuple[List[Event], List[Event], threading.Event]:
