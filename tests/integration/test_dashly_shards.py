@@ -220,3 +220,17 @@ def test_add_channels_past_50_opens_a_connection_and_remove_closes_it(
     assert c.error is None
     with pytest.raises(rtsync.ConfigurationError, match="every channel"):
         c.remove_channels(c.channels)
+
+
+def test_a_connection_that_fails_ends_the_wait_and_run_forever(server: DashlyServer) -> None:
+    """The second connection's channel list is refused (a name the server will not take): the whole
+    client reports it, instead of waiting on the first connection forever."""
+    channels = [f"c.{i}" for i in range(51)]
+    c = make(server, "websocket", channels)
+    c._shards[1].state.channels.append("x" * 201)  # noqa: SLF001  # bypass our validation: the server refuses it
+    with c:
+        with pytest.raises(rtsync.RequestRejected, match="Channel id is too large"):
+            c.wait_connected(10)
+        assert c.state is rtsync.State.FAILED and isinstance(c.error, rtsync.RequestRejected)
+    with pytest.raises(rtsync.RequestRejected):
+        c.run_forever()

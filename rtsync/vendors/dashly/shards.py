@@ -164,6 +164,9 @@ class ShardedClient(Client):
     def connected(self) -> bool:
         return self.state is State.CONNECTED
 
+    def _ended(self) -> Optional[RtsyncError]:
+        return self.error or super()._ended()
+
     @property
     def error(self) -> Optional[RtsyncError]:
         return next((e.fatal for e in self._engines() if e.fatal is not None), None)
@@ -178,14 +181,22 @@ class ShardedClient(Client):
             errors=mine.errors + sum(s.errors for s in others))
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        """True once every connection is ready; False on timeout; raises the error that ended one."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for engine in self._engines():
-            if self.error is not None and self.state is State.FAILED:
-                raise self.error
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not engine.wait_connected(left):
+        while True:
+            error = self.error
+            if error is not None:
+                raise error
+            waiting = [e for e in self._engines() if e.state is not State.CONNECTED]
+            if not waiting:
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return False
-        return True
+            # in slices: one connection failing ends the wait while another is still connecting
+            if not waiting[0].wait_connected(0.1 if left is None else min(0.1, left)) and not waiting[0].running \
+                    and waiting[0].fatal is None:
+                return False  # not started, or stopped
 
     def run_forever(self) -> None:
         if self._engine.in_callback():
