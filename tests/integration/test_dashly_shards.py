@@ -234,3 +234,18 @@ def test_a_connection_that_fails_ends_the_wait_and_run_forever(server: DashlySer
         assert c.state is rtsync.State.FAILED and isinstance(c.error, rtsync.RequestRejected)
     with pytest.raises(rtsync.RequestRejected):
         c.run_forever()
+
+
+def test_channel_changes_are_checked_like_the_constructor() -> None:
+    c = rtsync.DashlyClient("tok", channels=["c.1"])
+    with pytest.raises(rtsync.ConfigurationError, match="invalid channel name"):
+        c.add_channels(["c.2", "no spaces"])
+    with pytest.raises(rtsync.ConfigurationError, match="reserved"):
+        c.add_channels("ALL")
+    assert c.channels == ["c.1"]  # nothing half-applied
+    c.add_channels(["c.1", "c.2"])  # already there: kept once
+    assert c.channels == ["c.1", "c.2"]
+    c.remove_channels(["c.2", "never-added"])
+    assert c.channels == ["c.1"]
+    with pytest.raises(rtsync.ConfigurationError, match="every channel"):
+        c.remove_channels("c.1")
