@@ -76,8 +76,14 @@ class DashlyClient(ShardedClient):
     20-30 s before retrying, as Dashly asks ("be nice"); pass `backoff=` to
     change that. With `fail_fast` (default) a first connection that fails
     ends the client at once (`wait_connected()` raises the error, naming the
-    host and cause) instead of retrying a wrong URL in silence. A refused token (HTTP 401/403) or a rejected channel list
-    (400, close 1008) stops the client with an error instead of retrying.
+    host and cause) instead of retrying a wrong URL in silence; later
+    failures are retried. A refused token (HTTP 401/403) or a rejected
+    channel list (400, close 1008) stops the client instead of retrying.
+
+    Channel names for the documented kinds: `rtsync.vendors.dashly.channels`
+    (`channels.conversation_reply(100, user_id=7)`); `event.typed` is the
+    kind's model from `rtsync.vendors.dashly.models`. Messages of the `ping`
+    channel are liveness: they arrive as `dashly.ping` events.
 
     `checkpoint=rtsync.FileCheckpoint(path)` saves the cursor of the events
     your callbacks have finished with (at most every `checkpoint_interval` s
@@ -86,7 +92,6 @@ class DashlyClient(ShardedClient):
 
     Threading: see `rtsync.Client`; callbacks run on one dispatcher thread.
     """
-
 
     @renamed_arguments(1, ("channels", "transport", "url", "checkpoint"),
                        {"keepalive": "ping_interval", "pong_timeout": "ping_timeout"})
