@@ -317,6 +317,10 @@ class Engine:
             self._counts["errors"] += 1
         self._deliver([Event.make(name, provider=self.vendor.name, data=data)])
 
+    def inject(self, events: List[Event]) -> None:
+        """Queue events another engine read (a client with several connections), behind those queued."""
+        self._deliver(events)
+
     def _stream_protocol(self) -> WebSocketProtocol:
         assert isinstance(self.protocol, WebSocketProtocol)
         return self.protocol

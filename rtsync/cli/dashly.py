@@ -10,6 +10,7 @@ import threading
 from ..checkpoint import FileCheckpoint
 from ..errors import ConfigurationError
 from ..policy import Backoff
+from ..vendors.dashly import channels as dashly_channels
 from ..vendors.dashly.client import DEFAULT_URL, TRANSPORTS, DashlyClient
 from .demo import Demo, local_servers
 from .output import Output
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> Non
                         help=f"Dashly auth_token (default: ${TOKEN_ENV}; prefer the variable, "
                              "command lines are visible to other users)")
     parser.add_argument("--channel", action="append", required=True,
-                        help="channel to listen to (repeatable, up to 50)")
+                        help="channel to listen to, e.g. conversation_reply.100 (repeatable; past 50, or "
+                             "8 KB of URL, the client opens more connections)")
     parser.add_argument("--url", default=DEFAULT_URL, help=f"base URL (default {DEFAULT_URL})")
     if polling:
         parser.add_argument("--checkpoint", required=True, metavar="FILE",
@@ -66,7 +68,8 @@ def poll(args: argparse.Namespace, output: Output) -> int:
 def demo(run: Demo) -> None:
     """Start a local push stream server, listen over WebSocket, publish a short conversation, drop, resume."""
     servers = local_servers("dashly")
-    channels = ["conversation_reply.100", "conversation_typing.100", "user_presence_changed.100"]
+    channels = [dashly_channels.conversation_reply(100), dashly_channels.conversation_typing(100),
+                dashly_channels.user_presence_changed(100)]
     with servers.DashlyServer(tokens={"demo-token"}, ping_interval=1.0) as server:
         client = run.watch(DashlyClient("demo-token", channels=channels, url=server.url,
                                         backoff=Backoff(base=0.1, cap=0.5)))

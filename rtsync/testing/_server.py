@@ -42,6 +42,8 @@ class LocalServer:
 
     #: Name of the server thread; tests use it to tell our threads from the server's.
     thread_name = "rtsync-testserver"
+    #: Longest request line aiohttp reads (a server that answers long URLs itself raises it).
+    max_request_line = 8190
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None) -> None:
         self.host = host
@@ -125,7 +127,8 @@ class LocalServer:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         self.routes(app)
         app.router.add_post("/_rtsync/blast", self._blast)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1,
+                                     max_line_size=self.max_request_line)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

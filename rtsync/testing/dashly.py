@@ -116,6 +116,8 @@ class DashlyServer(LocalServer):
     connection_ttl: close WebSockets with `0x88 0x00` after this long (None = never).
     channel_gc_after: seconds of inactivity after which an unused channel is forgotten (30).
     clock: wall-clock seconds (injectable): message times, message_ttl and channel GC use it.
+    max_uri: longest request line ("GET <target> HTTP/1.1\\r\\n") accepted (8192); a longer one gets
+        `414 Request-URI Too Large`, as nginx's 8 KB `large_client_header_buffers` gives.
 
     Channel GC follows the module's memory cleanup (src/ngx_http_push_stream_module_utils.c,
     `collect_expired_messages_and_empty_channels`): a channel with no stored message left
@@ -130,6 +132,8 @@ class DashlyServer(LocalServer):
     that move `clock` forward need not wait for a sweep.
     Forgotten channels are appended to `collected`.
     """
+
+    max_request_line = 64 * 1024  # aiohttp reads long lines, so `max_uri` decides, as nginx does
 
     def __init__(
         self,
@@ -160,6 +164,7 @@ class DashlyServer(LocalServer):
         self.channel_gc_after = channel_gc_after
         self.clock = clock
         self.requests: List[str] = []  # raw request targets, for tests that check encoding
+        self.max_uri = 8192  # nginx's default large_client_header_buffers: 4 8k
         self.close_codes: List[Optional[int]] = []  # how each WebSocket ended (None: no close frame)
         self.collected: List[str] = []  # channels garbage-collected, in order
         self._reset_state()
@@ -416,6 +421,8 @@ class DashlyServer(LocalServer):
     def _parse(self, request: web.Request, mode: str) -> Tuple[Optional[web.Response], Any, Any]:
         """Check method, token and channels; return (error response, channels, cursor)."""
         self.requests.append(request.raw_path)
+        if len(request.method) + len(request.raw_path) + len(" HTTP/1.1\r\n") + 1 > self.max_uri:
+            return _too_long(), None, None
         if request.method != "GET":
             return web.Response(status=405, headers={"Allow": "GET"}), None, None
         query = _raw_query(request.raw_path)
@@ -536,7 +543,7 @@ class DashlyServer(LocalServer):
     # ------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         error, channels, cursor = self._parse(request, "websocket")
-        if error is not None and error.status in (403, 405) and channels is None:
+        if error is not None and channels is None:  # 403, 405, 414: before any upgrade
             return error
         # No subprotocol, no extensions; we read PING frames ourselves to check their payload.
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=0)
@@ -670,6 +677,14 @@ def _channel_problem(names: List[str]) -> Optional[Tuple[int, str]]:
         if len(name) > 200:
             return 400, "Channel id is too large."
     return None
+
+
+def _too_long() -> web.Response:
+    # nginx's own page: the request line did not fit its client header buffer
+    body = ("<html>\r\n<head><title>414 Request-URI Too Large</title></head>\r\n<body>\r\n"
+            "<center><h1>414 Request-URI Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            "</body>\r\n</html>\r\n")
+    return web.Response(status=414, text=body, content_type="text/html")
 
 
 def _explained(status: int, text: str) -> web.Response:

@@ -27,7 +27,7 @@ def server() -> Iterator[DashlyServer]:
 def make(server: DashlyServer, transport: str, channels=("c.1", "c.2"), **kw) -> rtsync.DashlyClient:
     kw.setdefault("backoff", FAST)
     kw.setdefault("poll_interval", 0.1)
-    return rtsync.DashlyClient("tok", channels=list(channels), transport=transport, url=server.http_url, **kw)
+    return rtsync.DashlyClient("tok", channels=list(channels), transport=transport, url=server.url, **kw)
 
 
 def collect(c: rtsync.Client, pattern: str = "c.*") -> List[Event]:
@@ -94,7 +94,7 @@ def test_cursor_goes_back_percent_encoded_never_plus(server: DashlyServer) -> No
 
 def test_forbidden_token_is_fatal_on_every_transport(server: DashlyServer) -> None:
     for transport in TRANSPORTS:
-        c = rtsync.DashlyClient("nope", channels=["c.1"], transport=transport, url=server.http_url, backoff=FAST)
+        c = rtsync.DashlyClient("nope", channels=["c.1"], transport=transport, url=server.url, backoff=FAST)
         before = len(server.requests)
         with pytest.raises(rtsync.AuthenticationError):
             c.run_forever()
@@ -103,7 +103,7 @@ def test_forbidden_token_is_fatal_on_every_transport(server: DashlyServer) -> No
 
 def test_rejected_channel_close_1008_is_fatal_and_explained(server: DashlyServer) -> None:
     c = make(server, "websocket", channels=["c.1"])
-    c._state.channels.append("x" * 201)  # noqa: SLF001  # bypass our own validation to see the server's answer
+    c._shards[0].state.channels.append("x" * 201)  # noqa: SLF001  # bypass our own validation to see the server's answer
     with pytest.raises(rtsync.RequestRejected, match="Channel id is too large"):
         c.run_forever()
 

@@ -33,7 +33,7 @@ def server() -> Iterator[DashlyServer]:
 
 
 def run_once(server: DashlyServer, path: Path) -> List[list]:
-    code = RUN.format(channels=CHANNELS, url=server.http_url, path=str(path))
+    code = RUN.format(channels=CHANNELS, url=server.url, path=str(path))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -58,7 +58,7 @@ def test_cron_runs_receive_everything_exactly_once(server: DashlyServer, tmp_pat
 
 def test_poll_once_in_process_returns_events_and_saves(server: DashlyServer, tmp_path: Path) -> None:
     cp = rtsync.FileCheckpoint(tmp_path / "c.json")
-    c = rtsync.DashlyClient("tok", channels=CHANNELS, url=server.http_url, checkpoint=cp)
+    c = rtsync.DashlyClient("tok", channels=CHANNELS, url=server.url, checkpoint=cp)
     assert c.poll_once() == []
     server.publish(CHANNELS[0], {"n": 1})
     events = c.poll_once()
@@ -68,7 +68,7 @@ def test_poll_once_in_process_returns_events_and_saves(server: DashlyServer, tmp
 
 
 def test_poll_once_with_a_bad_token_raises(server: DashlyServer, tmp_path: Path) -> None:
-    c = rtsync.DashlyClient("nope", channels=CHANNELS, url=server.http_url, checkpoint=rtsync.FileCheckpoint(tmp_path / "x"))
+    c = rtsync.DashlyClient("nope", channels=CHANNELS, url=server.url, checkpoint=rtsync.FileCheckpoint(tmp_path / "x"))
     with pytest.raises(rtsync.AuthenticationError):
         c.poll_once()
 

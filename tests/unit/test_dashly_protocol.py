@@ -17,6 +17,7 @@ from rtsync.sansio import Connected, Fail, HttpResponse, Ping, Report
 from rtsync.vendors.dashly.protocol import (
     CHANNEL_DELETED,
     Cursor,
+    DashlyEvent,
     DashlyState,
     LongPollProtocol,
     ShortPollProtocol,
@@ -187,9 +188,9 @@ def resp(status: int, body: str = "", **headers: str) -> HttpResponse:
     return HttpResponse(status, {k.replace("_", "-"): v for k, v in headers.items()}, body.encode())
 
 
-def test_longpoll_304_bootstraps_and_200_confirms_once() -> None:
+def test_longpoll_304_bootstraps_then_one_request_per_batch() -> None:
     state = DashlyState(["c.1"])
-    lp = LongPollProtocol("https://rt.example", "t", state)
+    lp = LongPollProtocol("https://rt.example", "t", state, confirm_every=3)
     # No cursor yet: one short poll answers at once and its Date starts the cursor.
     assert lp.request().url == "https://rt.example/shortpoll/c.1?auth_token=t"
     now = "Mon, 23 Nov 2026 03:19:06 GMT"
@@ -198,8 +199,53 @@ def test_longpoll_304_bootstraps_and_200_confirms_once() -> None:
     first = lp.request().url
     assert first.startswith("https://rt.example/longpoll/c.1?auth_token=t&tag=0&time=")
     lp.response(resp(200, msg(1, "c.1", 1, now), Last_Modified=now, Etag="W/1"), 0)
-    assert lp.request().url == first  # confirmation: the same cursor once more
-    lp.response(resp(200, msg(1, "c.1", 1, now), Last_Modified=now, Etag="W/1"), 0)
+    assert "tag=1&" in lp.request().url  # no re-ask: the next batch at once
+    lp.response(resp(200, msg(2, "c.1", 2, now), Last_Modified=now, Etag="W/2"), 0)
+    assert "tag=2&" in lp.request().url
+    lp.response(resp(200, msg(3, "c.1", 3, now), Last_Modified=now, Etag="W/3"), 0)
+    # confirm_every live answers: one re-ask from the cursor before the first of them
+    assert lp.request().url == first
+    out = lp.response(resp(200, "".join(msg(i, "c.1", i, now) for i in (1, 2, 3)),
+                           Last_Modified=now, Etag="W/3"), 0)
+    assert [e for e in out if isinstance(e, DashlyEvent)] == []  # all repeats
+    assert "tag=3&" in lp.request().url
+
+
+def test_longpoll_reasks_when_a_hole_shows_and_fills_it() -> None:
+    """A live answer overtook a stored message (two nginx workers): the hole in the ids makes
+    the next request re-ask from the cursor before it, which fills the hole before it is a gap."""
+    state = DashlyState(["a", "b"])
+    lp = LongPollProtocol("https://rt.example", "t", state)
+    now = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state.advance(Cursor.parse(now, 0))
+    assert "tag=0&" in lp.request().url
+    lp.response(resp(200, msg(1, "a", 1, now), Last_Modified=now, Etag="W/1"), 0)
+    before = lp.request().url
+    assert "tag=1&" in before
+    # a.2 (tag 2) was stored but b.1's (tag 3) delivery came first; then a.3 shows a hole at a.2
+    lp.response(resp(200, msg(1, "b", 3, now), Last_Modified=now, Etag="W/3"), 0)
+    assert "tag=3&" in lp.request().url
+    lp.response(resp(200, msg(3, "a", 4, now), Last_Modified=now, Etag="W/4"), 0)
+    reask = lp.request().url
+    assert "tag=0&" in reask  # from the cursor sent before the first unconfirmed answer
+    out = lp.response(resp(200, msg(1, "a", 1, now) + msg(2, "a", 2, now) + msg(3, "a", 4, now)
+                           + msg(1, "b", 3, now), Last_Modified=now, Etag="W/4"), 0)
+    assert [(e.channel, e.id) for e in out if isinstance(e, DashlyEvent)] == [("a", 2)]
+    assert state.due_gaps(100.0) == []
+    assert "tag=4&" in lp.request().url
+
+
+def test_longpoll_reasks_after_an_idle_304() -> None:
+    state = DashlyState(["a"])
+    lp = LongPollProtocol("https://rt.example", "t", state)
+    now = "Mon, 23 Nov 2026 03:19:06 GMT"
+    state.advance(Cursor.parse(now, 0))
+    sent = lp.request().url
+    lp.response(resp(200, msg(1, "a", 1, now), Last_Modified=now, Etag="W/1"), 0)
+    assert "tag=1&" in lp.request().url
+    lp.response(resp(304, Last_Modified="Mon, 23 Nov 2026 03:19:31 GMT", Etag="W/0"), 0)
+    assert lp.request().url == sent  # a free moment: confirm now
+    lp.response(resp(200, msg(1, "a", 1, now), Last_Modified=now, Etag="W/1"), 0)
     assert "tag=1&" in lp.request().url
 
 
@@ -354,3 +400,45 @@ def test_an_id_in_grace_that_arrives_is_no_gap_even_across_a_restart() -> None:
     out += state.due_gaps(100.0, force=True)
     assert [e.data["n"] for e in events(out) if e.name == "a"] == [4, 5, 3]
     assert [e for e in events(out) if e.name == GAP] == []
+
+
+def test_polling_asks_a_callable_token_again_once_when_refused() -> None:
+    from rtsync.credentials import CredentialSource
+    from rtsync.redact import Secrets
+
+    tokens = iter(["old", "new", "newer"])
+    source = CredentialSource("auth_token", lambda: next(tokens), Secrets())
+    sp = ShortPollProtocol("https://rt.example", source, DashlyState(["c.1"]), interval=1)
+    assert "auth_token=old" in sp.request().url
+    sp.response(resp(304, Date="Mon, 23 Nov 2026 03:19:06 GMT"), 0)
+    assert "auth_token=old" in sp.request().url  # one connection: not asked per request
+    assert sp.response(resp(403), 0) == []  # refused: ask the callable again before giving up
+    assert "auth_token=new" in sp.request().url
+    (fail,) = sp.response(resp(403), 0)
+    assert isinstance(fail, Fail) and isinstance(fail.error, AuthenticationError)
+    # a refusal the module explains is about the channels, not the token: final at once
+    sp2 = ShortPollProtocol("https://rt.example", source, DashlyState(["c.1"]), interval=1)
+    sp2.request()
+    (fail,) = sp2.response(resp(403, X_Nginx_PushStream_Explain="Subscribed too many channels."), 0)
+    assert isinstance(fail, Fail) and isinstance(fail.error, RequestRejected)
+
+
+def test_websocket_replaces_its_link_when_the_channels_change() -> None:
+    from rtsync.sansio import Rotate
+
+    state = DashlyState(["a"])
+    ws = WebSocketStream("wss://x", "t", state)
+    ws.handshake()
+    ws.opened(0.0)
+    assert ws.set_channels(["a", "b"]) == [] and ws.deadline() == 0.0
+    assert ws.tick(0.0) == [Rotate("the channel list changed")]
+    assert "/websocket/a/b?" in ws.handshake().url
+    ws.opened(1.0)
+    assert ws.deadline() != 0.0
+    # changed while a link was opening: the link that opens is replaced at once
+    ws.handshake()
+    ws.set_channels(["b"])
+    ws.opened(2.0)
+    assert ws.tick(2.0) == [Rotate("the channel list changed")]
+    # a removed channel's late messages on the old link are not delivered
+    assert state.accept(msg(1, "a", 9), 3.0) == []

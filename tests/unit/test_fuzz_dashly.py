@@ -189,3 +189,60 @@ def test_fuzz_strategies_make_what_they_claim() -> None:
     with pytest.raises(RecursionError):
         json.loads("[" * 5000 + "]" * 5000)
     assert math.isinf(json.loads("1e999"))
+
+
+# -- checkpoints written by any split, read back by any other; hostile ones refused clearly ------------
+
+from rtsync.checkpoint import FileCheckpoint  # noqa: E402
+from rtsync.errors import ConfigurationError  # noqa: E402
+from rtsync.vendors.dashly import DashlyClient  # noqa: E402
+from rtsync.vendors.dashly.shards import MAX_TARGET, fits, plan, restore_data  # noqa: E402
+
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20), st.just(TIME), st.just("W/3")),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(
+        st.sampled_from(["cursor", "channels", "shards", "time", "tag", "c.1", "c.2"]), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(JSONISH)
+def test_a_hostile_checkpoint_is_a_configuration_error_or_restores(saved: Any) -> None:
+    class Fixed(FileCheckpoint):
+        def load(self) -> Any:
+            return saved
+
+    try:
+        client = DashlyClient("tok", channels=["c.1", "c.2"], checkpoint=Fixed("/nonexistent/cp.json"))
+    except ConfigurationError as exc:
+        assert "not a Dashly cursor" in str(exc)
+        return
+    assert client.channels == ["c.1", "c.2"]
+
+
+CHANNEL = st.text(alphabet="abcxyz0123456789_.!~*'()-", min_size=1, max_size=200).filter(
+    lambda ch: ch != "ALL" and "*" not in ch and not ch[-1].isdigit() or ".b" not in ch)
+
+
+@FUZZ
+@given(st.lists(CHANNEL, min_size=1, max_size=300, unique=True))
+def test_plan_keeps_order_and_every_connection_fits(channels: List[str]) -> None:
+    groups = plan(channels, "https://rt.example/prefix")
+    assert [ch for g in groups for ch in g] == channels
+    assert all(g and fits(g, "https://rt.example/prefix") for g in groups)
+    assert all(len(g) <= 50 for g in groups)
+    # greedy: a group is cut only where the next channel would not fit
+    assert all(not fits(a + b[:1], "https://rt.example/prefix") for a, b in zip(groups, groups[1:]))
+    assert MAX_TARGET < 8192
+
+
+def test_restore_takes_the_oldest_cursor_of_the_channels_it_carries() -> None:
+    older, newer = {"time": TIME, "tag": 5}, {"time": LATER, "tag": 1}
+    saved = {"cursor": older, "channels": {"a": [1], "b": [2]},
+             "shards": [{"channels": ["a"], "cursor": older}, {"channels": ["b", "c"], "cursor": newer}]}
+    assert restore_data(saved, ["b", "c"]) == {"cursor": newer, "channels": {"b": [2]}}
+    assert restore_data(saved, ["c", "a"])["cursor"] == older
+    assert restore_data(saved, ["d"]) == {"cursor": None, "channels": {}}
+    legacy = {"cursor": newer, "channels": {"a": [1]}}
+    assert restore_data(legacy, ["a", "z"]) == {"cursor": newer, "channels": {"a": [1]}}

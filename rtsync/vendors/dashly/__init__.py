@@ -1,6 +1,7 @@
 """Dashly Realtime Services (the Nginx Push Stream Module): WebSocket, long polling, short polling."""
 
+from . import channels, models
 from .client import DashlyClient
-from .protocol import CHANNEL_DELETED, Cursor, DashlyEvent
+from .cursor import CHANNEL_DELETED, PING, Cursor, DashlyEvent
 
-__all__ = ["CHANNEL_DELETED", "Cursor", "DashlyClient", "DashlyEvent"]
+__all__ = ["CHANNEL_DELETED", "PING", "Cursor", "DashlyClient", "DashlyEvent", "channels", "models"]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Optional, Sequence, Union
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Union
 
 from ...checkpoint import FileCheckpoint
-from ...errors import ConfigurationError, RtsyncError
+from ...credentials import Credential, CredentialSource
+from ...errors import ConfigurationError, ConnectionLost, RateLimited, RtsyncError
 from ...dispatch import Dispatcher
 from ...events import Event, stamp
 from ...client import Client
@@ -18,15 +20,12 @@ from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
 from ...sansio import Fail, Handshake
-from .protocol import (
-    Cursor,
-    DashlyEvent,
-    DashlyState,
-    LongPollProtocol,
-    ShortPollProtocol,
-    WebSocketStream,
-    validate_channels,
-)
+from ...wire.http import HttpClient
+from . import models  # noqa: F401  (registers the typed views)
+from .cursor import Cursor, DashlyEvent, validate_channels
+from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
+from .shards import Protocol, Shard, ShardedClient, fits, plan, restore_data, snapshot
+from .state import DashlyState
 
 __all__ = ["DashlyClient"]
 
@@ -51,7 +50,7 @@ def _scheme_for(url: str, transport: str) -> str:
     return ("https://" if tls else "http://") + rest
 
 
-class DashlyClient(Client):
+class DashlyClient(ShardedClient):
     """Listen to Dashly channels; events are named by their channel.
 
         client = rtsync.DashlyClient(token, ["conversation_reply.100", "conversation.100"])
@@ -65,11 +64,26 @@ class DashlyClient(Client):
     newest `(time, tag)` delivered, repeats are dropped by `(channel, id)`,
     and ids that never arrive are reported as `rtsync.gap`.
 
+    `auth_token` may be a zero-argument callable returning the token; it is
+    called before every connection attempt (a rotating token, a vault).
+    More than 50 channels, or a list too long for one URL, is split over
+    several connections behind this one client (one callback thread, one
+    checkpoint); `add_channels()`/`remove_channels()` change the list while
+    running, resuming from the cursor so nothing is lost or repeated.
+
     `transport`: "websocket" (default), "longpoll" (25 s holds) or
     "shortpoll" (every `poll_interval` s). After a failure the client waits
     20-30 s before retrying, as Dashly asks ("be nice"); pass `backoff=` to
-    change that. A refused token (HTTP 401/403) or a rejected channel list
-    (400, close 1008) stops the client with an error instead of retrying.
+    change that. With `fail_fast` (default) a first connection that fails
+    ends the client at once (`wait_connected()` raises the error, naming the
+    host and cause) instead of retrying a wrong URL in silence; later
+    failures are retried. A refused token (HTTP 401/403) or a rejected
+    channel list (400, close 1008) stops the client instead of retrying.
+
+    Channel names for the documented kinds: `rtsync.vendors.dashly.channels`
+    (`channels.conversation_reply(100, user_id=7)`); `event.typed` is the
+    kind's model from `rtsync.vendors.dashly.models`. Messages of the `ping`
+    channel are liveness: they arrive as `dashly.ping` events.
 
     `checkpoint=rtsync.FileCheckpoint(path)` saves the cursor of the events
     your callbacks have finished with (at most every `checkpoint_interval` s
@@ -83,7 +97,7 @@ class DashlyClient(Client):
                        {"keepalive": "ping_interval", "pong_timeout": "ping_timeout"})
     def __init__(
         self,
-        auth_token: str,
+        auth_token: Credential,
         *,
         channels: Union[str, Sequence[str]],
         transport: str = "websocket",
@@ -95,61 +109,222 @@ class DashlyClient(Client):
         gap_grace: float = 2.0,
         checkpoint_interval: float = 1.0,
         backoff: Optional[Backoff] = None,
+        fail_fast: bool = True,
         **options: Any,
     ) -> None:
-        if not isinstance(auth_token, str) or not auth_token.strip():
-            raise ConfigurationError("auth_token must be your Dashly Web API token (a non-empty string)")
+        secrets = Secrets()
+        self._token = CredentialSource("auth_token", auth_token, secrets,
+                                       hint="pass your Dashly Web API token")
         if transport not in TRANSPORTS:
             raise ConfigurationError(f"transport must be one of {', '.join(TRANSPORTS)}; got {transport!r}")
         if poll_interval <= 0:
             raise ConfigurationError("poll_interval must be positive")
         self.transport = transport
-        self.channels = validate_channels(channels)
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
-        self._state = DashlyState(self.channels, gap_grace=gap_grace)
-        if checkpoint is not None:
-            saved = checkpoint.load()
-            if saved:
-                try:
-                    self._state.restore(saved)
-                except (KeyError, TypeError, ValueError):
-                    raise ConfigurationError(
-                        f"checkpoint {checkpoint.path} is not a Dashly cursor; delete it to start from now"
-                    ) from None
+        self.fail_fast = fail_fast
         self._url = url
-        self._token = auth_token
-        self.protocol: Union[WebSocketStream, LongPollProtocol, ShortPollProtocol]
-        if transport == "websocket":
-            self.protocol = WebSocketStream(
-                _scheme_for(url, transport), auth_token, self._state,
-                keepalive=ping_interval, pong_timeout=ping_timeout,
-            )
-        elif transport == "longpoll":
-            self.protocol = LongPollProtocol(_scheme_for(url, transport), auth_token, self._state)
-        else:
-            self.protocol = ShortPollProtocol(
-                _scheme_for(url, transport), auth_token, self._state, interval=poll_interval
-            )
-        super().__init__(
-            Vendor("dashly", self.protocol, Secrets(auth_token), prepare=self._prepare,
-                   delivered=self._delivered, stopped=self.save_checkpoint),
-            backoff=backoff or Backoff(base=10.0, cap=10.0, floor=20.0), **options)
+        self._base = _scheme_for(url, transport)
+        self._knobs = dict(poll_interval=poll_interval, ping_interval=ping_interval,
+                           ping_timeout=ping_timeout, gap_grace=gap_grace)
+        channels = validate_channels(channels, limit=None)
+        saved = checkpoint.load() if checkpoint is not None else None
+        self._shards: List[Shard] = []
+        self._where: Dict[str, Shard] = {}
+        self._plan_lock = threading.RLock()
+        self._parked: "collections.OrderedDict[str, object]" = collections.OrderedDict()
+        for group in plan(channels, self._base):
+            self._shards.append(self._new_shard(group, saved))
+        self._backoff = backoff or Backoff(base=10.0, cap=10.0, floor=20.0)
+        self._options = options
+        super().__init__(self._vendor(self._shards[0], secrets), backoff=self._backoff, **options)
+        self._shards[0].engine = self._engine
+        for shard in self._shards[1:]:
+            self._spawn(shard)
         self._http = self._engine.http
         # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
-        self._done_cursor: Optional[Cursor] = self._state.cursor
         self._done_ids: Dict[str, Deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=256))
         self._done_lock = threading.Lock()
         self._saved_at = 0.0
         self._dirty = False
 
+    # -- connections ------------------------------------------------------------
+    def _new_shard(self, channels: List[str], saved: Optional[Mapping[str, Any]]) -> Shard:
+        state = DashlyState(channels, gap_grace=self._knobs["gap_grace"])
+        if saved:
+            try:
+                state.restore(restore_data(saved, channels))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                path = getattr(self.checkpoint, "path", "")
+                raise ConfigurationError(
+                    f"checkpoint {path} is not a Dashly cursor; delete it to start from now") from None
+        protocol: Protocol
+        if self.transport == "websocket":
+            protocol = WebSocketStream(self._base, self._token, state, keepalive=self._knobs["ping_interval"],
+                                       pong_timeout=self._knobs["ping_timeout"])
+        elif self.transport == "longpoll":
+            protocol = LongPollProtocol(self._base, self._token, state)
+        else:
+            protocol = ShortPollProtocol(self._base, self._token, state, interval=self._knobs["poll_interval"])
+        shard = Shard(len(self._shards), state, protocol)
+        for ch in channels:
+            self._where[ch] = shard
+        return shard
+
+    def _vendor(self, shard: Shard, secrets: Secrets) -> Vendor:
+        first = not self._shards or shard is self._shards[0]
+        return Vendor("dashly", shard.protocol, secrets, prepare=lambda: self._prepare(shard),
+                      classify=lambda error: self._classify(shard, error),
+                      delivered=self._delivered if first else None,
+                      stopped=self.save_checkpoint if first else None)
+
+    def _spawn(self, shard: Shard) -> None:
+        """A hidden client runs this connection; its events join ours, in order, on our callback thread."""
+        options = dict(self._options)
+        if options.get("retry_budget") is not None:
+            options["retry_budget"] = dataclasses.replace(options["retry_budget"])
+        child = Client(self._vendor(shard, self._secrets), backoff=dataclasses.replace(self._backoff), **options)
+        child.on("*", lambda event: self._engine.inject([event]))
+        shard.client, shard.engine = child, child._engine
+
+    @property
+    def protocol(self) -> Protocol:
+        """The sans-I/O protocol of the first connection."""
+        return self._shards[0].protocol
+
+    @property
+    def connections(self) -> int:
+        """How many connections carry the channels (one per 50, or per 8 KB of URL)."""
+        return len(self._shards)
+
+    def _prepare(self, shard: Shard) -> Handshake:
+        protocol = shard.protocol
+        assert isinstance(protocol, WebSocketStream)
+        protocol.refresh_token()
+        if shard.state.cursor is None:
+            # A WebSocket subscriber without a cursor gets no backlog, so a drop before the
+            # first message would lose whatever came meanwhile. One short poll gives a
+            # cursor from the server's clock (its Date) before we connect.
+            assert shard.engine is not None
+            for out in self._short_poll(shard, 15.0, shard.engine.http):
+                if isinstance(out, Fail):
+                    raise out.error
+        return protocol.handshake()
+
+    def _classify(self, shard: Shard, error: RtsyncError) -> RtsyncError:
+        if (not self.fail_fast or not error.retryable or isinstance(error, RateLimited)
+                or any(e.stats().connects for e in self._engines())):
+            return error
+        final = ConnectionLost(
+            f"{error}. The first connection failed, so rtsync stops instead of retrying "
+            "(fail_fast=True); check the url, or pass fail_fast=False to keep retrying")
+        final.retryable = False
+        return final
+
+    # -- the channel list while running ------------------------------------------
+    def add_channels(self, channels: Union[str, Sequence[str]]) -> None:
+        """Subscribe to more channels, now (a new connection if the others are full).
+
+        A changed connection is replaced from its cursor (WebSocket: the new link opens before the
+        old one closes; polling: the next request), so no message is lost or delivered twice.
+        """
+        new = [ch for ch in validate_channels(channels, limit=None) if ch not in self._where]
+        with self._plan_lock:
+            last = self._shards[-1]
+            joining = list(last.channels)
+            while new and fits(joining + new[:1], self._base):
+                joining.append(new.pop(0))
+            if len(joining) > len(last.channels):
+                for ch in joining[len(last.channels):]:
+                    self._where[ch] = last
+                self._apply_channels(last, joining)
+            for group in plan(new, self._base) if new else []:
+                fresh = self._new_shard(group, None)
+                for ch in group:
+                    fresh.state.put(ch, self._parked.pop(ch, None))
+                fresh.state.advance(self._shards[0].state.cursor)  # what is published from now on
+                fresh.done = fresh.state.cursor
+                self._shards.append(fresh)
+                self._spawn(fresh)
+                if self.running:
+                    assert fresh.client is not None
+                    fresh.client.start()
+
+    def remove_channels(self, channels: Union[str, Sequence[str]]) -> None:
+        """Unsubscribe from channels, now; the connections left resume from their cursors."""
+        gone = [channels] if isinstance(channels, str) else list(channels)
+        with self._plan_lock:
+            if not set(self._where) - set(gone):
+                raise ConfigurationError("cannot remove every channel; stop() the client instead")
+            for ch in gone:
+                shard = self._where.pop(ch, None)
+                if shard is None:
+                    continue
+                left = [c for c in shard.channels if c != ch]
+                if left:
+                    self._apply_channels(shard, left)
+                elif shard is self._shards[0]:
+                    self._take_over(shard)
+                else:
+                    self._shards.remove(shard)
+                    assert shard.client is not None
+                    shard.client.stop()
+                    self._park(ch, shard.state.take(ch))
+
+    def _apply_channels(self, shard: Shard, channels: List[str]) -> None:
+        def change(protocol: Protocol) -> List[Any]:
+            state = protocol.state
+            for ch in set(state.channels) - set(channels):
+                self._park(ch, state.take(ch))
+            for ch in set(channels) - set(state.channels):
+                state.put(ch, self._parked.pop(ch, None))
+            return protocol.set_channels(channels)
+
+        if shard.engine is not None:
+            shard.engine.exchange(change)
+        else:
+            change(shard.protocol)
+
+    def _park(self, channel: str, state: Optional[object]) -> None:
+        """Keep a removed channel's dedupe state: added back, it does not repeat what was delivered."""
+        if state is not None:
+            self._parked[channel] = state
+            while len(self._parked) > 1024:
+                self._parked.popitem(last=False)
+
+    def _take_over(self, first: Shard) -> None:
+        """The first connection lost its last channel: it takes over every channel of the last
+        connection, resuming from that connection's cursor, with its dedupe state (nothing skipped,
+        nothing twice); the last connection ends."""
+        donor = self._shards.pop()
+        assert donor.client is not None and first.engine is not None
+        donor.client.stop()  # what it read reaches our callbacks first
+        moved = {ch: donor.state.take(ch) for ch in donor.channels}
+        cursor = donor.state.cursor
+
+        def take(protocol: Protocol) -> List[Any]:
+            for ch, state in moved.items():
+                protocol.state.put(ch, state)
+            protocol.state.lower(cursor)
+            protocol.state.advance(cursor)
+            return protocol.set_channels(list(moved))
+
+        first.engine.exchange(take)
+        with self._done_lock:
+            if donor.done is not None and (first.done is None or donor.done < first.done):
+                first.done = donor.done
+        for ch in moved:
+            self._where[ch] = first
+
     def __repr__(self) -> str:
-        return f"<DashlyClient {self.transport} channels={self.channels!r} {self.state.value}>"
+        shown = f"{len(self.channels)} channels on {len(self._shards)} connections" if len(self._shards) > 1 \
+            else f"channels={self.channels!r}"
+        return f"<DashlyClient {self.transport} {shown} {self.state.value}>"
 
     @property
     def cursor(self) -> Optional[Cursor]:
-        """The newest `(time, tag)` read so far; reconnects resume from it."""
-        return self._state.cursor
+        """The newest `(time, tag)` read so far on the first connection; reconnects resume from it."""
+        return self._shards[0].state.cursor
 
     # -- checkpoints --------------------------------------------------------
     def _delivered(self, event: Event) -> None:
@@ -161,42 +336,29 @@ class DashlyClient(Client):
             self.save_checkpoint()
 
     def save_checkpoint(self) -> None:
-        """Write the cursor of the events callbacks have finished with (no-op without a checkpoint)."""
+        """Write the cursors of the events callbacks have finished with (no-op without a checkpoint)."""
         if self.checkpoint is None:
             return
         with self._done_lock:
             if not self._dirty:
                 return
             self._dirty = False
-            data = {
-                "cursor": self._done_cursor.to_json() if self._done_cursor else None,
-                "channels": {ch: list(ids) for ch, ids in self._done_ids.items()},
-            }
+            data = snapshot(self._shards, self._done_ids)
         self.checkpoint.save(data)
 
-    def _short_poll(self, timeout: float) -> List[Any]:
-        """One short-poll request through the cancellable HTTP client; the protocol's outputs."""
-        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, self._state)
+    def _short_poll(self, shard: Shard, timeout: float, http: HttpClient) -> List[Any]:
+        """One short-poll request through a cancellable HTTP client; the protocol's outputs."""
+        protocol = ShortPollProtocol(_scheme_for(self._url, "shortpoll"), self._token, shard.state)
+        protocol.shard = shard.index
         request = protocol.request()
         self.log.debug("GET %s", self._redact(request.url))
-        response = self._http.request("GET", request.url, timeout=timeout, what="poll", check=False)
+        response = http.request("GET", request.url, timeout=timeout, what="poll", check=False)
         return protocol.response(response, time.monotonic())
-
-    def _prepare(self) -> Handshake:
-        if self._state.cursor is None:
-            # A WebSocket subscriber without a cursor gets no backlog, so a drop before the
-            # first message would lose whatever came meanwhile. One short poll gives a
-            # cursor from the server's clock (its Date) before we connect.
-            for out in self._short_poll(15.0):
-                if isinstance(out, Fail):
-                    raise out.error
-        assert isinstance(self.protocol, WebSocketStream)
-        return self.protocol.handshake()
 
     # -- cron ---------------------------------------------------------------
     def poll_once(self, timeout: float = 15.0) -> List[Event]:
-        """Make one short-poll request, run callbacks for what it returns, save the checkpoint,
-        and return the events (gaps included). For cron jobs; do not mix with `start()`.
+        """Make one short-poll request per connection, run callbacks for what it returns, save the
+        checkpoint, and return the events (gaps included). For cron jobs; do not mix with `start()`.
 
         The very first call without a saved cursor returns nothing and records the
         server's time, so the next call gets everything published after it.
@@ -204,34 +366,39 @@ class DashlyClient(Client):
         if self.running:
             raise RtsyncError("poll_once() cannot run while the client is started; stop() it first")
         self._http.reset()
-        outputs = self._short_poll(timeout)
-        stamp((out for out in outputs if isinstance(out, Event)), datetime.now(timezone.utc))
-        outputs.extend(self._state.due_gaps(time.monotonic(), force=True))
         events: List[Event] = []
         dispatcher = Dispatcher(self._handlers)
-        for out in outputs:
-            if isinstance(out, Fail):
-                raise out.error
-            if isinstance(out, Event):
-                events.append(out)
-                dispatcher.dispatch(out)
-                self._record_done(out)
-        if self.checkpoint is not None:
-            if self._state.cursor is not None and (self._done_cursor is None or self._state.cursor > self._done_cursor):
-                # A 304 bootstrap or trailing validators: nothing undelivered lies before it.
-                with self._done_lock:
-                    self._done_cursor, self._dirty = self._state.cursor, True
-            self.save_checkpoint()
+        for shard in self._shards:
+            outputs = self._short_poll(shard, timeout, self._http)
+            stamp((out for out in outputs if isinstance(out, Event)), datetime.now(timezone.utc))
+            outputs.extend(shard.state.due_gaps(time.monotonic(), force=True))
+            for out in outputs:
+                if isinstance(out, Fail):
+                    raise out.error
+                if isinstance(out, Event):
+                    events.append(out)
+                    dispatcher.dispatch(out)
+                    self._record_done(out)
+            if self.checkpoint is not None:
+                cursor = shard.state.cursor
+                if cursor is not None and (shard.done is None or cursor > shard.done):
+                    # A 304 bootstrap or trailing validators: nothing undelivered lies before it.
+                    with self._done_lock:
+                        shard.done, self._dirty = cursor, True
+        self.save_checkpoint()
         return events
 
     def _record_done(self, event: Event) -> bool:
         """Note that callbacks finished with `event`; True if a checkpoint should be written."""
         if not isinstance(event, DashlyEvent) or self.checkpoint is None:
             return False
+        shard = self._where.get(event.channel or "")
+        if shard is None:
+            return False
         cursor = Cursor.parse(event.time, event.tag)
         with self._done_lock:
-            if self._done_cursor is None or cursor > self._done_cursor:
-                self._done_cursor = cursor
+            if shard.done is None or cursor > shard.done:
+                shard.done = cursor
             self._done_ids[event.channel or ""].append(int(event.id or 0))
             self._dirty = True
         return True
