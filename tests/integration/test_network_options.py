@@ -46,7 +46,7 @@ def _dashly(transport: str) -> Callable[[Any], Any]:
     def case(make: Callable[..., Any]) -> Any:
         with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0) as server:
             got: List[rtsync.Event] = []
-            c = make(rtsync.DashlyClient, "tok", channels=["c.1"], transport=transport, url=server.http_url)
+            c = make(rtsync.DashlyClient, "tok", channels=["c.1"], transport=transport, url=server.url)
             c.on("c.1", got.append)
             with c:
                 assert c.wait_connected(10)
@@ -72,7 +72,7 @@ def _quickmeet(make: Callable[..., Any]) -> Any:
 
 def _dialpad(make: Callable[..., Any]) -> Any:
     with DialpadServer(api_keys={"key"}) as server:
-        with make(rtsync.DialpadClient, "key", url=server.http_url) as c:
+        with make(rtsync.DialpadClient, "key", url=server.url) as c:
             assert c.wait_connected(10)  # REST issued the socket URL, then the socket opened
         assert any(method == "POST" for method, _, _ in server.seen)
         return server
@@ -137,7 +137,7 @@ def test_a_header_the_client_sets_itself_wins_with_a_warning(caplog: pytest.LogC
 
 def _connect_dashly(transport: str, **kw: Any) -> None:
     with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0) as server:
-        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url,
                                  backoff=FAST, **kw) as c:
             assert c.wait_connected(10)
 
@@ -180,7 +180,7 @@ def test_tls_connections_take_https_proxy_from_the_environment(transport: str, t
     with HttpProxy() as plain, HttpProxy() as secure, DashlyServer(tokens={"tok"}, ssl_context=context) as server:
         monkeypatch.setenv("HTTP_PROXY", plain.url)
         monkeypatch.setenv("HTTPS_PROXY", secure.url)
-        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url,
                                  verify=str(ca_file), backoff=FAST) as c:
             assert c.wait_connected(10)  # TLS end to end, through the tunnel
     assert plain.tunnels == 0 and secure.tunnels >= 1
@@ -203,7 +203,7 @@ def test_refused_proxy_credentials_are_final_and_named_without_the_password(
     with kind(auth=(USER, PASSWORD)) as proxy, DashlyServer(tokens={"tok"}) as server:
         credentials = "" if given == "no credentials" else f"{USER}:wrong-{PASSWORD}@"
         url = f"{proxy.scheme}://{credentials}127.0.0.1:{proxy.port}"
-        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url, proxy=url,
+        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url, proxy=url,
                                 backoff=FAST)
         with caplog.at_level(logging.DEBUG), pytest.raises(rtsync.AuthenticationError) as failed:
             c.run_forever()
@@ -229,7 +229,8 @@ def test_an_unreachable_proxy_is_named_and_retried(caplog: pytest.LogCaptureFixt
         port = s.getsockname()[1]
     url = f"http://{USER}:{PASSWORD}@127.0.0.1:{port}"
     with DashlyServer(tokens={"tok"}) as server, caplog.at_level(logging.DEBUG):
-        with rtsync.DashlyClient("tok", channels=["c"], url=server.http_url, proxy=url, backoff=FAST) as c:
+        with rtsync.DashlyClient("tok", channels=["c"], url=server.url, proxy=url, backoff=FAST,
+                                 fail_fast=False) as c:
             assert wait_for(lambda: f"could not connect to the proxy http://127.0.0.1:{port}" in caplog.text)
             assert c.error is None  # transient: still retrying
     assert PASSWORD not in caplog.text
@@ -289,7 +290,7 @@ def test_a_bad_proxy_message_never_shows_credentials() -> None:
 def test_a_bad_environment_proxy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "ftp://proxy:21")
     with DashlyServer(tokens={"tok"}) as server:
-        c = rtsync.DashlyClient("tok", channels=["c"], url=server.http_url, backoff=FAST)
+        c = rtsync.DashlyClient("tok", channels=["c"], url=server.url, backoff=FAST)
         with pytest.raises(rtsync.ConfigurationError, match="HTTP_PROXY environment variable"):
             c.run_forever()
 
@@ -320,7 +321,7 @@ def test_socks5h_hands_the_host_name_to_the_proxy() -> None:
 def test_a_tunnel_cut_by_the_proxy_reconnects_through_it(proxy: Proxy) -> None:
     with DashlyServer(tokens={"tok"}) as server:
         got: List[rtsync.Event] = []
-        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.http_url, proxy=proxy.url, backoff=FAST)
+        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.url, proxy=proxy.url, backoff=FAST)
         c.on("c.1", got.append)
         with c:
             assert c.wait_connected(10)
