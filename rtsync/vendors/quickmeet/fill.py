@@ -56,6 +56,7 @@ class GapFill:
     _last_seen: Dict[str, int]
     _my_since: Optional[int]
     _seen: BoundedSet[Tuple[str, Any]]
+    _done_ids: Set[str]
     _filling: Dict[str, List[Dict[str, Any]]]
     _fill_pages: Dict[str, List[List[Dict[str, Any]]]]
     _fill_channel: Dict[str, str]
@@ -151,7 +152,8 @@ class GapFill:
 
     def _missed(self, message: Dict[str, Any], since: int) -> bool:
         # `>=`: messages sharing the last seen millisecond may still be new; `_seen` tells them apart.
-        return (ms_of(message.get("ts")) or 0) >= since and version_of(message) not in self._seen
+        return ((ms_of(message.get("ts")) or 0) >= since and version_of(message) not in self._seen
+                and str(message.get("_id")) not in self._done_ids)
 
     def _history(self, rid: str, result: Any, error: Any) -> List[Output]:
         since = self._last_seen.get(rid, 0)

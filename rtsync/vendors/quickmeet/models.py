@@ -17,9 +17,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-def _first(data: Any) -> Any:
+class _FirstArg(_Model):
     """A stream event's `args` list carries the object first; a bare object is taken as it is."""
-    return data[0] if isinstance(data, list) and data else data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first(cls, data: Any) -> Any:
+        return data[0] if isinstance(data, list) and data else data
+
+
+class _Change(_Model):
+    """`[action, item]` args."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _change(cls, data: Any) -> Any:
+        if isinstance(data, list) and len(data) >= 2:
+            return {"action": data[0], "item": data[1]}
+        return data
 
 
 class UserRef(_Model):
@@ -57,7 +72,7 @@ class Message(_Model):
         return data
 
 
-class Notification(_Model):
+class Notification(_FirstArg):
     """`stream-notify-user` `<uid>/notification` args[0]."""
 
     title: Optional[str] = None
@@ -65,17 +80,13 @@ class Notification(_Model):
     duration: Optional[int] = None
     payload: Dict[str, Any] = {}
 
-    _args = model_validator(mode="before")(classmethod(lambda cls, data: _first(data)))
 
-
-class Room(_Model):
+class Room(_FirstArg):
     id: Optional[str] = Field(default=None, alias="_id")
     name: Optional[str] = None
     fname: Optional[str] = None
     t: Optional[str] = None
     updated_at: Optional[datetime] = Field(default=None, alias="_updatedAt")
-
-    _args = model_validator(mode="before")(classmethod(lambda cls, data: _first(data)))
 
 
 class Subscription(_Model):
@@ -88,28 +99,18 @@ class Subscription(_Model):
     updated_at: Optional[datetime] = Field(default=None, alias="_updatedAt")
 
 
-def _change(data: Any) -> Any:
-    if isinstance(data, list) and len(data) >= 2:
-        return {"action": data[0], "item": data[1]}
-    return data
-
-
-class RoomChange(_Model):
+class RoomChange(_Change):
     """`<uid>/rooms-changed`: `action` is inserted, updated, removed or changed."""
 
     action: str
     item: Room
 
-    _args = model_validator(mode="before")(classmethod(lambda cls, data: _change(data)))
 
-
-class SubscriptionChange(_Model):
+class SubscriptionChange(_Change):
     """`<uid>/subscriptions-changed`: `action` is inserted, updated or removed."""
 
     action: str
     item: Subscription
-
-    _args = model_validator(mode="before")(classmethod(lambda cls, data: _change(data)))
 
 
 class Activity(_Model):
@@ -133,12 +134,10 @@ class Activity(_Model):
         return "user-typing" in self.activities
 
 
-class DeletedMessage(_Model):
+class DeletedMessage(_FirstArg):
     """`<rid>/deleteMessage` args[0]."""
 
     id: str = Field(alias="_id")
-
-    _args = model_validator(mode="before")(classmethod(lambda cls, data: _first(data)))
 
 
 # (stream, the event name's last part or "*" for any) -> model

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ...errors import AuthenticationError, CallError, ConnectionLost, ProtocolError, RateLimited, RtsyncError
 from ...policy import close_error
@@ -68,6 +68,7 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
         self._password_login = login  # {"user": {...}, "password": {"digest", "algorithm"}} or {}
         self.resume_token = resume_token
         self.user_id: Optional[str] = None
+        self.username: Optional[str] = None  # from the `users` record the server adds after a login
         self.token_expires: Optional[datetime] = None
         # DDP's own ping after `ping_after` s of inbound silence; `dead_after` s more is stale.
         self.liveness = Liveness("QuickMeet", interval=ping_after, timeout=dead_after, probe=self._ping,
@@ -87,12 +88,16 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
         self._last_seen: Dict[str, int] = {}  # rid -> newest message ts (ms) delivered
         self._my_since: Optional[int] = None  # __my_messages__: newest ts known when it was last live
         self._seen: BoundedSet[Tuple[str, Any]] = BoundedSet(20000)  # message versions delivered
+        self._done_ids: Set[str] = set()  # delivered by an earlier process (a checkpoint)
         self._changes: Dict[str, ChangeLog] = {}  # "rooms-changed" / "subscriptions-changed"
         self._reset(0.0)
 
-    def restore(self, rooms: Dict[str, int], mine: Optional[int]) -> None:
-        """Start from a checkpoint: the first link fills the rooms' gaps as a reconnect would."""
+    def restore(self, rooms: Dict[str, int], mine: Optional[int], done: Set[str]) -> None:
+        """Start from a checkpoint: the first link fills the rooms' gaps as a reconnect would.
+
+        `done`: ids of the messages delivered at each room's newest millisecond (not again)."""
         self._last_seen.update(rooms)
+        self._done_ids = set(done)
         self._my_since = mine
         self._opened_before = True
 
@@ -219,6 +224,11 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
             return self._ready(subs, now)
         if kind == "nosub":
             return self._nosub(frame, now)
+        if kind == "added" and frame.get("collection") == "users" and frame.get("id") == self.user_id:
+            fields = frame.get("fields")
+            name = fields.get("username") if isinstance(fields, dict) else None
+            self.username = name if isinstance(name, str) else self.username
+            return []
         if kind == "error":
             return [Report(ProtocolError(f"the server refused a frame: {short(frame.get('reason'))}"))]
         return []  # pong, updated, added, removed, server_id, ...: nothing to do
