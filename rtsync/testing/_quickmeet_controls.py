@@ -10,6 +10,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Set, Tuple
 
+from ._quickmeet_rooms import touched
+
 __all__ = ["Controls"]
 
 def _now_ms() -> int:
@@ -56,7 +58,7 @@ class Controls:
                 for message in stored:
                     if message["_id"] == message_id:
                         message["msg"] = text
-                        message["_updatedAt"] = {"$date": _now_ms()}
+                        message["_updatedAt"] = touched(message)
                         await self._emit("stream-room-messages", rid, [message])
 
         self.call(go)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
-__all__ = ["History", "MeteorError", "RoomMethods", "meteor_error"]
+__all__ = ["History", "MeteorError", "RoomMethods", "meteor_error", "touched"]
 
 
 def meteor_error(error: Any, reason: Optional[str] = None, details: Any = None) -> Dict[str, Any]:
@@ -32,6 +32,12 @@ class MeteorError(Exception):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def touched(message: Dict[str, Any]) -> Dict[str, int]:
+    """A new `_updatedAt` for a changed message: now, but always after the last one (two changes in one
+    millisecond would read as one version to a client that dedupes on `_id` + `_updatedAt`)."""
+    return {"$date": max(_now_ms(), message.get("_updatedAt", {}).get("$date", 0) + 1)}
 
 
 class RoomMethods:
@@ -119,8 +125,8 @@ class RoomMethods:
         if message["u"]["username"] != session.user or body.get("rid") not in (None, rid):
             raise MeteorError(meteor_error("error-action-not-allowed", "Message editing not allowed",
                                            {"method": "updateMessage", "action": "Message_editing"}))
-        now = _now_ms()
-        message.update(msg=str(body.get("msg") or ""), editedAt={"$date": now}, _updatedAt={"$date": now},
+        now = touched(message)
+        message.update(msg=str(body.get("msg") or ""), editedAt=now, _updatedAt=now,
                        editedBy={"_id": self.users[session.user][1], "username": session.user})
         await self._emit("stream-room-messages", rid, [message])
         return None
@@ -148,7 +154,7 @@ class RoomMethods:
             users.remove(session.user)
         if not users:
             del message["reactions"][reaction]
-        message["_updatedAt"] = {"$date": _now_ms()}
+        message["_updatedAt"] = touched(message)
         await self._emit("stream-room-messages", rid, [message])
         return None
 

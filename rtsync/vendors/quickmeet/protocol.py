@@ -69,6 +69,7 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
         self.resume_token = resume_token
         self.user_id: Optional[str] = None
         self.username: Optional[str] = None  # from the `users` record the server adds after a login
+        self._added_users: Dict[str, str] = {}  # id -> username of the `users` records added
         self.token_expires: Optional[datetime] = None
         # DDP's own ping after `ping_after` s of inbound silence; `dead_after` s more is stale.
         self.liveness = Liveness("QuickMeet", interval=ping_after, timeout=dead_after, probe=self._ping,
@@ -224,10 +225,13 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
             return self._ready(subs, now)
         if kind == "nosub":
             return self._nosub(frame, now)
-        if kind == "added" and frame.get("collection") == "users" and frame.get("id") == self.user_id:
+        if kind == "added" and frame.get("collection") == "users":
+            # Sent just before the login's result: kept until that result names our id.
             fields = frame.get("fields")
             name = fields.get("username") if isinstance(fields, dict) else None
-            self.username = name if isinstance(name, str) else self.username
+            if isinstance(name, str) and isinstance(frame.get("id"), str):
+                self._added_users[frame["id"]] = name
+                self.username = self._added_users.get(self.user_id or "", self.username)
             return []
         if kind == "error":
             return [Report(ProtocolError(f"the server refused a frame: {short(frame.get('reason'))}"))]
@@ -272,6 +276,7 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
                 f"the login answer is ill-typed ({', '.join(wrong)}); those parts were ignored")))
         self.resume_token = (token if isinstance(token, str) else None) or self.resume_token
         self.user_id = (user_id if isinstance(user_id, str) else None) or self.user_id
+        self.username = self._added_users.get(self.user_id or "", self.username)
         self.token_expires = expires if isinstance(expires, datetime) else None
         self._plan_refresh(now)
         if refresh:
