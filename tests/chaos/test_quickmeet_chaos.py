@@ -283,3 +283,62 @@ def test_stop_at_any_point(server: QuickMeetServer) -> None:
         t0 = time.monotonic()
         c.stop()
         assert time.monotonic() - t0 < 1.0
+
+
+def test_my_messages_fills_every_room_after_a_drop(server: QuickMeetServer) -> None:
+    server.add_room("ops", ["alice", "bob"])
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_my_messages()
+        server.publish("GENERAL", "seen")
+        assert wait_for(lambda: messages(got) == ["seen"])
+        server.silence(True)
+        server.publish("GENERAL", "missed in general")
+        server.publish("ops", "missed in ops")  # a room nothing was seen in before the drop
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len(messages(got)) == 3, timeout=10)
+        server.publish("ops", "live again")
+        assert wait_for(lambda: len(messages(got)) == 4)
+    finally:
+        c.stop()
+    assert messages(got) == ["seen", "missed in general", "missed in ops", "live again"]
+    assert {e.channel for e in got if e.name == "stream-room-messages"} == {"__my_messages__"}
+    assert not any(e.name == "rtsync.gap" for e in got)
+    resumed = [e.data["resumed"] for e in got if e.name == "rtsync.connected"]
+    assert resumed == [False, True]
+
+
+def test_a_quiet_room_loses_nothing_across_a_drop(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")  # nothing seen yet: the starting point comes from loadHistory
+        assert wait_for(lambda: any(f.get("method") == "loadHistory" for f in server.frames_in))
+        server.silence(True)
+        server.publish("GENERAL", "while away")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: messages(got) == ["while away"], timeout=10)
+    finally:
+        c.stop()
+    assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_notifications_missed_in_a_drop_are_a_gap_and_the_link_is_not_resumed(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_notifications()
+        c.subscribe_deleted_messages("GENERAL")
+        c.subscribe_user_activity("GENERAL")  # ephemeral: nothing to report
+        server.drop()
+        assert wait_for(lambda: len([e for e in got if e.name == "rtsync.connected"]) == 2, timeout=10)
+    finally:
+        c.stop()
+    gaps = [e for e in got if e.name == "rtsync.gap"]
+    assert sorted(g.channel for g in gaps) == ["GENERAL/deleteMessage", "alice-id/notification"]
+    for g in gaps:
+        assert g.data["channel"] == g.channel and g.data["missing"] is None and "not replayed" in g.data["reason"]
+    assert [e.data["resumed"] for e in got if e.name == "rtsync.connected"] == [False, False]
