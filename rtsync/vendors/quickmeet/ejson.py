@@ -22,7 +22,7 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict
 
 from ...errors import ProtocolError
@@ -80,8 +80,8 @@ def _shown(value: Any) -> str:
 
 def _date(ms: Any) -> datetime:
     if isinstance(ms, (int, float)) and not isinstance(ms, bool) and math.isfinite(ms):
-        try:
-            return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+        try:  # exact for whole milliseconds (`fromtimestamp(ms / 1000)` is off by one for some)
+            return _EPOCH + timedelta(milliseconds=ms)
         except (OverflowError, OSError, ValueError):
             pass
     raise ProtocolError(f"an EJSON date is not a number of milliseconds in range: {{'$date': {_shown(ms)}}}")
