@@ -139,10 +139,11 @@ class Streams(GapFill):
         code = code_of(error)
         if code in RATE_LIMITED:
             wait = rate_limit_wait(error)
-            sub.retry_at = now + (wait if wait is not None else 10.0)
+            wait = wait if wait is not None else 10.0  # Meteor's default rule window
+            sub.retry_at = now + wait
             return [Report(RateLimited(f"the server rate limited the subscription to {sub.stream} "
-                                       f"{sub.event_name!r}: subscribing again in {sub.retry_at - now:.1f} s",
-                                       retry_after=sub.retry_at - now))]
+                                       f"{sub.event_name!r}: subscribing again in {wait:.1f} s",
+                                       retry_after=wait))]
         del self.subs[sub_id]
         reason = short(error.get("reason") or "", 160) if isinstance(error, dict) else ""
         failure = SubscriptionError(
@@ -191,7 +192,10 @@ class Streams(GapFill):
             if problem:
                 return [self._bad(problem, raw)]
             # delivered in order once its gap is filled
-            (self._filling[rid] if rid in self._filling else self._my_held or []).append(message)
+            if rid in self._filling:
+                self._filling[rid].append(message)
+            elif self._my_held is not None:
+                self._my_held.append(message)
             return []
         out = self._deliver_messages(rid, [message], event_name, raw)
         if len(args) > 1 and out and isinstance(out[0], QuickMeetEvent):  # __my_messages__' room details
