@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar, Dict, Iterable, List, Set, Tuple
 
 from ._quickmeet_rooms import touched
 
 __all__ = ["Controls"]
+
+T = TypeVar("T")
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -35,7 +37,7 @@ class Controls:
     _sessions: Set[Any]
 
     if TYPE_CHECKING:  # provided by QuickMeetServer and its other mixins
-        def call(self, fn: Callable[[], Any]) -> Any:
+        def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float = 30) -> T:
             raise NotImplementedError  # LocalServer's
 
         async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Any = None) -> int:

@@ -90,8 +90,7 @@ class RoomMethods:
         return True
 
     async def _leave_room(self, session: Any, params: List[Any]) -> Any:
-        rid = params[0] if params else None
-        self._room(session, rid, member=False)
+        rid = self._room(session, params[0] if params else None, member=False)["_id"]
         if session.user not in self.rooms[rid]:
             raise MeteorError(meteor_error("error-user-not-in-room", "You are not in this room",
                                            {"method": "leaveRoom"}))
@@ -159,8 +158,7 @@ class RoomMethods:
         return None
 
     async def _read_messages(self, session: Any, params: List[Any]) -> Any:
-        rid = params[0] if params else None
-        self._room(session, rid)
+        rid = self._room(session, params[0] if params else None)["_id"]
         self.unread[(session.user, rid)] = 0
         self._sub_updated[(session.user, rid)] = _now_ms()
         await self._emit("stream-notify-user", f"{self.users[session.user][1]}/subscriptions-changed",

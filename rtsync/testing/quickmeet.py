@@ -377,7 +377,7 @@ class QuickMeetServer(Controls, History, RoomMethods, LocalServer):
                 code = request["totp"].get("code")
                 request = request["totp"].get("login") or {}
             user = request.get("user") or {}
-            username = user.get("username") if "username" in user else self.emails.get(user.get("email"))
+            username = user.get("username") if "username" in user else self.emails.get(str(user.get("email")))
             digest = (request.get("password") or {}).get("digest")
             if username not in self.users:
                 raise MeteorError(meteor_error(403, "User not found"))
