@@ -275,3 +275,20 @@ def test_a_checkpoint_carries_gap_fill_across_processes(server: QuickMeetServer,
     assert messages(got2) == ["two", "three", "four", "five"]  # in order, once, nothing from before
     assert not any(e.name == "rtsync.gap" for e in got2)
     assert (saved.load() or {})["rooms"]["GENERAL"][0] == server.messages["GENERAL"][-1]["ts"]["$date"]
+
+
+@pytest.mark.parametrize("method", ["joinRoom", "leaveRoom", "createDirectMessage", "getRoomById", "updateMessage",
+                                    "deleteMessage", "setReaction", "readMessages", "logout"])
+def test_the_server_answers_hostile_params_as_rocket_chat_would(server: QuickMeetServer, method: str) -> None:
+    c = client(server)
+    started(c)
+    try:
+        for params in ([], [None], [123], [{}], [[1, 2]], [{"_id": ["x"], "rid": {}}], ["GENERAL", "x", "y", 4]):
+            try:
+                c.call(method, *params, timeout=5)  # an answer, never silence
+            except rtsync.CallError as exc:
+                assert isinstance(exc.error, str) and exc.error.startswith("error-")
+            if method == "logout":
+                break  # logged out: what follows is another test's subject
+    finally:
+        c.stop()
