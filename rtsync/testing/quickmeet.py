@@ -11,11 +11,16 @@ a 5-per-10-s throttle for unauthenticated logins; methods (`sendMessage`,
 (everything after a Date; `missed_messages_method=False` makes it unknown, as
 on servers that dropped it), `rooms/get` and
 `subscriptions/get` (an array, or `{update, remove}` since a `$date`),
-`getUsersOfRoom`,
-`stream-notify-room` typing, unknown = 404 then `updated`, no `result` for
-undefined); streams with `ready`/`nosub` (`not-allowed`, 404,
-`invalid-event-name`) and `changed` events on (collection, eventName); EJSON
-dates; rate limits with `too-many-requests` shapes.
+`getUsersOfRoom`, `stream-notify-room` typing and user activity, `logout`
+(the token revoked), login by `{"email"}`, and the bot's methods in
+`_quickmeet_rooms` (`joinRoom`, `leaveRoom`, `createDirectMessage`,
+`getRoomById`, `updateMessage`, `deleteMessage`, `setReaction`,
+`readMessages`); unknown = 404 then `updated`, no `result` for undefined);
+streams with `ready`/`nosub` (`not-allowed`, 404, `invalid-event-name`,
+`too-many-requests`) and `changed` events on (collection, eventName),
+`__my_messages__` with its room details, `stream-user-presence` with its own
+parameters (`id` = the user's id); EJSON dates; rate limits with
+`too-many-requests` shapes; `ddp_versions` (without "1": `failed`).
 
 `mode="streamer"` plays Rocket.Chat's ddp-streamer instead: a ping about
 30 ms after open, before any `connect`; no version check; anything but
@@ -35,14 +40,15 @@ and `post()` are deprecated aliases of `url` and `publish()`.
         server.publish("GENERAL", "hello")                       # bob writes in GENERAL
         server.publish("alice-id/notification", [{"title": "hi"}], stream="stream-notify-user")
 
-Other controls: `edit()`, `add_room()`, `rename_room()`,
+Other controls (in `_quickmeet_controls`): `edit()`, `add_room()`, `rename_room()`,
 `remove_room()`, `mark_unread()` (each pushed on the members'
-`<uid>/rooms-changed` or `/subscriptions-changed`), `notify_user()`, `totp`
-(users whose login needs a second factor), `rate_limit()`,
+`<uid>/rooms-changed` or `/subscriptions-changed`), `notify_user()`,
+`set_status()`, `totp` (users whose login needs a second factor),
+`rate_limit()`, `rate_limit_subscriptions()`,
 `hold_results`, `mangle_errors` (errors as the broker passes them on:
 `"error": "User not found [403]"`), `close_all(code)`, `silence()`.
 
-Users: `alice` / `alice-password` (id `alice-id`) and `bob` / `bob-password`;
+Users: `alice` / `alice-password` (id `alice-id`, email `alice@example.com`) and `bob` / `bob-password`;
 rooms `GENERAL` (everyone) and `private-room` (bob only).
 """
 

@@ -37,31 +37,44 @@ class QuickMeetClient(BotMethods, Client):
     """Log in to QuickMeet.Chat, subscribe to streams, call methods.
 
         client = rtsync.QuickMeetClient("ann", "...", url="wss://chat.example/websocket")
-        client.on("stream-room-messages", lambda e: print(e.channel, e.data[0]["msg"]))
+        client.on("stream-room-messages", lambda e: print(e.channel, e.typed.msg))
         with client:
             client.subscribe_room_messages("GENERAL")
-            client.call("sendMessage", {"rid": "GENERAL", "msg": "hello"})
+            client.send_message("GENERAL", "hello", tmid=None)
 
     Stream events: `event.name` is the stream (`stream-room-messages`,
     `stream-notify-room`, `stream-notify-user`, ...), `event.channel` the
-    stream's event name (a room id, `<rid>/typing`, `<uid>/notification`),
-    `event.data` the args list with EJSON dates as UTC datetimes.
-    `room_message(event)` / `notification(event)` give pydantic views.
+    stream's event name (a room id, `__my_messages__`, `<rid>/user-activity`,
+    `<uid>/notification`), `event.data` the args list decoded from EJSON
+    (dates as aware UTC datetimes, `$binary` as bytes). `event.typed` is the
+    pydantic view: `Message`, `Notification`, `RoomChange`,
+    `SubscriptionChange`, `Activity` (typing) or `DeletedMessage`.
 
-    Login: the password goes out only as its SHA-256 digest; the resume token
-    the server returns is kept (`resume_token`) and used on every reconnect
-    (falling back to the password if it is refused). A refused login is
-    `AuthenticationError` (final); `too-many-requests` waits `timeToReset`.
+    Credentials: `password` and `resume_token` may be zero-argument callables,
+    called before every connection attempt (a vault, a rotating personal access
+    token); `email=` logs in by email instead of username. The password goes
+    out only as its SHA-256 digest; the resume token the server returns is kept
+    (`resume_token`, expiring at `token_expires`) and used on every reconnect
+    (falling back to the password if it is refused); with a password, the login
+    is renewed `refresh_before` s before the token lapses. A refused login is
+    `AuthenticationError`, and a server without DDP 1 `VersionMismatch` (both
+    final); `too-many-requests` waits `timeToReset`, for a subscription too.
+    `logout()` revokes the token and stops.
 
     After a reconnect the client logs in again before anything else,
-    resubscribes with the same ids, then fills the gap of each subscribed
-    room with `loadMissedMessages` from the newest message it had delivered
-    (`loadHistory` pages on servers without it): missed messages come in
-    order, live ones that arrive meanwhile wait behind them (30 s at most),
-    repeats are dropped; what cannot be fetched is an `rtsync.gap` event.
-    Room and subscription changes (`subscribe_room_changes()`,
-    `subscribe_subscription_changes()`) missed meanwhile are fetched with
-    `rooms/get` / `subscriptions/get` since the newest change known.
+    resubscribes with the same ids and parameters, then fills each gap it can:
+    a subscribed room with `loadMissedMessages` from the newest message it had
+    delivered (a room that was quiet gets a starting point when subscribed);
+    `__my_messages__` room by room, listed with `rooms/get`; room and
+    subscription changes with `rooms/get` / `subscriptions/get`. Missed
+    messages come in order, live ones that arrive meanwhile wait behind them
+    (30 s at most), repeats are dropped. What cannot be fetched (notifications,
+    deleted messages, presence: DDP replays nothing) is an `rtsync.gap` event
+    (`channel`, `missing`, `reason`), and `rtsync.connected` then says
+    `resumed=False`. With `checkpoint=` (`rtsync.FileCheckpoint(path)` or any
+    object with `load()` and `save(dict)`), each room's newest message that
+    callbacks finished with is saved (at most every `checkpoint_interval` s,
+    and on stop), so a new process fills what it missed the same way.
 
     Liveness: every server ping is answered; after `ping_interval` s of silence
     we ping, and `ping_timeout` s more without any frame is a stale link. A
@@ -75,10 +88,11 @@ class QuickMeetClient(BotMethods, Client):
     `result` is None; broker-mangled errors such as `"User not found [403]"`
     are still read as 403).
 
-    Threading: `call()` and `subscribe()` block the calling thread (never a
-    callback's: they would wait for the dispatcher they run on); calls made
-    while the login is under way wait for it; calls in flight when the link
-    drops fail at once with ConnectionLost.
+    Threading: `call()`, `subscribe()` and the helpers (`join_room`,
+    `send_message`, `react`, ...) block the calling thread (never a callback's:
+    they would wait for the dispatcher they run on); calls made while the
+    login is under way wait for it; calls in flight when the link drops fail
+    at once with ConnectionLost.
     """
 
     @renamed_arguments(2, ("username", "password", "resume_token"),
