@@ -55,7 +55,6 @@ rooms `GENERAL` (everyone) and `private-room` (bob only).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import secrets
@@ -68,12 +67,10 @@ from aiohttp import WSMsgType, web
 
 from ._quickmeet_controls import Controls
 from ._quickmeet_rooms import History, MeteorError, RoomMethods, meteor_error
+from ._quickmeet_sessions import NINETY_DAYS_MS, Sessions
 from ._server import LocalServer, deprecated
 
-__all__ = ["QuickMeetServer"]
-
-NINETY_DAYS_MS = 90 * 24 * 3600 * 1000
-
+__all__ = ["NINETY_DAYS_MS", "QuickMeetServer", "meteor_error"]
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -91,7 +88,7 @@ class _Session:
     presence: Set[str] = field(default_factory=set)  # uids its stream-user-presence sub follows
 
 
-class QuickMeetServer(Controls, History, RoomMethods, LocalServer):
+class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
     """The local DDP server. Knobs are attributes tests may change at run time.
 
     mode: "meteor" (the monolith) or "streamer" (the ddp-streamer).
@@ -124,10 +121,10 @@ class QuickMeetServer(Controls, History, RoomMethods, LocalServer):
         self.send_server_id = send_server_id
         self.hold_results = False
         self.mangle_errors = False
-        self.missed_messages_method = True
+        self.missed_messages_method = True  # False: a server without loadMissedMessages (404, as for any unknown)
         self.ddp_versions = ["1", "pre2", "pre1"]  # what Meteor speaks; without "1": `failed` to every connect
         self.emails = {f"{name}@example.com": name for name in self.users}
-        self._sub_limits: Dict[str, List[int]] = defaultdict(list)  # stream -> timeToReset values for nosub  # False: a server without loadMissedMessages (404, as for any unknown)
+        self._sub_limits: Dict[str, List[int]] = defaultdict(list)  # stream -> timeToReset values for nosub
         self.closes: List[Tuple[int, str]] = []  # (code, reason) of every close the server decided on
         self.revoked: Set[str] = set()
         self.tokens: Dict[str, str] = {}  # resume token -> username
@@ -361,54 +358,6 @@ class QuickMeetServer(Controls, History, RoomMethods, LocalServer):
         await self._send(session, frame)
         await self._send(session, {"msg": "updated", "methods": [call_id]})
 
-    async def _login(self, session: _Session, params: List[Any]) -> Dict[str, Any]:
-        now = time.monotonic()
-        while session.logins and now - session.logins[0] > 10:
-            session.logins.popleft()
-        if session.user is None and len(session.logins) >= 5:
-            raise MeteorError(meteor_error(
-                "too-many-requests", "Error, too many requests. Please slow down. You must wait 10 seconds "
-                "before trying again.", {"timeToReset": 10000}))
-        session.logins.append(now)
-        request = params[0] if params and isinstance(params[0], dict) else {}
-        if "resume" in request:
-            token = request["resume"]
-            username = self.tokens.get(token) if token not in self.revoked else None
-            if username is None:
-                raise MeteorError(meteor_error(403, "You've been logged out by the server. Please log in again."))
-            kind = "resume"
-        else:
-            code = None
-            if isinstance(request.get("totp"), dict):  # the second try: {"totp": {"login": {...}, "code"}}
-                code = request["totp"].get("code")
-                request = request["totp"].get("login") or {}
-            user = request.get("user") or {}
-            username = user.get("username") if "username" in user else self.emails.get(str(user.get("email")))
-            digest = (request.get("password") or {}).get("digest")
-            if username not in self.users:
-                raise MeteorError(meteor_error(403, "User not found"))
-            if digest != hashlib.sha256(self.users[username][0].encode()).hexdigest():
-                raise MeteorError({"error": 403, "reason": "Incorrect password",
-                                    "message": "Incorrect password [403]", "errorType": "Meteor.Error"})
-            if username in self.totp and code is None:
-                raise MeteorError(meteor_error("totp-required", "TOTP Required", {
-                    "method": "email", "codeGenerated": True, "availableMethods": ["email"]}))
-            if username in self.totp and code != self.totp[username]:
-                raise MeteorError(meteor_error("totp-invalid", "TOTP Invalid", {"method": "email"}))
-            token = self.issue_token(username)
-            kind = "password"
-        session.user, session.token = username, token
-        uid = self.users[username][1]
-        await self._send(session, {"msg": "added", "collection": "users", "id": uid,
-                                   "fields": {"username": username}})
-        return {"id": uid, "token": token, "tokenExpires": {"$date": _now_ms() + NINETY_DAYS_MS}, "type": kind}
-
-    async def _logout(self, session: _Session, params: List[Any]) -> None:
-        if session.token is not None:
-            self.tokens.pop(session.token, None)
-        session.user = session.token = None
-        return None
-
     def _member(self, session: _Session, rid: str) -> bool:
         return session.user in self.rooms.get(rid, set())
 
@@ -452,58 +401,6 @@ class QuickMeetServer(Controls, History, RoomMethods, LocalServer):
         return None
 
     # -- streams -----------------------------------------------------------
-    async def _sub(self, session: _Session, frame: Dict[str, Any]) -> None:
-        sub_id, name, params = frame.get("id"), frame.get("name"), frame.get("params", [])
-        if not isinstance(sub_id, str) or not isinstance(name, str):
-            if self.streamer:
-                await self._close(session, 1002, "CLOSE_PROTOCOL_ERROR")
-            else:
-                await self._send(session, {"msg": "error", "reason": "Malformed subscription",
-                                           "offendingMessage": frame})
-            return
-        if sub_id in session.subs and not self.streamer:
-            return  # Meteor ignores a duplicate active id; the streamer runs it again
-        if self._sub_limits.get(name):
-            wait = self._sub_limits[name].pop(0)
-            reason = (f"Error, too many requests. Please slow down. You must wait {-(-wait // 1000)} seconds "
-                      "before trying again.")
-            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error(
-                "too-many-requests", reason, {"timeToReset": wait})})
-            return
-        if name == "stream-user-presence" and session.user is not None:
-            options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
-            extra = options.get("args") if isinstance(options.get("args"), list) else []
-            change = extra[0] if extra and isinstance(extra[0], dict) else {}
-            session.presence |= {u for u in change.get("added") or [] if isinstance(u, str)}
-            session.presence -= {u for u in change.get("removed") or [] if isinstance(u, str)}
-            session.subs[sub_id] = (name, "")
-            await self._send(session, {"msg": "ready", "subs": [sub_id]})
-            return
-        if name not in ("stream-room-messages", "stream-notify-room", "stream-notify-user"):
-            await self._send(session, {"msg": "nosub", "id": sub_id,
-                                       "error": meteor_error(404, f"Subscription '{name}' not found")})
-            return
-        event_name = params[0] if params and isinstance(params[0], str) else ""
-        if not event_name:
-            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("invalid-event-name")})
-            return
-        if not self._may_read(session, name, event_name):
-            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("not-allowed")})
-            return
-        session.subs[sub_id] = (name, event_name)
-        await self._send(session, {"msg": "ready", "subs": [sub_id]})
-
-    def _may_read(self, session: _Session, stream: str, event_name: str) -> bool:
-        if session.user is None:
-            return False
-        if stream == "stream-room-messages" and event_name == "__my_messages__":
-            return True
-        if stream == "stream-room-messages":
-            return self._member(session, event_name)
-        if stream == "stream-notify-room":
-            return self._member(session, event_name.split("/", 1)[0])
-        return event_name.split("/", 1)[0] == self.users[session.user][1]
-
     async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Optional[_Session] = None) -> int:
         frame = {"msg": "changed", "collection": stream, "id": "id", "fields": {"eventName": event_name, "args": args}}
         sent = 0
