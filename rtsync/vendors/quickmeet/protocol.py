@@ -90,6 +90,7 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
         self._my_since: Optional[int] = None  # __my_messages__: newest ts known when it was last live
         self._seen: BoundedSet[Tuple[str, Any]] = BoundedSet(20000)  # message versions delivered
         self._done_ids: Set[str] = set()  # delivered by an earlier process (a checkpoint)
+        self._warned_expiry = False  # told once that a token without a password cannot be renewed
         self._changes: Dict[str, ChangeLog] = {}  # "rooms-changed" / "subscriptions-changed"
         self._reset(0.0)
 
@@ -117,7 +118,6 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
         self._announced = False  # Connected sent for this link
         self._lossy = False  # this link reported a gap it could not fill
         self._refresh_due: Optional[float] = None
-        self._warned_expiry = False
 
     def _new_id(self, prefix: str) -> str:
         self._next_id += 1
@@ -302,7 +302,9 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
         if self.token_expires is None or self.wall_clock is None:
             return
         left = self.token_expires.timestamp() - self.wall_clock()
-        self._refresh_due = now + max(left - self.refresh_before, min(left / 2, 60.0), 0.0)
+        # Never sooner than a minute after a login: a server that keeps answering with a token
+        # about to lapse must not get a login storm.
+        self._refresh_due = now + max(left - self.refresh_before, 60.0)
 
     def _refresh(self, now: float) -> List[Output]:
         self._refresh_due = None
@@ -398,8 +400,9 @@ class QuickMeetProtocol(Streams, WebSocketProtocol):
             due = min(due, self._fill_due)
         if self.state == "ready" and self._refresh_due is not None:
             due = min(due, self._refresh_due)
-        retries = [s.retry_at for s in self.subs.values() if s.retry_at is not None]
-        return min([due, *retries])
+        if self.state != "ready":
+            return due  # rate-limited subs go out again with the next login anyway
+        return min([due, *(s.retry_at for s in self.subs.values() if s.retry_at is not None)])
 
     def tick(self, now: float) -> List[Output]:
         if (self._filling or self._my_held is not None) and self._fill_due is not None and now >= self._fill_due:
