@@ -23,7 +23,7 @@ order; repeats are dropped on `_id` + `_updatedAt`. Gap data: `channel`,
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ...events import GAP, Event
 from ...sansio import BoundedSet, Output, Report, Send
@@ -63,14 +63,15 @@ class GapFill:
     _fill_due: Optional[float]
     _my_held: Optional[List[Dict[str, Any]]]
 
-    def _internal_call(self, purpose: str, context: Any, method: str, params: List[Any]) -> Send:
-        raise NotImplementedError  # QuickMeetProtocol's
+    if TYPE_CHECKING:  # provided by the class this is mixed into
+        def _internal_call(self, purpose: str, context: Any, method: str, params: List[Any]) -> Send:
+            raise NotImplementedError  # QuickMeetProtocol's
 
-    def _bad(self, what: str, text: str) -> Report:
-        raise NotImplementedError  # QuickMeetProtocol's
+        def _bad(self, what: str, text: str) -> Report:
+            raise NotImplementedError  # QuickMeetProtocol's
 
-    def _room_channels(self) -> Set[str]:
-        raise NotImplementedError  # QuickMeetProtocol's: the rooms with a sub of their own
+        def _room_channels(self) -> Set[str]:
+            raise NotImplementedError  # QuickMeetProtocol's: the rooms with a sub of their own
 
     # -- starting points -----------------------------------------------------
     def _baseline_room(self, rid: str) -> Send:

@@ -9,7 +9,7 @@ Each is one DDP method call under the name Rocket.Chat gives it; like
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from .models import Message, Room, UserRef
 
@@ -19,12 +19,13 @@ __all__ = ["BotMethods"]
 class BotMethods:
     """Mixed into `QuickMeetClient`, whose `call()` and `login_name` they use."""
 
-    @property
-    def login_name(self) -> Optional[str]:
-        raise NotImplementedError  # QuickMeetClient's
+    if TYPE_CHECKING:  # provided by the class this is mixed into
+        @property
+        def login_name(self) -> Optional[str]:
+            raise NotImplementedError  # QuickMeetClient's
 
-    def call(self, method: str, *params: Any, timeout: float = 30.0) -> Any:
-        raise NotImplementedError  # QuickMeetClient's
+        def call(self, method: str, *params: Any, timeout: float = 30.0) -> Any:
+            raise NotImplementedError  # QuickMeetClient's
 
     # -- rooms ----------------------------------------------------------------
     def join_room(self, rid: str, *, code: Optional[str] = None, timeout: float = 30.0) -> None:

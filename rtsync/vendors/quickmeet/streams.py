@@ -10,7 +10,7 @@ eventName): all subs of one stream share the collection and id.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ...errors import ProtocolError, RateLimited, SubscriptionError
 from ...sansio import Output, Reply, Report, Send
@@ -52,11 +52,12 @@ class Streams(GapFill):
     _lossy: bool
     _changes: Dict[str, ChangeLog]
 
-    def _new_id(self, prefix: str) -> str:
-        raise NotImplementedError  # QuickMeetProtocol's
+    if TYPE_CHECKING:  # provided by the class this is mixed into
+        def _new_id(self, prefix: str) -> str:
+            raise NotImplementedError  # QuickMeetProtocol's
 
-    def _announce(self) -> List[Output]:
-        raise NotImplementedError  # QuickMeetProtocol's
+        def _announce(self) -> List[Output]:
+            raise NotImplementedError  # QuickMeetProtocol's
 
     def subscribe(self, stream: str, event_name: str, args: Optional[List[Any]] = None) -> Tuple[str, List[Output]]:
         """A stream subscription, kept for every later link; `Reply(id)` when ready or refused.
