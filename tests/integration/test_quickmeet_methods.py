@@ -292,3 +292,10 @@ def test_the_server_answers_hostile_params_as_rocket_chat_would(server: QuickMee
                 break  # logged out: what follows is another test's subject
     finally:
         c.stop()
+
+
+def test_a_checkpoint_of_another_shape_is_a_configuration_error(tmp_path: Path) -> None:
+    saved = rtsync.FileCheckpoint(tmp_path / "dashly.json")
+    saved.save({"cursor": {"time": "x", "tag": 1}, "channels": {}})  # another vendor's cursor
+    with pytest.raises(rtsync.ConfigurationError, match="QuickMeet's per-room positions"):
+        rtsync.QuickMeetClient("alice", "pw", url="ws://127.0.0.1:9/websocket", checkpoint=saved)

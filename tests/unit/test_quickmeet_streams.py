@@ -194,3 +194,20 @@ def test_params_ejson_cannot_carry_fail_in_the_caller_and_send_nothing() -> None
     else:
         raise AssertionError("no TypeError")
     assert not [o for o in p.call("y", [b"\x00"])[1] if not isinstance(o, Send)]
+
+
+def test_a_restored_checkpoint_fills_from_its_rooms_and_skips_what_was_delivered() -> None:
+    p = QuickMeetProtocol("wss://x/websocket", LOGIN, ping_after=10**9)
+    p.restore({"GENERAL": 1000}, 1000, {"done-at-1000"})
+    p.opened(0)
+    (login,) = frames(p.received(CONNECTED, 0))
+    (connected,) = p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 0)
+    assert connected == Connected(resumed=True, detail={"user_id": "3Dw26TXWxvi8gwfgM"})  # from the checkpoint
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")  # subscribed once running, as users do
+    (fill,) = frames(ready(p, sub_id))
+    assert fill["params"] == ["GENERAL", {"$date": 999}]
+    done = {"_id": "done-at-1000", "rid": "GENERAL", "ts": {"$date": 1000}}
+    new_same_ms = {"_id": "new-at-1000", "rid": "GENERAL", "ts": {"$date": 1000}}
+    later = {"_id": "later", "rid": "GENERAL", "ts": {"$date": 2000}}
+    out = result(p, fill, [later, new_same_ms, done])
+    assert [e.id for e in out] == ["new-at-1000", "later"]
