@@ -88,8 +88,9 @@ class GapFill:
     def _baselined_mine(self, result: Any) -> List[Output]:
         rooms = result if isinstance(result, list) else []
         stamps = [ms_of(room.get(key)) or 0 for room in rooms if isinstance(room, dict) for key in ("lm", "_updatedAt")]
-        known = max([*stamps, *self._last_seen.values()], default=0)
-        self._my_since = max(self._my_since or 0, known)
+        known = max([*stamps, *self._last_seen.values()], default=None)
+        if known is not None:  # none (no rooms yet): the first message seen becomes the point
+            self._my_since = max(self._my_since or 0, known)
         return []
 
     # -- fills ----------------------------------------------------------------
