@@ -3,8 +3,9 @@
 A mixin of `QuickMeetServer`, following Meteor accounts and Rocket.Chat's
 stream publications (reference sections 9.2 to 9.4): the 403 shapes, 5
 unauthenticated logins per 10 s, `nosub` with `invalid-event-name`,
-`not-allowed`, 404 or `too-many-requests`, and `stream-user-presence` with its
-own parameters.
+`not-allowed`, 404 or `too-many-requests`, `stream-user-presence` with its
+own parameters, and a livechat room's messages for whoever sends its visitor
+token as the sub's `args[0]` (`{"token": ...}`), member or not.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Sessions:
     revoked: Set[str]
     totp: Dict[str, str]
     mode: str
+    livechat: Dict[str, str]
     _sub_limits: Dict[str, List[int]]
 
     if TYPE_CHECKING:  # provided by QuickMeetServer and its other mixins
@@ -130,7 +132,11 @@ class Sessions:
         if not event_name:
             await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("invalid-event-name")})
             return
-        if not self._may_read(session, name, event_name):
+        options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        extra = options.get("args") if isinstance(options.get("args"), list) else []
+        visitor = extra[0].get("token") if extra and isinstance(extra[0], dict) else None
+        if not (self._may_read(session, name, event_name) or
+                name == "stream-room-messages" and visitor is not None and self.livechat.get(event_name) == visitor):
             await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("not-allowed")})
             return
         session.subs[sub_id] = (name, event_name)

@@ -124,6 +124,7 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
         self.missed_messages_method = True  # False: a server without loadMissedMessages (404, as for any unknown)
         self.ddp_versions = ["1", "pre2", "pre1"]  # what Meteor speaks; without "1": `failed` to every connect
         self.emails = {f"{name}@example.com": name for name in self.users}
+        self.livechat: Dict[str, str] = {}  # livechat room id -> its visitor's token
         self._sub_limits: Dict[str, List[int]] = defaultdict(list)  # stream -> timeToReset values for nosub
         self.closes: List[Tuple[int, str]] = []  # (code, reason) of every close the server decided on
         self.revoked: Set[str] = set()

@@ -13,6 +13,7 @@ import rtsync
 from rtsync.events import Event
 from rtsync.testing.quickmeet import QuickMeetServer
 from rtsync.vendors.quickmeet.failures import VersionMismatch
+from rtsync.vendors.quickmeet.fill import ROOM_MESSAGES
 from rtsync.vendors.quickmeet.models import Activity, DeletedMessage, Message, Notification, RoomChange, \
     SubscriptionChange
 from tests.conftest import started, wait_for
@@ -299,3 +300,22 @@ def test_a_checkpoint_of_another_shape_is_a_configuration_error(tmp_path: Path) 
     saved.save({"cursor": {"time": "x", "tag": 1}, "channels": {}})  # another vendor's cursor
     with pytest.raises(rtsync.ConfigurationError, match="QuickMeet's per-room positions"):
         rtsync.QuickMeetClient("alice", "pw", url="ws://127.0.0.1:9/websocket", checkpoint=saved)
+
+
+def test_a_livechat_room_is_read_with_the_visitor_token_as_the_streams_parameter(server: QuickMeetServer) -> None:
+    server.add_room("livechat-1", ["bob"])
+    server.livechat["livechat-1"] = "visitor-token"
+    c = client(server)
+    got = started(c)
+    try:
+        with pytest.raises(rtsync.SubscriptionError, match="not-allowed"):
+            c.subscribe(ROOM_MESSAGES, "livechat-1")  # not a member, no token
+        c.subscribe(ROOM_MESSAGES, "livechat-1", {"token": "visitor-token"})
+        server.publish("livechat-1", "hello visitor")
+        assert wait_for(lambda: messages(got) == ["hello visitor"])
+        server.drop()  # the parameters go out again with the new link's sub
+        assert wait_for(lambda: c.stats.connects == 2 and c.connected, timeout=10)
+        server.publish("livechat-1", "still here")
+        assert wait_for(lambda: messages(got) == ["hello visitor", "still here"])
+    finally:
+        c.stop()
