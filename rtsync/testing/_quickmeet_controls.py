@@ -21,13 +21,14 @@ def _now_ms() -> int:
 
 
 class Controls:
-    """`edit()`, `add_room()`, `rename_room()`, `remove_room()`, `mark_unread()`, `notify_user()`,
+    """`edit()`, `delete()`, `add_room()`, `rename_room()`, `remove_room()`, `mark_unread()`, `notify_user()`,
     `set_status()`, `rate_limit()`, `rate_limit_subscriptions()`, `issue_token()`."""
 
     users: Dict[str, Tuple[str, str]]
     rooms: Dict[str, Set[str]]
     room_info: Dict[str, Dict[str, Any]]
     messages: Dict[str, List[Dict[str, Any]]]
+    message_trash: Dict[str, List[Dict[str, Any]]]
     unread: Dict[Tuple[str, str], int]
     tokens: Dict[str, str]
     trash: List[Tuple[Set[str], Dict[str, Any]]]
@@ -62,6 +63,20 @@ class Controls:
                         message["msg"] = text
                         message["_updatedAt"] = touched(message)
                         await self._emit("stream-room-messages", rid, [message])
+
+        self.call(go)
+
+    def delete(self, message_id: str) -> None:
+        """Delete a message (as its author or an admin would): `messages/get` lists it under `deleted`, and
+        `<rid>/deleteMessage` subscribers hear `[{"_id"}]`."""
+
+        async def go() -> None:
+            for rid, stored in self.messages.items():
+                for message in list(stored):
+                    if message["_id"] == message_id:
+                        stored.remove(message)
+                        self.message_trash[rid].append({"_id": message_id, "_deletedAt": {"$date": _now_ms()}})
+                        await self._emit("stream-notify-room", f"{rid}/deleteMessage", [{"_id": message_id}])
 
         self.call(go)
 

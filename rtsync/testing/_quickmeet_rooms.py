@@ -48,6 +48,7 @@ class RoomMethods:
     room_info: Dict[str, Dict[str, Any]]
     messages: Dict[str, List[Dict[str, Any]]]
     unread: Dict[Tuple[str, str], int]
+    message_trash: Dict[str, List[Dict[str, Any]]]
     _sub_updated: Dict[Tuple[str, str], int]
 
     if TYPE_CHECKING:  # provided by QuickMeetServer and its other mixins
@@ -137,6 +138,7 @@ class RoomMethods:
             raise MeteorError(meteor_error("error-action-not-allowed", "Not allowed",
                                            {"method": "deleteMessage", "action": "Delete_message"}))
         self.messages[rid].remove(message)
+        self.message_trash[rid].append({"_id": message["_id"], "_deletedAt": {"$date": _now_ms()}})
         await self._emit("stream-notify-room", f"{rid}/deleteMessage", [{"_id": message["_id"]}])
         return None
 
@@ -167,7 +169,8 @@ class RoomMethods:
 
 
 class History:
-    """Handlers for reading: `loadHistory`, `loadMissedMessages`, `rooms/get`, `subscriptions/get`, `getUsersOfRoom`."""
+    """Handlers for reading: `loadHistory`, `loadMissedMessages`, `rooms/get`, `subscriptions/get`, `getUsersOfRoom`,
+    `messages/get`."""
 
     users: Dict[str, Tuple[str, str]]
     rooms: Dict[str, Set[str]]
@@ -175,6 +178,7 @@ class History:
     messages: Dict[str, List[Dict[str, Any]]]
     unread: Dict[Tuple[str, str], int]
     trash: List[Tuple[Set[str], Dict[str, Any]]]
+    message_trash: Dict[str, List[Dict[str, Any]]]
     _sub_updated: Dict[Tuple[str, str], int]
 
     if TYPE_CHECKING:  # provided by QuickMeetServer and its other mixins
@@ -242,3 +246,18 @@ class History:
         records = [{"_id": self.users[u][1], "username": u, "name": u} for u in sorted(self.rooms[rid])]
         return {"total": len(records), "records": records}
 
+    async def _messages_get(self, session: Any, params: List[Any]) -> Any:
+        """`messages/get(rid, {lastUpdate})`: what changed in a room since then, deletions included."""
+        rid = params[0] if params else None
+        options = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
+        if not isinstance(rid, str) or not rid:
+            raise MeteorError(meteor_error("error-invalid-room", "Invalid room", {"method": "messages/get"}))
+        if not self._member(session, rid):
+            raise MeteorError(meteor_error("error-not-allowed", "Not allowed", {"method": "messages/get"}))
+        since = options.get("lastUpdate")
+        if isinstance(since, dict) and isinstance(since.get("$date"), (int, float)):
+            after = since["$date"]
+            return {"updated": [m for m in reversed(self.messages.get(rid, [])) if m["_updatedAt"]["$date"] > after],
+                    "deleted": [d for d in reversed(self.message_trash.get(rid, [])) if d["_deletedAt"]["$date"] > after]}
+        count = options.get("count") if isinstance(options.get("count"), int) else 20
+        return {"messages": list(reversed(self.messages.get(rid, [])))[:count]}

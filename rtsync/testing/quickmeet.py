@@ -15,7 +15,7 @@ on servers that dropped it), `rooms/get` and
 (the token revoked), login by `{"email"}`, and the bot's methods in
 `_quickmeet_rooms` (`joinRoom`, `leaveRoom`, `createDirectMessage`,
 `getRoomById`, `updateMessage`, `deleteMessage`, `setReaction`,
-`readMessages`); unknown = 404 then `updated`, no `result` for undefined);
+`readMessages`, `messages/get` with its deletions); unknown = 404 then `updated`, no `result` for undefined);
 streams with `ready`/`nosub` (`not-allowed`, 404, `invalid-event-name`,
 `too-many-requests`) and `changed` events on (collection, eventName),
 `__my_messages__` with its room details, `stream-user-presence` with its own
@@ -139,6 +139,7 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
         self.trash: List[Tuple[Set[str], Dict[str, Any]]] = []  # removed rooms: (members, {"_id", "_deletedAt"})
         self.totp: Dict[str, str] = {}  # username -> the code its second factor wants
         self.messages: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+        self.message_trash: Dict[str, List[Dict[str, Any]]] = defaultdict(list)  # rid -> [{_id, _deletedAt}]
         self.frames_in: List[Dict[str, Any]] = []
         self.frames_out: List[Dict[str, Any]] = []  # every frame sent, for asserting peers' runs
         self._limits: Dict[str, List[int]] = defaultdict(list)  # method -> timeToReset values to answer with
@@ -332,6 +333,7 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
             "createDirectMessage": self._create_direct_message, "getRoomById": self._get_room_by_id,
             "updateMessage": self._update_message, "deleteMessage": self._delete_message,
             "setReaction": self._set_reaction, "readMessages": self._read_messages,
+            "messages/get": self._messages_get,
         }.get(method)
         if handler is None:
             reason = f"Method '{method}' not found"

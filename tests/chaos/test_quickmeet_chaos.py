@@ -342,3 +342,26 @@ def test_notifications_missed_in_a_drop_are_a_gap_and_the_link_is_not_resumed(se
     for g in gaps:
         assert g.data["channel"] == g.channel and g.data["missing"] is None and "not replayed" in g.data["reason"]
     assert [e.data["resumed"] for e in got if e.name == "rtsync.connected"] == [False, False]
+
+
+def test_messages_deleted_while_away_are_delivered_after_the_drop(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        c.subscribe_deleted_messages("GENERAL")
+        early = server.publish("GENERAL", "deleted while alice was here")
+        doomed = server.publish("GENERAL", "deleted while alice was away")
+        assert wait_for(lambda: len(messages(got)) == 2)
+        server.delete(early["_id"])
+        assert wait_for(lambda: any(e.channel == "GENERAL/deleteMessage" for e in got))
+        server.silence(True)
+        server.delete(doomed["_id"])
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len([e for e in got if e.channel == "GENERAL/deleteMessage"]) == 2, timeout=10)
+    finally:
+        c.stop()
+    deleted = [e.data[0]["_id"] for e in got if e.channel == "GENERAL/deleteMessage"]
+    assert deleted == [early["_id"], doomed["_id"]]  # the earlier one not again
+    assert not any(e.name == "rtsync.gap" for e in got)

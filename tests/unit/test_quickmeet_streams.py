@@ -211,3 +211,26 @@ def test_a_restored_checkpoint_fills_from_its_rooms_and_skips_what_was_delivered
     later = {"_id": "later", "rid": "GENERAL", "ts": {"$date": 2000}}
     out = result(p, fill, [later, new_same_ms, done])
     assert [e.id for e in out] == ["new-at-1000", "later"]
+
+
+def test_deletions_are_fetched_after_a_reconnect_or_reported_without_messages_get() -> None:
+    p = logged_in()
+    rooms, _ = p.subscribe("stream-room-messages", "GENERAL")
+    deletions, _ = p.subscribe("stream-notify-room", "GENERAL/deleteMessage")
+    ready(p, rooms, deletions)
+    p.received(json.dumps({"msg": "changed", "collection": "stream-room-messages", "id": "id", "fields": {
+        "eventName": "GENERAL", "args": [{"_id": "m1", "rid": "GENERAL", "ts": {"$date": 5000}}]}}), 0)
+    live = {"msg": "changed", "collection": "stream-notify-room", "id": "id",
+            "fields": {"eventName": "GENERAL/deleteMessage", "args": [{"_id": "gone-before"}]}}
+    assert len(p.received(json.dumps(live), 0)) == 1
+    relink(p, 5)
+    fill, ask = frames(ready(p, rooms, deletions, now=5))
+    assert (ask["method"], ask["params"]) == ("messages/get", ["GENERAL", {"lastUpdate": {"$date": 4999}}])
+    out = result(p, ask, {"updated": [], "deleted": [{"_id": "gone-after", "_deletedAt": {"$date": 6000}},
+                                                     {"_id": "gone-before", "_deletedAt": {"$date": 5001}}]}, 5)
+    assert [(e.channel, e.data) for e in out] == [("GENERAL/deleteMessage", [{"_id": "gone-after"}])]
+    relink(p, 9)
+    _, ask = frames(ready(p, rooms, deletions, now=9))
+    not_found = {"error": 404, "reason": "Method 'messages/get' not found"}
+    (gap,) = p.received(json.dumps({"msg": "result", "id": ask["id"], "error": not_found}), 9)
+    assert gap.name == GAP and gap.data["channel"] == "GENERAL/deleteMessage" and "not found" in gap.data["reason"]

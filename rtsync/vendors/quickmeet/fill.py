@@ -11,8 +11,11 @@ DDP replays nothing. Per subscription, when it is ready again on a new link:
   and fills each from its newest delivered message, or from the newest
   message or room change known when the subscription started;
 - room and subscription changes are recovered by `sync.ChangeLog`;
+- `<rid>/deleteMessage` asks `messages/get(rid, {lastUpdate})` for the
+  deletions since the newest server time seen, delivered as the stream's own
+  `[{"_id"}]` events (repeats dropped); a server without it is a gap;
 - typing and user activity are ephemeral (nothing to recover);
-- anything else (notifications, deleteMessage, presence, ...) cannot be
+- anything else (notifications, presence, ...) cannot be
   fetched again: an `rtsync.gap` event says so.
 
 Live messages of a room being filled wait behind its fill, so delivery stays in
@@ -32,13 +35,14 @@ from .ejson import decode_ejson, encode_date
 from .failures import call_error, code_of
 from .models import QuickMeetEvent
 
-__all__ = ["GapFill", "MY_MESSAGES", "ROOM_MESSAGES", "message_problem", "ms_of"]
+__all__ = ["DELETE_MESSAGE", "GapFill", "MY_MESSAGES", "ROOM_MESSAGES", "message_problem", "ms_of"]
 
 PROVIDER = "quickmeet"
 ROOM_MESSAGES = "stream-room-messages"
 MY_MESSAGES = "__my_messages__"
 #: stream events that only tell the present state (a typing flag): nothing to recover after a drop
 EPHEMERAL = ("/typing", "/user-activity")
+DELETE_MESSAGE = "/deleteMessage"
 
 
 def gap(channel: str, reason: str, *, missing: Optional[int] = None, **extra: Any) -> Event:
@@ -57,6 +61,7 @@ class GapFill:
     _my_since: Optional[int]
     _seen: BoundedSet[Tuple[str, Any]]
     _done_ids: Set[str]
+    _deleted: BoundedSet[str]
     _filling: Dict[str, List[Dict[str, Any]]]
     _fill_pages: Dict[str, List[List[Dict[str, Any]]]]
     _fill_channel: Dict[str, str]
@@ -208,6 +213,22 @@ class GapFill:
         out = [o for rid in list(self._filling) for o in self._end_fill(rid, [], reason)]
         if self._my_held is not None:
             out += self._my_rooms(None, {"error": "timeout", "reason": reason}, 0.0)
+        return out
+
+    def _deleted_since(self, channel: str, result: Any, error: Any) -> List[Output]:
+        """The deletions a `messages/get` fill found, as the `<rid>/deleteMessage` events we missed."""
+        deleted = result.get("deleted") if isinstance(result, dict) else None
+        if error is not None or not isinstance(deleted, list):
+            why = f"messages/get failed: {call_error('messages/get', error)}" if error is not None else \
+                "the messages/get answer has no list of deleted messages"
+            return [gap(channel, f"{why}; messages deleted while disconnected may be missing",
+                        stream="stream-notify-room")]
+        out: List[Output] = []
+        for item in reversed(deleted):  # newest first on the wire
+            ident = item.get("_id") if isinstance(item, dict) else None
+            if isinstance(ident, str) and self._deleted.add(ident):
+                out.append(QuickMeetEvent.make("stream-notify-room", provider=PROVIDER, channel=channel,
+                                               data=[{"_id": ident}]))
         return out
 
     # -- delivery -------------------------------------------------------------

@@ -91,6 +91,7 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
         self._my_since: Optional[int] = None  # __my_messages__: newest ts known when it was last live
         self._seen: BoundedSet[Tuple[str, Any]] = BoundedSet(20000)  # message versions delivered
         self._done_ids: Set[str] = set()  # delivered by an earlier process (a checkpoint)
+        self._deleted: BoundedSet[str] = BoundedSet(5000)  # ids of deletions delivered
         self._warned_expiry = False  # told once that a token without a password cannot be renewed
         self._changes: Dict[str, ChangeLog] = {}  # "rooms-changed" / "subscriptions-changed"
         self._reset(0.0)
@@ -267,6 +268,8 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
             return self._baselined_room(context, result) if error is None else []
         if purpose == "my-baseline":
             return self._baselined_mine(result) if error is None else []
+        if purpose == "deleted":
+            return self._deleted_since(context, result, error)
         if purpose == "my-rooms":
             return self._my_rooms(result, error, now)
         if purpose == "sync":

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ...errors import ProtocolError, RateLimited, SubscriptionError
 from ...sansio import Output, Reply, Report, Send
-from .ejson import decode_ejson, encode_ejson
+from .ejson import decode_ejson, encode_date, encode_ejson
 from .failures import RATE_LIMITED, call_error, code_of, rate_limit_wait, short
-from .fill import EPHEMERAL, MY_MESSAGES, PROVIDER, ROOM_MESSAGES, GapFill, gap, message_problem
+from .fill import DELETE_MESSAGE, EPHEMERAL, MY_MESSAGES, PROVIDER, ROOM_MESSAGES, GapFill, gap, message_problem
 from .models import QuickMeetEvent
 from .sync import ChangeLog, kind_of
 
@@ -127,6 +127,12 @@ class Streams(GapFill):
             return out
         if not sub.live_before or sub.event_name.endswith(EPHEMERAL):
             return []
+        known = max([*self._last_seen.values(), self._my_since or 0], default=0)  # newest server time seen
+        if sub.stream == "stream-notify-room" and sub.event_name.endswith(DELETE_MESSAGE) and known:
+            # Deletions since then (the ones before the drop come again and are dropped as repeats).
+            rid = sub.event_name[:-len(DELETE_MESSAGE)]
+            return [self._internal_call("deleted", sub.event_name, "messages/get",
+                                        [rid, {"lastUpdate": encode_date(known - 1)}])]
         self._lossy = True
         return [gap(sub.event_name, f"{sub.stream} events are not replayed: those sent while the link was "
                                     "down are lost", stream=sub.stream)]
@@ -178,6 +184,9 @@ class Streams(GapFill):
             data = decode_ejson(args)
         except ProtocolError as exc:
             return [self._bad(f"a {stream} event: {exc}", raw)]
+        if stream == "stream-notify-room" and event_name.endswith(DELETE_MESSAGE) and args and \
+                isinstance(args[0], dict) and isinstance(args[0].get("_id"), str) and not self._deleted.add(args[0]["_id"]):
+            return []  # a deletion a fill already delivered
         kind = kind_of(stream, event_name)
         # Recorded only once decoded: a change we could not deliver must not count as held.
         if kind is not None and not self._changes.setdefault(kind, ChangeLog(kind)).live(args):
