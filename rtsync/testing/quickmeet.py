@@ -122,6 +122,7 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
         self.hold_results = False
         self.mangle_errors = False
         self.missed_messages_method = True  # False: a server without loadMissedMessages (404, as for any unknown)
+        self.missing_methods: Set[str] = set()  # methods this server version lacks: 404 as for any unknown
         self.ddp_versions = ["1", "pre2", "pre1"]  # what Meteor speaks; without "1": `failed` to every connect
         self.emails = {f"{name}@example.com": name for name in self.users}
         self.livechat: Dict[str, str] = {}  # livechat room id -> its visitor's token
@@ -334,7 +335,7 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
             "updateMessage": self._update_message, "deleteMessage": self._delete_message,
             "setReaction": self._set_reaction, "readMessages": self._read_messages,
             "messages/get": self._messages_get,
-        }.get(method)
+        }.get(method) if method not in self.missing_methods else None
         if handler is None:
             reason = f"Method '{method}' not found"
             await self._result(session, call_id, error=meteor_error(404, reason))

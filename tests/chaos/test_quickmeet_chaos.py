@@ -365,3 +365,40 @@ def test_messages_deleted_while_away_are_delivered_after_the_drop(server: QuickM
     deleted = [e.data[0]["_id"] for e in got if e.channel == "GENERAL/deleteMessage"]
     assert deleted == [early["_id"], doomed["_id"]]  # the earlier one not again
     assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_an_older_message_edited_while_away_comes_again_after_the_drop(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        old = server.publish("GENERAL", "draft")
+        server.publish("GENERAL", "newer")
+        assert wait_for(lambda: messages(got) == ["draft", "newer"])
+        server.silence(True)
+        server.edit(old["_id"], "final")  # an edit of a message older than the newest seen
+        server.publish("GENERAL", "missed")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len(messages(got)) == 4, timeout=10)
+    finally:
+        c.stop()
+    # Changes to old messages come behind the missed ones (or among them, when they share a millisecond).
+    assert messages(got)[:2] == ["draft", "newer"] and sorted(messages(got)[2:]) == ["final", "missed"]
+    assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_a_server_without_messages_get_reports_that_edits_may_be_missing(server: QuickMeetServer) -> None:
+    server.missing_methods.add("messages/get")
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        server.publish("GENERAL", "seen")
+        assert wait_for(lambda: messages(got) == ["seen"])
+        server.drop()
+        assert wait_for(lambda: any(e.name == "rtsync.gap" for e in got), timeout=10)
+    finally:
+        c.stop()
+    (gap,) = [e for e in got if e.name == "rtsync.gap"]
+    assert gap.data["channel"] == "GENERAL" and "edits and reactions" in gap.data["reason"]

@@ -146,7 +146,9 @@ def test_reconnect_relogs_in_with_the_token_resubscribes_same_ids_and_fills_gaps
     after = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 10))
     assert after == [{"msg": "sub", "id": sub_id, "name": "stream-room-messages",
                       "params": ["GENERAL", {"useCollection": False, "args": []}]}]
-    (fill,) = frames(p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 10))  # filled once subscribed
+    fill, edits = frames(p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 10))  # filled once subscribed
+    # and older messages edited meanwhile, from the same point
+    assert (edits["method"], edits["params"]) == ("messages/get", ["GENERAL", {"lastUpdate": {"$date": 1540756719397}}])
     # Everything after the last seen message, from one millisecond earlier (the server's `ts > start`).
     assert fill["method"] == "loadMissedMessages" and fill["params"] == ["GENERAL", {"$date": 1540756719397}]
     live = ROOM_MESSAGE.replace("357Cde8axgiCYd3kY", "live1").replace("1540756719398", "1540756719500")
@@ -193,7 +195,7 @@ def reconnected_to_fill(p: QuickMeetProtocol) -> dict:
     p.opened(1)
     (login,) = frames(p.received(CONNECTED, 1))
     p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1)
-    (fill,) = frames(p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 1))
+    fill, _edits = frames(p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 1))
     return fill
 
 

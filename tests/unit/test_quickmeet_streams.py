@@ -115,7 +115,7 @@ def test_a_failed_room_fill_is_a_gap_with_channel_missing_reason_and_the_old_key
     (baseline,) = frames(ready(p, sub_id)[1:])
     result(p, baseline, {"messages": [{"_id": "old", "ts": {"$date": 700}}]})
     relink(p, 5)
-    (fill,) = frames(ready(p, sub_id, now=5)[1:])
+    fill, _edits = frames(ready(p, sub_id, now=5)[1:])
     assert fill["params"] == ["GENERAL", {"$date": 699}]  # from the starting point the baseline gave
     (gap,) = result(p, fill, False, 5)
     assert gap.data == {"channel": "GENERAL", "missing": None, "reason": "no access to the room's history",
@@ -204,13 +204,16 @@ def test_a_restored_checkpoint_fills_from_its_rooms_and_skips_what_was_delivered
     (connected,) = p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 0)
     assert connected == Connected(resumed=True, detail={"user_id": "3Dw26TXWxvi8gwfgM"})  # from the checkpoint
     sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")  # subscribed once running, as users do
-    (fill,) = frames(ready(p, sub_id))
+    fill, edits = frames(ready(p, sub_id))
     assert fill["params"] == ["GENERAL", {"$date": 999}]
     done = {"_id": "done-at-1000", "rid": "GENERAL", "ts": {"$date": 1000}}
     new_same_ms = {"_id": "new-at-1000", "rid": "GENERAL", "ts": {"$date": 1000}}
     later = {"_id": "later", "rid": "GENERAL", "ts": {"$date": 2000}}
     out = result(p, fill, [later, new_same_ms, done])
     assert [e.id for e in out] == ["new-at-1000", "later"]
+    edited_done = dict(done, msg="edited later", editedAt={"$date": 3000}, _updatedAt={"$date": 3000})
+    out = result(p, edits, {"updated": [edited_done, later, dict(done, _updatedAt={"$date": 1001})], "deleted": []})
+    assert [(e.id, e.data[0].get("msg")) for e in out] == [("done-at-1000", "edited later")]
 
 
 def test_deletions_are_fetched_after_a_reconnect_or_reported_without_messages_get() -> None:
@@ -224,13 +227,13 @@ def test_deletions_are_fetched_after_a_reconnect_or_reported_without_messages_ge
             "fields": {"eventName": "GENERAL/deleteMessage", "args": [{"_id": "gone-before"}]}}
     assert len(p.received(json.dumps(live), 0)) == 1
     relink(p, 5)
-    fill, ask = frames(ready(p, rooms, deletions, now=5))
+    fill, edits, ask = frames(ready(p, rooms, deletions, now=5))
     assert (ask["method"], ask["params"]) == ("messages/get", ["GENERAL", {"lastUpdate": {"$date": 4999}}])
     out = result(p, ask, {"updated": [], "deleted": [{"_id": "gone-after", "_deletedAt": {"$date": 6000}},
                                                      {"_id": "gone-before", "_deletedAt": {"$date": 5001}}]}, 5)
     assert [(e.channel, e.data) for e in out] == [("GENERAL/deleteMessage", [{"_id": "gone-after"}])]
     relink(p, 9)
-    _, ask = frames(ready(p, rooms, deletions, now=9))
+    _, _, ask = frames(ready(p, rooms, deletions, now=9))
     not_found = {"error": 404, "reason": "Method 'messages/get' not found"}
     (gap,) = p.received(json.dumps({"msg": "result", "id": ask["id"], "error": not_found}), 9)
     assert gap.name == GAP and gap.data["channel"] == "GENERAL/deleteMessage" and "not found" in gap.data["reason"]

@@ -64,12 +64,15 @@ class QuickMeetClient(BotMethods, Client):
     After a reconnect the client logs in again before anything else,
     resubscribes with the same ids and parameters, then fills each gap it can:
     a subscribed room with `loadMissedMessages` from the newest message it had
-    delivered (a room that was quiet gets a starting point when subscribed);
-    `__my_messages__` room by room, listed with `rooms/get`; room and
-    subscription changes with `rooms/get` / `subscriptions/get`. Missed
-    messages come in order, live ones that arrive meanwhile wait behind them
-    (30 s at most), repeats are dropped. What cannot be fetched (notifications,
-    deleted messages, presence: DDP replays nothing) is an `rtsync.gap` event
+    delivered (a room that was quiet gets a starting point when subscribed),
+    then its older messages edited meanwhile with `messages/get`;
+    `__my_messages__` room by room, listed with `rooms/get`; deletions
+    (`subscribe_deleted_messages`) with `messages/get`; room and subscription
+    changes with `rooms/get` / `subscriptions/get`. Missed messages come in
+    order, live ones that arrive meanwhile wait behind them (30 s at most),
+    repeats are dropped. What cannot be fetched (notifications, presence and
+    other streams: DDP replays nothing; edits on servers without
+    `messages/get`) is an `rtsync.gap` event
     (`channel`, `missing`, `reason`), and `rtsync.connected` then says
     `resumed=False`. With `checkpoint=` (`rtsync.FileCheckpoint(path)` or any
     object with `load()` and `save(dict)`), each room's newest message that

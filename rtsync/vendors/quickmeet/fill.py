@@ -4,7 +4,8 @@ DDP replays nothing. Per subscription, when it is ready again on a new link:
 
 - a room (`stream-room-messages` `<rid>`) is filled with `loadMissedMessages`
   since the newest message delivered (`loadHistory` pages on servers without
-  it); a room subscribed before any message was seen gets a starting point
+  it), and older messages edited meanwhile (edits, reactions, thread counts)
+  come from `messages/get(rid, {lastUpdate})` behind them; a room subscribed before any message was seen gets a starting point
   from `loadHistory(rid, null, 1)` as soon as it is ready, so a quiet room
   loses nothing either;
 - `__my_messages__` (every room of the user) lists the rooms with `rooms/get`
@@ -43,6 +44,8 @@ MY_MESSAGES = "__my_messages__"
 #: stream events that only tell the present state (a typing flag): nothing to recover after a drop
 EPHEMERAL = ("/typing", "/user-activity")
 DELETE_MESSAGE = "/deleteMessage"
+NO_EDITS = ("the server has no messages/get, so edits and reactions made while disconnected to messages "
+            "older than the newest one seen cannot be fetched")
 
 
 def gap(channel: str, reason: str, *, missing: Optional[int] = None, **extra: Any) -> Event:
@@ -57,6 +60,7 @@ class GapFill:
     history_pages: int
     fill_timeout: float
     missed_method: bool
+    edits_method: bool
     _last_seen: Dict[str, int]
     _my_since: Optional[int]
     _seen: BoundedSet[Tuple[str, Any]]
@@ -214,6 +218,32 @@ class GapFill:
         if self._my_held is not None:
             out += self._my_rooms(None, {"error": "timeout", "reason": reason}, 0.0)
         return out
+
+    def _edits_call(self, rid: str) -> List[Output]:
+        """Edits, reactions and thread counts of older messages changed since the newest seen: `messages/get`."""
+        if not self.edits_method:
+            return [gap(rid, NO_EDITS, room=rid)]
+        return [self._internal_call("edits", rid, "messages/get",
+                                    [rid, {"lastUpdate": encode_date(self._last_seen[rid] - 1)}])]
+
+    def _edits(self, rid: str, result: Any, error: Any) -> List[Output]:
+        updated = result.get("updated") if isinstance(result, dict) else None
+        if error is not None and code_of(error) == 404:
+            self.edits_method = False
+            return [gap(rid, NO_EDITS, room=rid)]
+        if error is not None or not isinstance(updated, list):
+            why = f"messages/get failed: {call_error('messages/get', error)}" if error is not None else \
+                "the messages/get answer has no list of updated messages"
+            return [gap(rid, f"{why}; edits of older messages made while disconnected may be missing", room=rid)]
+        # An unedited message an earlier process delivered (a checkpoint's) is no news.
+        good = sorted((m for m in updated if message_problem(m) is None
+                       and not (str(m.get("_id")) in self._done_ids and not m.get("editedAt"))),
+                      key=lambda m: version_of(m)[1] or 0)
+        bad = [m for m in updated if message_problem(m) is not None]
+        if rid in self._filling:  # after the missed messages, in order (repeats of them are dropped)
+            self._filling[rid].extend(good + bad)
+            return []
+        return self._deliver_messages(rid, [*good, *bad], self._fill_channel.get(rid, rid))
 
     def _deleted_since(self, channel: str, result: Any, error: Any) -> List[Output]:
         """The deletions a `messages/get` fill found, as the `<rid>/deleteMessage` events we missed."""

@@ -83,6 +83,7 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
         self.wall_clock, self.refresh_before = wall_clock, refresh_before
         # loadMissedMessages answers a whole gap in one call; servers without it get loadHistory pages.
         self.missed_method = True
+        self.edits_method = True  # messages/get: False once a server answered 404
         self.subs: Dict[str, StreamSub] = {}
         self._next_id = 0
         self._opened_before = False  # DDP never resumes: a later link fills gaps and resyncs changes
@@ -268,6 +269,8 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
             return self._baselined_room(context, result) if error is None else []
         if purpose == "my-baseline":
             return self._baselined_mine(result) if error is None else []
+        if purpose == "edits":
+            return self._edits(context, result, error)
         if purpose == "deleted":
             return self._deleted_since(context, result, error)
         if purpose == "my-rooms":
