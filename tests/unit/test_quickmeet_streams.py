@@ -88,10 +88,18 @@ def test_my_messages_are_filled_per_room_after_a_reconnect() -> None:
     fills = frames(result(p, rooms, [{"_id": "sandbox"}, {"_id": "quiet"}], 5))
     assert [(f["method"], f["params"]) for f in fills] == [
         ("loadMissedMessages", ["sandbox", {"$date": 999}]),  # from its newest delivered message
-        ("loadMissedMessages", ["quiet", {"$date": 999}])]  # from the newest known anywhere
+        ("messages/get", ["sandbox", {"lastUpdate": {"$date": 999}}]),  # and older messages edited since
+        ("loadMissedMessages", ["quiet", {"$date": 999}]),  # from the newest known anywhere
+        ("messages/get", ["quiet", {"lastUpdate": {"$date": 999}}])]
     assert result(p, fills[0], [], 5) == []
-    out = result(p, fills[1], [{"_id": "q1", "rid": "quiet", "msg": "missed", "ts": {"$date": 2000}}], 5)
+    out = result(p, fills[2], [{"_id": "q1", "rid": "quiet", "msg": "missed", "ts": {"$date": 2000}}], 5)
     assert [(e.id, e.channel) for e in out] == [("q1", "__my_messages__"), ("live", "__my_messages__")]
+    edited = {"_id": "m1", "rid": "sandbox", "msg": "hi (edited)", "ts": {"$date": 1000}, "_updatedAt": {"$date": 4000}}
+    out = result(p, fills[1], {"updated": [edited], "deleted": []}, 5)
+    assert [(e.id, e.channel, e.data[0]["msg"]) for e in out] == [("m1", "__my_messages__", "hi (edited)")]
+    not_found = {"error": 404, "reason": "Method 'messages/get' not found"}
+    (gap,) = p.received(json.dumps({"msg": "result", "id": fills[3]["id"], "error": not_found}), 5)
+    assert gap.name == GAP and gap.channel == "__my_messages__" and "edits and reactions" in gap.data["reason"]
     announced = [o for o in relink(p, 9) + ready(p, sub_id, now=9) if isinstance(o, Connected)]
     assert announced == [Connected(resumed=True, detail={"user_id": "3Dw26TXWxvi8gwfgM"})]
 

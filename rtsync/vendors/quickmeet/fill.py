@@ -132,7 +132,9 @@ class GapFill:
                     continue  # a room with a sub of its own fills itself
                 if rid not in self._last_seen:
                     self._last_seen[rid] = self._my_since or 0
-                out += self._fill_room(rid, MY_MESSAGES, now)
+                out += self._fill_room(rid, MY_MESSAGES, now) + self._edits_call(rid, MY_MESSAGES)
+            if not self.edits_method:
+                out.append(gap(MY_MESSAGES, NO_EDITS))
         for message in held:
             rid = str(message.get("rid"))
             if rid in self._filling:
@@ -219,22 +221,26 @@ class GapFill:
             out += self._my_rooms(None, {"error": "timeout", "reason": reason}, 0.0)
         return out
 
-    def _edits_call(self, rid: str) -> List[Output]:
+    def _edits_call(self, rid: str, channel: str) -> List[Output]:
         """Edits, reactions and thread counts of older messages changed since the newest seen: `messages/get`."""
         if not self.edits_method:
-            return [gap(rid, NO_EDITS, room=rid)]
-        return [self._internal_call("edits", rid, "messages/get",
+            return [gap(channel, NO_EDITS, room=rid)] if channel == rid else []  # __my_messages__: said once
+        return [self._internal_call("edits", (rid, channel), "messages/get",
                                     [rid, {"lastUpdate": encode_date(self._last_seen[rid] - 1)}])]
 
-    def _edits(self, rid: str, result: Any, error: Any) -> List[Output]:
+    def _edits(self, context: Tuple[str, str], result: Any, error: Any) -> List[Output]:
+        rid, channel = context
         updated = result.get("updated") if isinstance(result, dict) else None
         if error is not None and code_of(error) == 404:
+            if not self.edits_method and channel != rid:
+                return []  # the first room's answer said it for all of __my_messages__
             self.edits_method = False
-            return [gap(rid, NO_EDITS, room=rid)]
+            return [gap(channel, NO_EDITS, room=rid)]
         if error is not None or not isinstance(updated, list):
             why = f"messages/get failed: {call_error('messages/get', error)}" if error is not None else \
                 "the messages/get answer has no list of updated messages"
-            return [gap(rid, f"{why}; edits of older messages made while disconnected may be missing", room=rid)]
+            return [gap(channel, f"{why}; edits of older messages made while disconnected may be missing",
+                        room=rid)]
         # An unedited message an earlier process delivered (a checkpoint's) is no news.
         good = sorted((m for m in updated if message_problem(m) is None
                        and not (str(m.get("_id")) in self._done_ids and not m.get("editedAt"))),
@@ -243,7 +249,7 @@ class GapFill:
         if rid in self._filling:  # after the missed messages, in order (repeats of them are dropped)
             self._filling[rid].extend(good + bad)
             return []
-        return self._deliver_messages(rid, [*good, *bad], self._fill_channel.get(rid, rid))
+        return self._deliver_messages(rid, [*good, *bad], channel)
 
     def _deleted_since(self, channel: str, result: Any, error: Any) -> List[Output]:
         """The deletions a `messages/get` fill found, as the `<rid>/deleteMessage` events we missed."""

@@ -118,7 +118,7 @@ class Streams(GapFill):
         if sub.stream == ROOM_MESSAGES and not sub.event_name.startswith("__"):
             rid = sub.event_name
             if rid in self._last_seen:
-                return self._fill_room(rid, rid, now) + self._edits_call(rid) if relinked else []
+                return self._fill_room(rid, rid, now) + self._edits_call(rid, rid) if relinked else []
             out = [self._baseline_room(rid)]
             if sub.live_before:
                 self._lossy = True
