@@ -4,13 +4,14 @@ DDP replays nothing. Per subscription, when it is ready again on a new link:
 
 - a room (`stream-room-messages` `<rid>`) is filled with `loadMissedMessages`
   since the newest message delivered (`loadHistory` pages on servers without
-  it), and older messages edited meanwhile (edits, reactions, thread counts)
-  come from `messages/get(rid, {lastUpdate})` behind them; a room subscribed before any message was seen gets a starting point
-  from `loadHistory(rid, null, 1)` as soon as it is ready, so a quiet room
-  loses nothing either;
+  it), and older messages changed meanwhile (edits, reactions, thread
+  counts) come from `messages/get(rid, {lastUpdate})` behind them; a room
+  subscribed before any message was seen gets a starting point from
+  `loadHistory(rid, null, 1)` as soon as it is ready, so a quiet room loses
+  nothing either;
 - `__my_messages__` (every room of the user) lists the rooms with `rooms/get`
-  and fills each from its newest delivered message, or from the newest
-  message or room change known when the subscription started;
+  and fills each the same way, from its newest delivered message, or from the
+  newest message or room change known when the subscription started;
 - room and subscription changes are recovered by `sync.ChangeLog`;
 - `<rid>/deleteMessage` asks `messages/get(rid, {lastUpdate})` for the
   deletions since the newest server time seen, delivered as the stream's own
@@ -29,9 +30,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
+from ...errors import ProtocolError
 from ...events import GAP, Event
 from ...sansio import BoundedSet, Output, Report, Send
-from ...errors import ProtocolError
 from .ejson import decode_ejson, encode_date
 from .failures import call_error, code_of
 from .models import QuickMeetEvent
