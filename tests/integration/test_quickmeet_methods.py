@@ -105,8 +105,8 @@ def test_direct_messages_typing_and_user_activity(server: QuickMeetServer) -> No
         alice.subscribe_room_messages(rid)
         alice.subscribe_typing(rid)
         alice.subscribe_user_activity(rid)
-        bob.send_typing(rid)
-        bob.send_typing(rid, False)
+        bob.send_typing(rid, legacy=True)
+        bob.send_typing(rid, False, legacy=True)
         bob.send_message(rid, "psst")
         assert wait_for(lambda: messages(got) == ["psst"] and
                         len([e for e in got if e.name == "stream-notify-room"]) == 4)

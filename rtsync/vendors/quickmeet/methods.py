@@ -99,7 +99,9 @@ class BotMethods:
         self.call("stream-notify-room", f"{rid}/user-activity", self.login_name, list(activities), extra,
                   timeout=timeout)
 
-    def send_typing(self, rid: str, typing: bool = True, *, timeout: float = 30.0) -> None:
-        """Start or stop typing in a room: `user-activity`, and the legacy `<rid>/typing` older clients read."""
+    def send_typing(self, rid: str, typing: bool = True, *, legacy: bool = False, timeout: float = 30.0) -> None:
+        """Start or stop typing in a room (`user-activity`); `legacy=True` also sends the old
+        `<rid>/typing` flag that clients and servers before `user-activity` read."""
         self.send_user_activity(rid, ("user-typing",) if typing else (), timeout=timeout)
-        self.call("stream-notify-room", f"{rid}/typing", self.login_name, typing, timeout=timeout)
+        if legacy:
+            self.call("stream-notify-room", f"{rid}/typing", self.login_name, typing, timeout=timeout)
