@@ -319,3 +319,19 @@ def test_a_livechat_room_is_read_with_the_visitor_token_as_the_streams_parameter
         assert wait_for(lambda: messages(got) == ["hello visitor", "still here"])
     finally:
         c.stop()
+
+
+def test_activity_right_after_start_waits_for_the_username_the_server_gives(server: QuickMeetServer) -> None:
+    token = server.issue_token("bob")
+    bob = rtsync.QuickMeetClient(resume_token=token, url=server.url, backoff=FAST)  # no username given
+    alice = client(server)
+    got = started(alice)
+    try:
+        alice.subscribe_user_activity("GENERAL")
+        with bob:
+            bob.send_typing("GENERAL")  # before the login completed: waits, then names bob
+            assert wait_for(lambda: any(e.name == "stream-notify-room" for e in got))
+    finally:
+        alice.stop()
+    (activity,) = [e.typed for e in got if e.name == "stream-notify-room"]
+    assert isinstance(activity, Activity) and activity.username == "bob" and activity.typing

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from ...errors import ConfigurationError
 from .models import Message, Room, UserRef
 
 __all__ = ["BotMethods"]
 
 
 class BotMethods:
-    """Mixed into `QuickMeetClient`, whose `call()` and `login_name` they use."""
+    """Mixed into `QuickMeetClient`, whose `call()`, `login_name` and `wait_connected()` they use."""
 
     if TYPE_CHECKING:  # provided by the class this is mixed into
         @property
@@ -26,6 +27,9 @@ class BotMethods:
 
         def call(self, method: str, *params: Any, timeout: float = 30.0) -> Any:
             raise NotImplementedError  # QuickMeetClient's
+
+        def wait_connected(self, timeout: Optional[float] = None) -> bool:
+            raise NotImplementedError  # Client's
 
     # -- rooms ----------------------------------------------------------------
     def join_room(self, rid: str, *, code: Optional[str] = None, timeout: float = 30.0) -> None:
@@ -96,7 +100,7 @@ class BotMethods:
 
         The server relays it to the room's other subscribers, never back to this connection."""
         extra: Dict[str, Any] = {"tmid": tmid} if tmid else {}
-        self.call("stream-notify-room", f"{rid}/user-activity", self.login_name, list(activities), extra,
+        self.call("stream-notify-room", f"{rid}/user-activity", self._own_name(timeout), list(activities), extra,
                   timeout=timeout)
 
     def send_typing(self, rid: str, typing: bool = True, *, legacy: bool = False, timeout: float = 30.0) -> None:
@@ -104,4 +108,12 @@ class BotMethods:
         `<rid>/typing` flag that clients and servers before `user-activity` read."""
         self.send_user_activity(rid, ("user-typing",) if typing else (), timeout=timeout)
         if legacy:
-            self.call("stream-notify-room", f"{rid}/typing", self.login_name, typing, timeout=timeout)
+            self.call("stream-notify-room", f"{rid}/typing", self._own_name(timeout), typing, timeout=timeout)
+
+    def _own_name(self, timeout: float) -> str:
+        """The username the server checks activity against (it drops others' in silence)."""
+        if self.login_name is None:
+            self.wait_connected(timeout)  # the server names the user at login
+        if self.login_name is None:
+            raise ConfigurationError("the server did not say this user's username: give username= to the client")
+        return self.login_name
