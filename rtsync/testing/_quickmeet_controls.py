@@ -31,6 +31,7 @@ class Controls:
     message_trash: Dict[str, List[Dict[str, Any]]]
     unread: Dict[Tuple[str, str], int]
     tokens: Dict[str, str]
+    token_issued: Dict[str, int]
     trash: List[Tuple[Set[str], Dict[str, Any]]]
     _sub_updated: Dict[Tuple[str, str], int]
     _limits: Dict[str, List[int]]
@@ -149,6 +150,7 @@ class Controls:
     def issue_token(self, username: str) -> str:
         token = secrets.token_urlsafe(32)
         self.tokens[token] = username
+        self.token_issued[token] = _now_ms()
         return token
 
 

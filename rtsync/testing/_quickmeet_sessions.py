@@ -32,6 +32,8 @@ class Sessions:
     emails: Dict[str, str]
     tokens: Dict[str, str]
     revoked: Set[str]
+    token_issued: Dict[str, int]
+    token_lifetime: float
     totp: Dict[str, str]
     mode: str
     livechat: Dict[str, str]
@@ -64,6 +66,8 @@ class Sessions:
             username = self.tokens.get(token) if token not in self.revoked else None
             if username is None:
                 raise MeteorError(meteor_error(403, "You've been logged out by the server. Please log in again."))
+            if self._expires(token) <= _now_ms():
+                raise MeteorError(meteor_error(403, "Your session has expired. Please log in again."))
             kind = "resume"
         else:
             code = None
@@ -89,7 +93,11 @@ class Sessions:
         uid = self.users[username][1]
         await self._send(session, {"msg": "added", "collection": "users", "id": uid,
                                    "fields": {"username": username}})
-        return {"id": uid, "token": token, "tokenExpires": {"$date": _now_ms() + NINETY_DAYS_MS}, "type": kind}
+        # A resume keeps the token's own expiry (Meteor counts from when it was issued).
+        return {"id": uid, "token": token, "tokenExpires": {"$date": self._expires(token)}, "type": kind}
+
+    def _expires(self, token: str) -> int:
+        return self.token_issued.get(token, _now_ms()) + int(self.token_lifetime * 1000)
 
     async def _logout(self, session: Any, params: List[Any]) -> None:
         if session.token is not None:

@@ -130,6 +130,8 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
         self.closes: List[Tuple[int, str]] = []  # (code, reason) of every close the server decided on
         self.revoked: Set[str] = set()
         self.tokens: Dict[str, str] = {}  # resume token -> username
+        self.token_issued: Dict[str, int] = {}  # resume token -> when it was issued (ms)
+        self.token_lifetime = NINETY_DAYS_MS / 1000  # seconds a login token lives (`loginExpirationInDays`)
         self.rooms: Dict[str, Set[str]] = {"GENERAL": set(self.users), "private-room": {"bob"}}
         start = _now_ms()
         self.room_info: Dict[str, Dict[str, Any]] = {

@@ -335,3 +335,33 @@ def test_activity_right_after_start_waits_for_the_username_the_server_gives(serv
         alice.stop()
     (activity,) = [e.typed for e in got if e.name == "stream-notify-room"]
     assert isinstance(activity, Activity) and activity.username == "bob" and activity.typing
+
+
+def test_the_login_is_renewed_on_the_live_link_before_the_token_lapses(server: QuickMeetServer) -> None:
+    server.token_lifetime = 3.0
+    c = client(server, refresh_before=2.5)
+    c.protocol.refresh_floor = 0.1
+    got = started(c)
+    try:
+        first, expires = c.resume_token, c.token_expires
+        c.subscribe_room_messages("GENERAL")
+        assert wait_for(lambda: c.resume_token != first, timeout=10)
+        assert c.token_expires is not None and expires is not None and c.token_expires > expires
+        server.publish("GENERAL", "still subscribed")
+        assert wait_for(lambda: messages(got) == ["still subscribed"])
+    finally:
+        c.stop()
+    assert c.stats.connects == 1  # renewed without a reconnect
+    logins = [f["params"][0] for f in server.frames_in if f.get("method") == "login"]
+    assert len(logins) >= 2 and all("password" in login for login in logins)
+
+
+def test_an_expired_token_without_a_password_is_refused_and_final(server: QuickMeetServer) -> None:
+    server.token_lifetime = 0.0
+    c = rtsync.QuickMeetClient(resume_token=server.issue_token("alice"), url=server.url, backoff=FAST)
+    c.start()
+    try:
+        with pytest.raises(rtsync.AuthenticationError, match="expired"):
+            c.wait_connected(timeout=10)
+    finally:
+        c.stop()

@@ -33,6 +33,7 @@ class Login:
     token_expires: Optional[datetime]
     wall_clock: Optional[Callable[[], float]]
     refresh_before: float
+    refresh_floor: float
     subs: Dict[str, StreamSub]
     _password_login: Dict[str, Any]
     _tried_password: bool
@@ -120,7 +121,7 @@ class Login:
         left = self.token_expires.timestamp() - self.wall_clock()
         # Never sooner than a minute after a login: a server that keeps answering with a token
         # about to lapse must not get a login storm.
-        self._refresh_due = now + max(left - self.refresh_before, 60.0)
+        self._refresh_due = now + max(left - self.refresh_before, self.refresh_floor)
 
     def _refresh(self, now: float) -> List[Output]:
         self._refresh_due = None

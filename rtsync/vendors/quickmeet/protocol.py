@@ -81,6 +81,7 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
         self.fill_timeout = fill_timeout
         # tokenExpires is wall-clock time; the client injects the clock (None: no refresh)
         self.wall_clock, self.refresh_before = wall_clock, refresh_before
+        self.refresh_floor = 60.0  # seconds after a login before the next renewal, at the soonest
         # loadMissedMessages answers a whole gap in one call; servers without it get loadHistory pages.
         self.missed_method = True
         self.edits_method = True  # messages/get: False once a server answered 404
