@@ -62,3 +62,30 @@ def test_old_and_new_names_together_are_an_error() -> None:
         rtsync.DoshiiClient("id", ping_interval=5, heartbeat_interval=5)
     with pytest.raises(TypeError, match="positional"):
         rtsync.DoshiiClient("id", "live", None, "app", None, "one too many")
+
+
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+def test_the_secret_credential_may_be_a_callable_that_is_not_called_until_a_connection(name: str) -> None:
+    cls, credentials, needed = CLIENTS[name]
+    calls = []
+
+    def vault() -> str:
+        calls.append(1)
+        return "from-the-vault"
+
+    # the secret is the last positional credential (QuickMeet's username before it is not a secret)
+    client = cls(*credentials[:-1], vault, **needed)
+    assert client.state is rtsync.State.STOPPED and calls == []
+    assert "from-the-vault" not in repr(client)
+
+
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+def test_network_options_are_accepted_by_every_client(name: str) -> None:
+    cls, credentials, needed = CLIENTS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        client = cls(*credentials, **needed, proxy="socks5h://user:pw@proxy.internal:1080",
+                     headers={"X-Request-Source": "conventions"})
+    assert "pw@" not in repr(client)
+    with pytest.raises(rtsync.ConfigurationError, match="proxy"):
+        cls(*credentials, **needed, proxy="ftp://proxy.internal")
