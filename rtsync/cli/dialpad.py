@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> Non
     target.add_argument("--subscription-id", default=None, help="listen to one subscription only")
     parser.add_argument("--subscription-type", default="call", choices=SUBSCRIPTION_TYPES,
                         help="kind of events of a websocket rtsync creates (default: call)")
-    parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"API base (default {DEFAULT_BASE_URL})")
+    parser.add_argument("--url", "--base-url", dest="base_url", default=DEFAULT_BASE_URL,
+                        help=f"API base (default {DEFAULT_BASE_URL}); --base-url is its older name")
     parser.add_argument("--secret", default=None,
                         help=f"verify HS256-signed events with this secret (default: ${SECRET_ENV})")
 
@@ -45,8 +46,10 @@ def demo(run: Demo) -> None:
         client = run.watch(DialpadClient("demo-key", url=server.url,
                                          secret="demo-secret-for-hs256-signed-events", refresh_margin=1.0,
                                          backoff=Backoff(base=0.2, cap=1.0)))
+        run.say(f"a local Dialpad on {server.url} issuing 2-second socket URLs")
         with client:
             run.wait(lambda: client.connected, "the client did not connect", client)
+            run.say("connected; a call rings, connects and hangs up while the URL is refreshed")
             for state in ("ringing", "connected", "hangup"):
                 server.publish(servers.call_event(state, call_id=6421977457180672))
                 run.pause(min(1.0, run.duration / 6))  # the URL is refreshed in between, make-before-break
