@@ -9,6 +9,7 @@ import threading
 from types import ModuleType
 from typing import IO, Any
 
+from ..errors import ConfigurationError
 from .demo import TestingMissing
 
 __all__ = ["add_parser", "serve"]
@@ -42,18 +43,31 @@ def _recipes() -> ModuleType:
 def serve(args: argparse.Namespace, out: IO[str]) -> None:
     """Serve until a KeyboardInterrupt: Ctrl-C, or SIGTERM/SIGHUP through the command's signal handler."""
     recipes = _recipes()
-    with recipes.serve(args.vendor, port=args.port) as server:
-        print(server.url, file=out, flush=True)
-        if not args.quiet:
-            lines = recipes.commands(args.vendor, server.url)
-            print(f"# {recipes.RECIPES[args.vendor].title}; Ctrl-C stops it\n"
-                  f"# in another terminal, listen:\n{lines['listen']}\n"
-                  f"# and in a third, publish (repeat at will):\n{lines['publish']}", file=out, flush=True)
+    server = recipes.serve(args.vendor, port=args.port)
+    try:
+        try:
+            server.start()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); "
+                                     "pick another --port, or leave it out for any free port") from None
+        _announce(args, out, recipes, server.url)
         forever = threading.Event()
         try:
             while not forever.wait(0.5):  # short waits: a signal handler runs between them
                 pass
         except KeyboardInterrupt:
             pass
-        if not args.quiet:
-            print("rtsync serve: stopped", file=sys.stderr, flush=True)
+    finally:
+        server.stop()
+    if not args.quiet:
+        print("rtsync serve: stopped", file=sys.stderr, flush=True)
+
+
+def _announce(args: argparse.Namespace, out: IO[str], recipes: ModuleType, url: str) -> None:
+    """The URL alone on the first line (for scripts), then the commands to paste (for people)."""
+    print(url, file=out, flush=True)
+    if not args.quiet:
+        lines = recipes.commands(args.vendor, url)
+        print(f"# {recipes.RECIPES[args.vendor].title}; Ctrl-C stops it\n"
+              f"# in another terminal, listen:\n{lines['listen']}\n"
+              f"# and in a third, publish (repeat at will):\n{lines['publish']}", file=out, flush=True)

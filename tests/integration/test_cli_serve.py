@@ -171,3 +171,18 @@ def test_the_server_refuses_a_bad_publish_call_with_its_reason() -> None:
                                         ("not-an-address", False)])
 def test_the_control_door_is_for_this_host_only(remote: object, ok: bool) -> None:
     assert _loopback(remote) is ok  # type: ignore[arg-type]
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(RTSYNC + ["serve", "voxsig", "--port", str(port)], capture_output=True, text=True,
+                              env=_env(), timeout=30)
+    assert done.returncode == 4 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"rtsync: ConfigurationError: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "pick another --port, or leave it out for any free port"]
