@@ -29,7 +29,7 @@ from ..checkpoint import FileCheckpoint
 from ..errors import AuthenticationError, ConfigurationError, RtsyncError
 from ..redact import redact
 from . import dashly, dialpad, doshii, publish, quickmeet, serve, voxsig
-from .demo import Demo, DemoFailed, TestingMissing
+from .demo import Demo, DemoFailed, TestingMissing, local_servers
 from .output import Output, OutputClosed, Status, event_json
 
 __all__ = ["event_json", "main"]
@@ -223,6 +223,7 @@ def _run(args: argparse.Namespace, output: Output) -> int:
             print(answer, file=output.stream, flush=True)
         return OK
     if args.command == "demo":
+        local_servers(args.vendor)  # imported (aiohttp and all) before the clock of --duration starts
         run = Demo(output, args.duration, args.vendor, quiet=args.quiet)
         module.demo(run)
         run.done()
