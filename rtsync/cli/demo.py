@@ -16,7 +16,7 @@ __all__ = ["Demo", "DemoFailed", "TestingMissing", "local_servers"]
 
 C = TypeVar("C", bound=Client)
 
-INSTALL_HINT = "rtsync demo needs the local servers: pip install 'rtsync[testing]'"
+INSTALL_HINT = "rtsync {command} needs the local servers: pip install 'rtsync[testing]'"
 
 
 class TestingMissing(Exception):
@@ -24,8 +24,8 @@ class TestingMissing(Exception):
 
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self) -> None:
-        super().__init__(INSTALL_HINT)
+    def __init__(self, command: str = "demo") -> None:
+        super().__init__(INSTALL_HINT.format(command=command))
 
 
 class DemoFailed(Exception):

@@ -37,7 +37,7 @@ def _recipes() -> ModuleType:
     except ImportError as exc:
         if (getattr(exc, "name", None) or "").split(".")[0] == "rtsync":
             raise
-        raise TestingMissing() from None
+        raise TestingMissing("serve") from None
 
 
 def serve(args: argparse.Namespace, out: IO[str]) -> None:
