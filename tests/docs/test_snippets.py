@@ -170,3 +170,16 @@ def test_console_commands_parse(where: str, text: str) -> None:
 
 def test_there_are_blocks_to_check() -> None:
     assert len(PYTHON) >= 15 and len(CONSOLE) >= 5
+
+
+@pytest.mark.parametrize("source", ["README.rst", "docs/cli.rst"])
+def test_the_documented_exit_codes_are_the_commands(source: str, capsys: pytest.CaptureFixture) -> None:
+    from rtsync.cli import main
+
+    text = (ROOT / source).read_text(encoding="utf-8")
+    table = text[text.index("code   meaning"):]
+    table = table.split("\n\n")[0]  # to the table's end
+    documented = {int(code) for code in re.findall(r"^(\d+) +\S", table, re.M)}
+    assert main(["--help"]) == 0
+    helped = {int(code) for code in re.findall(r"^  (\d+) +\S", capsys.readouterr().out, re.M)}
+    assert documented == helped == {0, 1, 2, 3, 4, 5, 130}
