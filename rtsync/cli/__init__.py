@@ -44,11 +44,13 @@ EPILOG = """\
 exit status:
   0    ok (also when the reader of the output goes away, as with | head; and
        rtsync serve stopped by Ctrl-C or SIGTERM, its normal end)
-  1    runtime failure: the network gave up, the retry budget ran out, the demo could not finish
+  1    runtime failure: the network gave up, the retry budget ran out, the demo could not finish,
+       rtsync publish found no server
   2    usage error
   3    authentication refused (rtsync.AuthenticationError)
-  4    configuration error (rtsync.ConfigurationError): missing credential, bad option, bad checkpoint
-  5    rtsync demo without the testing extra: pip install 'rtsync[testing]'
+  4    configuration error (rtsync.ConfigurationError): missing credential, bad option, bad checkpoint,
+       an event rtsync publish could not send, a port rtsync serve could not take
+  5    rtsync demo or serve without the testing extra: pip install 'rtsync[testing]'
   130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP: after a clean stop
        (connections closed, the --checkpoint file saved up to the last printed event)
 
@@ -70,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = _Parser(prog="rtsync", epilog=EPILOG,
-                     description="Listen to a vendor's real-time API, poll it for cron, or run a demo "
-                                 "against a bundled local server.")
+                     description="Listen to a vendor's real-time API, poll it for cron, run a demo "
+                                 "against a bundled local server, or serve a local server and publish "
+                                 "events to it.")
     parser.add_argument("--version", action="version", version=f"rtsync {__version__}",
                         help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
