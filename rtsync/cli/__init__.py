@@ -1,4 +1,4 @@
-"""The `rtsync` command: listen to a vendor, poll for cron, or run the demo against a bundled local server.
+"""The `rtsync` command: listen to a vendor, poll for cron, run a demo, serve a local server, publish to it.
 
 Each vendor has a module here, `rtsync/cli/<name>.py`, with:
 
@@ -30,9 +30,9 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
 from ..checkpoint import FileCheckpoint
 from ..errors import AuthenticationError, ConfigurationError, RtsyncError
 from ..redact import redact
-from . import dashly, dialpad, doshii, quickmeet, voxsig
-from .demo import Demo, DemoFailed, TestingMissing
-from .output import Output, OutputClosed, event_json
+from . import dashly, dialpad, doshii, publish, quickmeet, serve, voxsig
+from .demo import Demo, DemoFailed, TestingMissing, local_servers
+from .output import Output, OutputClosed, Status, event_json
 
 __all__ = ["event_json", "main"]
 
@@ -44,17 +44,23 @@ OK, FAILED, USAGE, AUTHENTICATION, CONFIGURATION, NO_TESTING_EXTRA = 0, 1, 2, 3,
 
 EPILOG = """\
 exit status:
-  0    ok (also when the reader of the output goes away, as with | head)
-  1    runtime failure: the network gave up, the retry budget ran out, the demo could not finish
+  0    ok (also when the reader of the output goes away, as with | head; and
+       rtsync serve stopped by Ctrl-C or SIGTERM, its normal end)
+  1    runtime failure: the network gave up, the retry budget ran out, the demo could not finish,
+       rtsync publish found no server
   2    usage error
   3    authentication refused (rtsync.AuthenticationError)
-  4    configuration error (rtsync.ConfigurationError): missing credential, bad option, bad checkpoint
-  5    rtsync demo without the testing extra: pip install 'rtsync[testing]'
+  4    configuration error (rtsync.ConfigurationError): missing credential, bad option, bad checkpoint,
+       an event rtsync publish could not send, a port rtsync serve could not take
+  5    rtsync demo or serve without the testing extra: pip install 'rtsync[testing]'
   130  interrupted by Ctrl-C (SIGINT), 143 by SIGTERM, 129 by SIGHUP: after a clean stop
+       (connections closed, the --checkpoint file saved up to the last printed event)
 
 Events print as one JSON object per line on stdout. Errors print once, as one line on
-stderr; an error that ends the command is not repeated as a JSON line. Credentials are
-best passed in the RTSYNC_* variables: command lines are visible to other users.
+stderr; an error that ends the command is not repeated as a JSON line. Status lines
+(connected, reconnecting, what a demo is doing) go to stderr; --quiet drops them.
+Credentials are best passed in the RTSYNC_* variables: command lines are visible to
+other users.
 """
 
 
@@ -68,11 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = _Parser(prog="rtsync", epilog=EPILOG,
-                     description="Listen to a vendor's real-time API, poll it for cron, or run a demo "
-                                 "against a bundled local server.")
+                     description="Listen to a vendor's real-time API, poll it for cron, run a demo "
+                                 "against a bundled local server, or serve a local server and publish "
+                                 "events to it.")
     parser.add_argument("--version", action="version", version=f"rtsync {__version__}",
                         help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False,
+                        help="no status lines on stderr (errors still print)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="what to do (rtsync COMMAND --help for its options)")
 
@@ -87,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--event", action="append", default=None, metavar="PATTERN",
                        help="only print events matching this glob on name or channel "
                             "(repeatable; default: all, rtsync.* lifecycle events included)")
+        _quiet(p)
 
     poll = sub.add_parser("poll", help="one poll for cron jobs: print new events and exit",
                           description="One poll for cron jobs: print the events published since "
@@ -97,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         if hasattr(module, "poll"):
             p = poll_vendors.add_parser(name, help=module.HELP, description=module.HELP, epilog=EPILOG)
             module.add_arguments(p, polling=True)
+            _quiet(p)
 
     demo = sub.add_parser("demo", help="run a client against the bundled local server; exits by itself",
                           description="Run a client against a local server (needs the testing extra: "
@@ -106,7 +117,16 @@ def _parser() -> argparse.ArgumentParser:
                       help="which vendor's local server and client to run (default: dashly)")
     demo.add_argument("--duration", type=_positive, default=10.0,
                       help="seconds at most to run (default 10)")
+    _quiet(demo)
+    serve.add_parser(sub, EPILOG)
+    publish.add_parser(sub, EPILOG)
     return parser
+
+
+def _quiet(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given after the subcommand it sets the flag; left out, it keeps the top-level value.
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no status lines on stderr (errors still print)")
 
 
 def _positive(text: str) -> float:
@@ -187,6 +207,8 @@ def _listen(module: ModuleType, args: argparse.Namespace, output: Output) -> Non
     client = module.make_client(args)
     for pattern in args.event or ["*"]:
         client.on(pattern, output)
+    if not args.quiet:
+        client.on("rtsync.*", Status(sys.stderr))
     output.on_close(client.stop)  # from the printing callback: stops the link, ends the dispatcher
     # A vendor's `session(client, args)` sets up what the run needs and removes it on the way out.
     session = getattr(module, "session", None)
@@ -200,8 +222,19 @@ def _listen(module: ModuleType, args: argparse.Namespace, output: Output) -> Non
 
 def _run(args: argparse.Namespace, output: Output) -> int:
     module = VENDORS[args.vendor]
+    if args.command == "serve":
+        serve.serve(args, output.stream)
+        return OK
+    if args.command == "publish":
+        answer = publish.publish(args)
+        if not args.quiet:
+            print(answer, file=output.stream, flush=True)
+        return OK
     if args.command == "demo":
-        module.demo(Demo(output, args.duration, args.vendor))
+        local_servers(args.vendor)  # imported (aiohttp and all) before the clock of --duration starts
+        run = Demo(output, args.duration, args.vendor, quiet=args.quiet)
+        module.demo(run)
+        run.done()
         return OK
     if args.command == "poll":
         return int(module.poll(args, output))
@@ -245,7 +278,7 @@ def _main(args: argparse.Namespace, out: Optional[IO[str]]) -> int:
         return _fail(f"rtsync: {exc}", FAILED, secrets)
     finally:
         output.restore()
-    if caught:
+    if caught and args.command != "serve":  # stopping is how a server's run ends, not an interruption
         return 128 + caught[0]
     return OK if output.closed.is_set() else code
 

@@ -81,15 +81,19 @@ def demo(run: Demo) -> None:
             ("conversation_reply.100", {"conversation": 42, "text": "Hello! Is anyone there?"}),
             ("conversation_reply.100", {"conversation": 42, "text": "Hi, how can we help?"}),
         ]
+        run.say(f"a local push stream server on {server.url}; a client subscribes to {len(channels)} channels")
         with client:
             run.wait(lambda: client.connected, "the client did not connect", client)
+            run.say("connected; publishing a short conversation")
             for channel, body in script:
                 server.publish(channel, body)
                 run.pause(min(0.3, run.duration / 20))
             # A dropped connection mid-conversation: the client resumes from its cursor.
+            run.say("dropping the connection now, then publishing while the client is away")
             server.drop()
             server.publish("conversation_reply.100", {"conversation": 42, "text": _AWAY})
             run.wait(resumed, "the client did not reconnect and resume", client)
+            run.say("the client reconnected and resumed from its cursor: nothing was lost")
 
 
 _AWAY = "(sent while the connection was down: recovered by resume)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 import time
 from types import ModuleType
@@ -15,7 +16,7 @@ __all__ = ["Demo", "DemoFailed", "TestingMissing", "local_servers"]
 
 C = TypeVar("C", bound=Client)
 
-INSTALL_HINT = "rtsync demo needs the local servers: pip install 'rtsync[testing]'"
+INSTALL_HINT = "rtsync {command} needs the local servers: pip install 'rtsync[testing]'"
 
 
 class TestingMissing(Exception):
@@ -23,8 +24,8 @@ class TestingMissing(Exception):
 
     __test__ = False  # not a pytest class, despite the name
 
-    def __init__(self) -> None:
-        super().__init__(INSTALL_HINT)
+    def __init__(self, command: str = "demo") -> None:
+        super().__init__(INSTALL_HINT.format(command=command))
 
 
 class DemoFailed(Exception):
@@ -45,11 +46,26 @@ def local_servers(vendor: str) -> ModuleType:
 class Demo:
     """One demo run: where events go, and a deadline `duration` seconds away that no step passes."""
 
-    def __init__(self, output: Output, duration: float, vendor: str) -> None:
+    def __init__(self, output: Output, duration: float, vendor: str, quiet: bool = False) -> None:
         self.output = output
         self.duration = duration
         self.vendor = vendor
-        self.deadline = time.monotonic() + duration
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.deadline = self.started + duration
+
+    def say(self, text: str) -> None:
+        """Narrate a step on stderr (stdout carries only the events' JSON lines), unless --quiet."""
+        if self.quiet:
+            return
+        try:
+            print(f"rtsync demo {self.vendor}: {text}", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    def done(self) -> None:
+        """Say why the demo ends: its script has played to the end."""
+        self.say(f"done: the script played to the end in {time.monotonic() - self.started:.1f} s; exiting")
 
     def left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -159,11 +159,13 @@ def demo(run: Demo) -> None:
         client = run.watch(DialpadClient("demo-key", url=server.url,
                                          secret="demo-secret-for-hs256-signed-events", refresh_margin=1.0,
                                          backoff=Backoff(base=0.2, cap=1.0)))
+        run.say(f"a local Dialpad on {server.url} issuing 2-second socket URLs")
         client.create_subscription("call", call_states=["ringing", "connected", "hangup"])  # creates the websocket
         client.create_subscription("sms", direction="inbound")
         client.create_subscription("contact", contact_type="shared")
         with client:
             run.wait(lambda: client.connected, "the client did not connect", client)
+            run.say("connected; a call rings, connects and hangs up while the URL is refreshed")
             for state in ("ringing", "connected", "hangup"):
                 server.publish(servers.call_event(state, call_id=6421977457180672), route=True)
                 run.pause(min(1.0, run.duration / 6))  # the URL is refreshed in between, make-before-break

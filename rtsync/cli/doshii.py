@@ -40,11 +40,14 @@ def demo(run: Demo) -> None:
     with servers.DoshiiServer(client_ids={"demo-client-id"}) as server:
         client = run.watch(DoshiiClient("demo-client-id", url=server.url, app_version="rtsync-demo",
                                         ping_interval=1.0, backoff=Backoff(base=0.2, cap=1.0)))
+        run.say(f"a local Doshii on {server.url}; an app connects and heartbeats every second")
         with client:
             run.wait(lambda: client.stats.connects > 0, "the client did not connect", client)
+            run.say("connected; an order is created and updated")
             for name, payload in servers.SAMPLE_EVENTS[:2]:
                 server.publish(name, payload)
             run.pause(0.3)
+            run.say("dropping the connection now (Doshii replays nothing: the app is told it reconnected)")
             server.drop()  # Doshii replays nothing: the app is told it reconnected
             run.wait(lambda: client.stats.connects > 1, "the client did not reconnect", client)
             server.publish(*servers.SAMPLE_EVENTS[2])

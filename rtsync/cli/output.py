@@ -12,7 +12,7 @@ from ..checkpoint import FileCheckpoint
 from ..errors import RtsyncError
 from ..events import Event
 
-__all__ = ["Output", "OutputClosed", "event_json"]
+__all__ = ["Output", "OutputClosed", "Status", "event_json"]
 
 
 class OutputClosed(Exception):
@@ -128,3 +128,33 @@ class Output:
             os.dup2(devnull, fd)
         finally:
             os.close(devnull)
+
+
+class Status:
+    """A callback for `rtsync.*` events that prints one status line on stderr per connect and reconnect.
+
+    The fatal error that gives up is not printed here: the command prints it once, as it exits.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._reason: Optional[str] = None
+
+    def __call__(self, event: Event) -> None:
+        data = event.data if isinstance(event.data, dict) else {}
+        if event.name == "rtsync.connected":
+            how = "reconnected" if data.get("reconnect") else "connected"
+            line = how + (" and resumed" if data.get("resumed") else "")
+        elif event.name == "rtsync.disconnected":
+            self._reason = str(data.get("reason") or "") or None
+            return
+        elif event.name == "rtsync.reconnecting":
+            delay = data.get("delay")
+            line = (f"connection lost{f' ({self._reason})' if self._reason else ''}; reconnecting"
+                    + (f" in {delay:.1f} s" if isinstance(delay, (int, float)) else ""))
+        else:
+            return
+        try:
+            print(f"rtsync: {' '.join(line.split())}", file=self.stream, flush=True)
+        except (OSError, ValueError):  # stderr gone: nothing left to tell
+            pass

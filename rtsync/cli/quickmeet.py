@@ -53,12 +53,15 @@ def demo(run: Demo) -> None:
     with servers.QuickMeetServer(ping_interval=2.0) as server:
         client = run.watch(QuickMeetClient("alice", "alice-password", url=server.url,
                                            backoff=Backoff(base=0.2, cap=1.0)))
+        run.say(f"a local DDP server on {server.url}; alice logs in")
         with client:
             run.wait(lambda: client.connected, "the client did not log in", client)
+            run.say("logged in; alice follows GENERAL and says hi, bob answers")
             client.subscribe_room_messages("GENERAL")
             client.send_message("GENERAL", "Hi everyone!")
             server.publish("GENERAL", "Hello alice", user="bob")
             run.pause(0.2)
+            run.say("dropping the connection now; bob writes while alice is away, the gap fill brings it back")
             server.drop()  # bob writes while alice is away: the gap fill brings it back
             server.publish("GENERAL", "(written while alice was disconnected)", user="bob")
             run.pause(1.5)

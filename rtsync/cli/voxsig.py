@@ -40,14 +40,18 @@ def demo(run: Demo) -> None:
     with servers.VoxsigServer(ping_interval=1.0) as server:
         client = run.watch(VoxsigClient("good-user-token", account_id=1, user_id=1, url=server.url,
                                         presence_interval=2.0, backoff=Backoff(base=0.2, cap=1.0)))
+        run.say(f"a local ActionCable server on {server.url}; an agent subscribes to RoomChannel")
         with client:
             run.wait(lambda: client.stats.connects > 0, "the client did not connect", client)
+            run.say("subscribed; broadcasting a conversation, typing and a message")
             server.publish("account_1", "conversation.created", {"id": 42, "status": "open"})
             server.publish("good-user-token", "conversation.typing_on",
                              {"conversation": {"id": 42}, "user": {"id": 7, "name": "Ann"}, "is_private": False})
             server.publish("account_1", "message.created", {"id": 1, "conversation_id": 42, "content": "Hello!"})
             run.pause(0.3)
+            run.say("restarting the server now (ActionCable's restart frame)")
             server.server_restart()  # the client reconnects, resubscribes and tells us it did
             run.wait(lambda: client.stats.connects > 1, "the client did not reconnect", client)
+            run.say("the client reconnected and resubscribed; one more message")
             server.publish("account_1", "message.created", {"id": 2, "conversation_id": 42, "content": "Back!"})
             run.pause(0.3)

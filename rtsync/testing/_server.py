@@ -11,6 +11,12 @@ tests need: `close_all(code)`, `silence()` (keep sockets open but send
 nothing), and thread-safe `call()` into the loop. `http_url` and `ws_url` are
 the server's origin (scheme, host and port), for raw requests.
 
+`control = True` (set before `start()`; `rtsync serve` does) adds a loopback-only
+`POST /_rtsync/publish` taking `{"args": [...], "kwargs": {...}}` and calling
+`publish(*args, **kwargs)`: the door `rtsync publish` uses to reach a server
+running in another process. The vendors' servers have no such door, so it is off
+by default.
+
 aiohttp is used rather than `websockets` because several vendors serve REST
 or long polling and WebSocket on one port, which needs a full HTTP server.
 """
@@ -19,6 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import ipaddress
+import json
 import logging
 import socket
 import threading
@@ -44,6 +53,9 @@ class LocalServer:
     thread_name = "rtsync-testserver"
     #: Longest request line aiohttp reads (a server that answers long URLs itself raises it).
     max_request_line = 8190
+
+    #: Serve `POST /_rtsync/publish` for other processes on this host (see the module docstring).
+    control = False
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: Any = None) -> None:
         self.host = host
@@ -127,6 +139,8 @@ class LocalServer:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         self.routes(app)
         app.router.add_post("/_rtsync/blast", self._blast)
+        if self.control:
+            app.router.add_post("/_rtsync/publish", self._control_publish)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1,
                                      max_line_size=self.max_request_line)
         await self._runner.setup()
@@ -242,6 +256,27 @@ class LocalServer:
                 transport.write(data)
         return web.json_response({"sockets": len(self.websockets)})
 
+    async def _control_publish(self, request: web.Request) -> web.StreamResponse:
+        """`publish(*args, **kwargs)` for `rtsync publish`; only from this host, since it needs no credential."""
+        if not _loopback(request.remote):
+            return _problem(403, "rtsync publish is served to this host only")
+        try:
+            body = json.loads(await request.text())
+        except ValueError as exc:
+            return _problem(400, f"the body is not JSON: {exc}")
+        args = body.get("args", []) if isinstance(body, dict) else None
+        kwargs = body.get("kwargs", {}) if isinstance(body, dict) else None
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            return _problem(400, 'the body must be {"args": [...], "kwargs": {...}}')
+        publish = getattr(self, "publish")
+        try:
+            # publish() waits on this loop itself: run it on a worker thread, never on the loop.
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(publish, *args, **kwargs))
+        except (TypeError, ValueError, KeyError) as exc:
+            return _problem(400, f"publish{tuple(args)!r} failed: {type(exc).__name__}: {exc}")
+        return web.json_response({"result": result}, dumps=lambda obj: json.dumps(obj, default=str))
+
     # -- helpers for subclasses -----------------------------------------
     def track(self, ws: web.WebSocketResponse) -> None:
         self.websockets.add(ws)
@@ -249,6 +284,17 @@ class LocalServer:
 
     def untrack(self, ws: web.WebSocketResponse) -> None:
         self.websockets.discard(ws)
+
+
+def _loopback(remote: Optional[str]) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 def deprecated(old: str, new: str) -> None:

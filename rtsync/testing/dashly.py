@@ -17,7 +17,7 @@ workers do).
 The shared shape: `url` (the base URL the client's `url=` takes: it picks the
 transport's path and scheme itself), `publish(channels, body)`, `drop()` and
 `restart()` (nginx restarting: the in-memory store is gone, so ids start
-again at 1). Run `python -m rtsync.testing.dashly` to serve on a port of your choice.
+again at 1). `rtsync serve dashly --port N` serves it from the command line.
 """
 
 from __future__ import annotations

@@ -47,7 +47,11 @@ def test_demo_prints_events_and_exits_by_itself_within_30_s() -> None:
     assert names[0] == "rtsync.connected"
     assert "conversation_reply.100" in names and "rtsync.disconnected" in names
     assert lines[-1]["data"]["text"].startswith("(sent while the connection was down")
-    assert done.stderr == ""
+    # stderr narrates the script, step by step, and says why the demo ends.
+    narration = done.stderr.splitlines()
+    assert all(line.startswith("rtsync demo dashly: ") for line in narration), done.stderr
+    assert any("dropping the connection now" in line for line in narration)
+    assert narration[-1].startswith("rtsync demo dashly: done: the script played to the end")
 
 
 @pytest.mark.parametrize("vendor", ["voxsig", "quickmeet", "dialpad", "doshii"])

@@ -66,15 +66,15 @@ def test_listen_piped_to_head_ends_quietly_with_0() -> None:
         finally:
             stop.set()
     rc, err = _split(done)
-    assert rc == 0 and err == [], done.stderr
+    assert rc == 0 and err == ["rtsync: connected"], done.stderr  # the status line, then quiet
     assert json.loads(done.stdout)["channel"] == "c.1"
     assert time.monotonic() - t0 < 8
 
 
 def test_demo_piped_to_head_ends_quietly_with_0() -> None:
-    done = _pipeline(f"{SHELL_RTSYNC} demo doshii | head -2", _env())
+    done = _pipeline(f"{SHELL_RTSYNC} demo doshii --quiet | head -2", _env())
     rc, err = _split(done)
-    assert rc == 0 and err == [], done.stderr
+    assert rc == 0 and err == [], done.stderr  # --quiet: no narration; and no traceback
     assert len(done.stdout.splitlines()) == 2
 
 
@@ -152,7 +152,9 @@ def test_a_demo_that_cannot_finish_in_time_says_so() -> None:
                           env=_env(), timeout=9)
     assert done.returncode == 1
     # Which step runs out of time depends on the machine's speed; the message always names one.
-    assert re.fullmatch(r"rtsync demo dashly: .+ within 0\.001 s; try a longer --duration\n", done.stderr), done.stderr
+    *narration, last = done.stderr.splitlines()
+    assert re.fullmatch(r"rtsync demo dashly: .+ within 0\.001 s; try a longer --duration", last), done.stderr
+    assert all(line.startswith("rtsync demo dashly: ") and "done" not in line for line in narration)
 
 
 def test_a_one_second_demo_finishes() -> None:
@@ -160,3 +162,58 @@ def test_a_one_second_demo_finishes() -> None:
                           env=_env(), timeout=9)
     assert done.returncode == 0, done.stderr
     assert "recovered by resume" in done.stdout.splitlines()[-1]
+
+
+def test_status_lines_tell_connect_and_reconnect_on_stderr_unless_quiet() -> None:
+    with DashlyServer(tokens={TOKEN}) as server:
+        for quiet in (False, True):
+            argv = RTSYNC + (["--quiet"] if quiet else []) + ["listen", "dashly", "--channel", "c.1",
+                                                              "--url", server.url]
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=_env(RTSYNC_DASHLY_TOKEN=TOKEN))
+            try:
+                assert json.loads(proc.stdout.readline())["name"] == "rtsync.connected"
+                server.drop()
+                names = [json.loads(proc.stdout.readline())["name"] for _ in range(3)]
+                assert names == ["rtsync.disconnected", "rtsync.reconnecting", "rtsync.connected"]
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=10)
+            finally:
+                proc.kill()
+            assert proc.returncode == 130
+            if quiet:
+                assert err == ""
+                continue
+            lines = err.splitlines()
+            assert lines[0] == "rtsync: connected"
+            assert re.fullmatch(r"rtsync: connection lost \(.+\); reconnecting in \d+\.\d s", lines[1]), err
+            assert lines[2] == "rtsync: reconnected and resumed" and len(lines) == 3, err
+
+
+def test_sigterm_saves_the_checkpoint_so_the_next_run_resumes_after_it(tmp_path: Path) -> None:
+    cp = tmp_path / "cursor.json"
+    env = _env(RTSYNC_DASHLY_TOKEN=TOKEN)
+    with DashlyServer(tokens={TOKEN}) as server:
+        cmd = RTSYNC + ["--quiet", "listen", "dashly", "--channel", "c.1", "--url", server.url,
+                        "--checkpoint", str(cp)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            assert json.loads(proc.stdout.readline())["name"] == "rtsync.connected"
+            server.publish("c.1", {"n": 1})
+            assert json.loads(proc.stdout.readline())["data"] == {"n": 1}
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+        assert proc.returncode == 143 and err == "", err
+        assert cp.exists()
+        server.publish("c.1", {"n": 2})  # while nothing listens
+        again = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            lines = [json.loads(again.stdout.readline()) for _ in range(2)]
+            again.send_signal(signal.SIGTERM)
+            again.communicate(timeout=10)
+        finally:
+            again.kill()
+    assert lines[0]["name"] == "rtsync.connected"
+    assert lines[1]["data"] == {"n": 2}  # resumed after n=1: nothing repeated, nothing lost

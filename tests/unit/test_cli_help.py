@@ -18,7 +18,7 @@ NO_AIOHTTP = textwrap.dedent("""
     sys.modules["aiohttp"] = None  # the testing extra is not installed
     from rtsync.cli import main
     for argv in (["--help"], ["listen", "--help"], ["listen", "dashly", "--help"], ["poll", "dashly", "--help"],
-                 ["demo", "--help"], ["--version"]):
+                 ["demo", "--help"], ["serve", "--help"], ["publish", "voxsig", "--help"], ["--version"]):
         with contextlib.redirect_stdout(io.StringIO()) as out:
             assert main(argv) == 0, argv
         assert out.getvalue().startswith(("usage: rtsync", "rtsync ")), argv
@@ -32,6 +32,13 @@ def test_help_works_without_the_testing_extra_and_the_demo_says_what_to_install(
     assert done.returncode == 5, done.stderr
     assert done.stderr == "rtsync demo needs the local servers: pip install 'rtsync[testing]'\n"
     assert done.stdout == ""
+
+
+def test_serve_without_the_testing_extra_says_what_to_install() -> None:
+    script = NO_AIOHTTP.replace('sys.exit(main(["demo", "voxsig"]))', 'sys.exit(main(["serve", "voxsig"]))')
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 5, done.stderr
+    assert done.stderr == "rtsync serve needs the local servers: pip install 'rtsync[testing]'\n"
 
 
 def test_version(capsys: pytest.CaptureFixture) -> None:
