@@ -15,6 +15,7 @@ from .engine import Engine, Vendor
 from .errors import ConnectionLost, RtsyncError
 from .events import Event
 from .inbox import Inbox
+from .lease import Lease
 from .policy import Backoff, RetryBudget
 from .sansio import Handshake, Output
 from .state import State, Stats
@@ -34,7 +35,9 @@ class Client:
     `max_message_size`, `verify` (True, False, a CA bundle path, or an
     `ssl.SSLContext`), and `link` (how a connection is made from a
     `Handshake`: `rtsync.testing.MockLink` replays recorded frames instead of
-    opening a socket, for testing your callbacks).
+    opening a socket, for testing your callbacks), and `lease` (an
+    `rtsync.RedisLease`: only its holder connects, other replicas stand by;
+    see docs/deployment.rst).
     """
 
     def __init__(
@@ -48,13 +51,14 @@ class Client:
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
         link: Optional[Callable[[Handshake], Link]] = None,
+        lease: Optional[Lease] = None,
     ) -> None:
         self._handlers = Handlers()
         self._inbox = Inbox(queue_size, vendor.name)
         self._engine = Engine(
             vendor, self._handlers, queue_size=queue_size, backoff=backoff, retry_budget=retry_budget,
             connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify, link=link,
-            tap=self._inbox.put,
+            tap=self._inbox.put, lease=lease,
         )
         self._secrets = vendor.secrets
         self.provider = vendor.name

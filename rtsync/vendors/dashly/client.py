@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Deque, Dict, List, Optional, Sequence, Union
 
-from ...checkpoint import FileCheckpoint
+from ...checkpoint import Checkpoint
 from ...errors import ConfigurationError, RtsyncError
 from ...dispatch import Dispatcher
 from ...events import Event, stamp
@@ -88,7 +88,7 @@ class DashlyClient(Client):
         channels: Union[str, Sequence[str]],
         transport: str = "websocket",
         url: str = DEFAULT_URL,
-        checkpoint: Optional[FileCheckpoint] = None,
+        checkpoint: Optional[Checkpoint] = None,
         poll_interval: float = 3.0,
         ping_interval: float = 20.0,
         ping_timeout: float = 10.0,
@@ -133,7 +133,7 @@ class DashlyClient(Client):
             )
         super().__init__(
             Vendor("dashly", self.protocol, Secrets(auth_token), prepare=self._prepare,
-                   delivered=self._delivered, stopped=self.save_checkpoint),
+                   delivered=self._delivered, stopped=self.save_checkpoint, resume=self._resume),
             backoff=backoff or Backoff(base=10.0, cap=10.0, floor=20.0), **options)
         self._http = self._engine.http
         # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
@@ -159,6 +159,19 @@ class DashlyClient(Client):
         if now - self._saved_at >= self.checkpoint_interval:
             self._saved_at = now
             self.save_checkpoint()
+
+    def _resume(self) -> None:
+        """A lease was (re)gained: start over from the checkpoint, which another replica may have moved."""
+        state = DashlyState(self.channels, gap_grace=self._state.gap_grace)
+        saved = self.checkpoint.load() if self.checkpoint is not None else None
+        if saved:
+            state.restore(saved)
+        self._state = self.protocol.state = state
+        with self._done_lock:
+            self._done_cursor, self._dirty = state.cursor, False
+            self._done_ids.clear()
+            for ch, ids in (saved or {}).get("channels", {}).items():
+                self._done_ids[ch].extend(int(i) for i in ids)
 
     def save_checkpoint(self) -> None:
         """Write the cursor of the events callbacks have finished with (no-op without a checkpoint)."""

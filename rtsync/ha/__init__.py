@@ -1,0 +1,6 @@
+"""Running listeners on several machines through Redis: hot-standby leases, fenced checkpoints, fleets of accounts."""
+
+from .checkpoint import RedisCheckpoint
+from .lease import RedisLease
+
+__all__ = ["RedisCheckpoint", "RedisLease"]
