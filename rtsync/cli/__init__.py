@@ -28,7 +28,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
 from ..checkpoint import FileCheckpoint
 from ..errors import AuthenticationError, ConfigurationError, RtsyncError
 from ..redact import redact
-from . import dashly, dialpad, doshii, quickmeet, voxsig
+from . import dashly, dialpad, doshii, fleet, quickmeet, voxsig
 from .demo import Demo, DemoFailed, TestingMissing
 from .output import Output, OutputClosed, event_json
 
@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="which vendor's local server and client to run (default: dashly)")
     demo.add_argument("--duration", type=_positive, default=10.0,
                       help="seconds at most to run (default 10)")
+    fleet.add_parser(sub, EPILOG)
     return parser
 
 
@@ -194,6 +195,8 @@ def _listen(module: ModuleType, args: argparse.Namespace, output: Output) -> Non
 
 
 def _run(args: argparse.Namespace, output: Output) -> int:
+    if args.command == "fleet":
+        return fleet.run(args, output.stream)
     module = VENDORS[args.vendor]
     if args.command == "demo":
         module.demo(Demo(output, args.duration, args.vendor))
