@@ -170,6 +170,7 @@ class Engine:
         self._gate = LeaseGate(handlers, lease) if lease is not None else None
         self._lease_gone = threading.Event()
         self._lease_reason = ""
+        self._resume_due = False
 
     # ------------------------------------------------------------------
     # Lifecycle
@@ -335,10 +336,10 @@ class Engine:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                if self._lease is not None and not self._hold_lease():
-                    break
                 self._was_connected = self._delivered = False
                 try:
+                    if self._lease is not None:
+                        self._hold_lease()
                     if isinstance(self.protocol, PollingProtocol):
                         self._poll(self.protocol)
                     else:
@@ -424,24 +425,24 @@ class Engine:
     # ------------------------------------------------------------------
     # The lease (hot standby)
     # ------------------------------------------------------------------
-    def _hold_lease(self) -> bool:
-        """Stand by until this replica holds the lease; False if stopped meanwhile."""
+    def _hold_lease(self) -> None:
+        """Stand by until this replica holds the lease, then let the vendor reload its resume point."""
         lease = self._lease
         assert lease is not None
-        if lease.valid():
-            return True
-        if self._lease_gone.is_set() and not self._stand_down():
-            return False
-        self.log.info("standing by: waiting for the lease")
-        if not lease.acquire(self._stopping, self._lease_lost):
-            return False
-        self._lease_gone.clear()
-        for http in (self.http, *self.vendor.interrupt):
-            http.reset()
-        self.log.info("took the lease (fencing token %s)", lease.token)
-        if self.vendor.resume is not None:
-            self.vendor.resume()
-        return True
+        if not lease.valid():
+            if self._lease_gone.is_set() and not self._stand_down():
+                raise _Stopping()
+            self.log.info("standing by: waiting for the lease")
+            if not lease.acquire(self._stopping, self._lease_lost):
+                raise _Stopping()
+            self._lease_gone.clear()
+            for http in (self.http, *self.vendor.interrupt):
+                http.reset()
+            self.log.info("took the lease (fencing token %s)", lease.token)
+            self._resume_due = True
+        if self._resume_due and self.vendor.resume is not None:
+            self.vendor.resume()  # may raise (Redis gone again): retried with the usual backoff
+        self._resume_due = False
 
     def _lease_lost(self, reason: str) -> None:
         """From the lease's thread: the holding can no longer be proven, so cut the link now."""

@@ -6,7 +6,7 @@ import collections
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Optional, Sequence, Union
+from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Union
 
 from ...checkpoint import Checkpoint
 from ...errors import ConfigurationError, RtsyncError
@@ -161,17 +161,33 @@ class DashlyClient(Client):
             self.save_checkpoint()
 
     def _resume(self) -> None:
-        """A lease was (re)gained: start over from the checkpoint, which another replica may have moved."""
-        state = DashlyState(self.channels, gap_grace=self._state.gap_grace)
+        """A lease was (re)gained: resume after the newer of the checkpoint (another replica may have
+        moved it) and what our own callbacks finished (a save may have failed while Redis was away),
+        never from what was only read: events read but not delivered were dropped."""
+        with self._done_lock:
+            mine = None if self._done_cursor is None else {
+                "cursor": self._done_cursor.to_json(),
+                "channels": {ch: list(ids) for ch, ids in self._done_ids.items()},
+            }
         saved = self.checkpoint.load() if self.checkpoint is not None else None
-        if saved:
-            state.restore(saved)
+        state = DashlyState(self.channels, gap_grace=self._state.gap_grace)
+        ids: Dict[str, Set[int]] = collections.defaultdict(set)
+        try:
+            for data in (saved, mine):
+                if data:
+                    state.restore(data)
+                    for ch, seen in (data.get("channels") or {}).items():
+                        ids[ch].update(int(i) for i in seen)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ConfigurationError(
+                f"checkpoint {getattr(self.checkpoint, 'path', '')} is not a Dashly cursor; delete it to start from now"
+            ) from None
         self._state = self.protocol.state = state
         with self._done_lock:
-            self._done_cursor, self._dirty = state.cursor, False
+            self._done_cursor, self._dirty = state.cursor, mine is not None
             self._done_ids.clear()
-            for ch, ids in (saved or {}).get("channels", {}).items():
-                self._done_ids[ch].extend(int(i) for i in ids)
+            for ch, seen in ids.items():
+                self._done_ids[ch].extend(sorted(seen))
 
     def save_checkpoint(self) -> None:
         """Write the cursor of the events callbacks have finished with (no-op without a checkpoint)."""
