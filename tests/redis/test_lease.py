@@ -7,6 +7,8 @@ import time
 from typing import List, Optional
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import rtsync
 from rtsync.dispatch import Handlers
@@ -214,3 +216,18 @@ def test_gate_runs_callbacks_only_while_held_but_reports_lifecycle() -> None:
     gate.run(error)
     assert gate.wait_marked(threading.Event())
     assert seen == ["orders", "rtsync.error"] and gate.dropped == 1
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_any_stored_checkpoint_loads_as_an_object_or_a_configuration_error(redis_server: RedisServer,
+                                                                           stored: str) -> None:
+    redis_server.client().set("rtsync:checkpoint:fuzz", stored)
+    cp = rtsync.RedisCheckpoint(redis_server.url, "fuzz")
+    try:
+        data = cp.load()
+    except rtsync.ConfigurationError:
+        return
+    finally:
+        cp.close()
+    assert isinstance(data, dict)
