@@ -21,6 +21,10 @@ __all__ = ["Fleet"]
 
 log = logging.getLogger("rtsync.fleet")
 
+# An account whose client could not be made (bad token format, a bug) is not retried by this worker
+# for this long: its error is logged once a minute rather than every tick.
+_RETRY_BROKEN = 60.0
+
 
 class Fleet:
     """Run `make_client(account)` for a fair share of `accounts`, across every worker using the same `name`.
@@ -79,6 +83,7 @@ class Fleet:
         self._clients: Dict[str, Client] = {}
         self._tokens: Dict[str, int] = {}
         self._deadlines: Dict[str, float] = {}
+        self._broken: Dict[str, float] = {}  # account -> when make_client may be tried again
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.workers = 1  # live workers seen at the last tick
@@ -180,7 +185,7 @@ class Fleet:
         for account, holder in zip(free, held):
             if len(self._clients) >= share or self._stopping.is_set() or time.monotonic() - sent >= self.ttl / 3:
                 break
-            if holder is None:
+            if holder is None and self._broken.get(account, 0.0) <= time.monotonic():
                 self._claim(account)
 
     def _renew_all(self) -> None:
@@ -221,6 +226,7 @@ class Fleet:
             self._deadlines.pop(account, None)
             self._tokens.pop(account, None)
             self._release(keys=[self._key(account)], args=[self.worker])
+            self._broken[account] = time.monotonic() + _RETRY_BROKEN
             return
         self._clients[account] = client
         log.info("fleet %s: claimed account %s", self.name, account)
