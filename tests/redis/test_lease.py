@@ -122,8 +122,8 @@ def test_checkpoint_unreachable_is_connection_lost_without_the_password(redis_se
 
 # -- RedisLease -------------------------------------------------------------------
 def test_one_holder_renewed_past_its_ttl_then_released(redis_server: RedisServer) -> None:
-    a = rtsync.RedisLease(redis_server.url, "x", ttl=0.6)
-    b = rtsync.RedisLease(redis_server.url, "x", ttl=0.6)
+    a = rtsync.RedisLease(redis_server.url, "x", ttl=1.2)
+    b = rtsync.RedisLease(redis_server.url, "x", ttl=1.2)
     stop = threading.Event()
     lost: List[str] = []
     assert a.acquire(stop, lost.append)
@@ -131,7 +131,7 @@ def test_one_holder_renewed_past_its_ttl_then_released(redis_server: RedisServer
     got = []
     t = threading.Thread(target=lambda: got.append(b.acquire(stop, lost.append)), name="standby")
     t.start()
-    time.sleep(1.5)  # well past the ttl: only renewals keep it
+    time.sleep(2.5)  # well past the ttl: only renewals keep it
     assert a.valid() and not b.valid() and not got
     a.release()
     t.join(5)
