@@ -248,10 +248,12 @@ class Engine:
             http.reset()
         if self.state is not State.FAILED:
             self._set_state(State.STOPPED)
-        if self.vendor.stopped is not None:
-            self.vendor.stopped()
-        if self._lease is not None:
-            self._lease.release()  # after the last checkpoint write, which needs the token
+        try:
+            if self.vendor.stopped is not None:
+                self.vendor.stopped()
+        finally:
+            if self._lease is not None:
+                self._lease.release()  # after the last checkpoint write, which needs the token
 
     def _set_state(self, state: State) -> None:
         with self._ready:

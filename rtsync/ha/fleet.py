@@ -238,7 +238,10 @@ class Fleet:
         level = logging.INFO if release else logging.WARNING
         log.log(level, "fleet %s: giving up account %s: %s", self.name, account, reason)
         if client is not None:
-            client.stop(self.stop_timeout)
+            try:
+                client.stop(self.stop_timeout)
+            except Exception as exc:  # e.g. its last checkpoint write failed: the others must still stop
+                log.warning("fleet %s: stopping account %s: %s: %s", self.name, account, type(exc).__name__, exc)
         if release:
             try:
                 self._release(keys=[self._key(account)], args=[self.worker])

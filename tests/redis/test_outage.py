@@ -6,6 +6,8 @@ import collections
 import time
 from typing import List
 
+import pytest
+
 import rtsync
 from rtsync.events import Event
 from rtsync.policy import Backoff
@@ -56,3 +58,28 @@ def test_redis_outage_stops_delivery_reports_and_resumes_exactly_once(redis_serv
         assert [n for n, c in counts.items() if c > 1] == []
         assert lease.token is None  # released on stop
         assert redis_server.client().get(lease.key) is None
+
+
+def test_stop_while_redis_hangs_reports_the_failed_write_and_leaves_no_thread(redis_server: RedisServer) -> None:
+    with DashlyServer(ping_interval=1.0) as dashly:
+        lease = rtsync.RedisLease(redis_server.url, "solo", ttl=3.0)
+        checkpoint = rtsync.RedisCheckpoint(redis_server.url, "solo", lease=lease, timeout=0.3)
+        client = rtsync.DashlyClient("test-token", channels=["orders"], url=dashly.url, checkpoint=checkpoint,
+                                     checkpoint_interval=3600, lease=lease)
+        got: List[int] = []
+        client.on("orders", lambda e: got.append(e.data["n"]))
+        client.start()
+        try:
+            assert client.wait_connected(10)
+            dashly.publish("orders", {"n": 1})  # saved at once: the first save is not held back
+            dashly.publish("orders", {"n": 2})  # left for the save on stop
+            assert wait_for(lambda: got == [1, 2], timeout=5)
+            redis_server.pause()  # the checkpoint written on stop cannot reach Redis
+            try:
+                with pytest.raises(rtsync.ConnectionLost, match="Redis"):
+                    client.stop()
+            finally:
+                redis_server.resume()
+            assert lease.token is None and not lease.valid()  # given up locally all the same
+        finally:
+            client.stop()
