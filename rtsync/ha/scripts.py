@@ -5,13 +5,14 @@ from __future__ import annotations
 __all__ = ["ACQUIRE", "RELEASE", "RENEW", "SAVE_FENCED"]
 
 # KEYS: lease, token counter. ARGV: owner, ttl ms.
-# Free (or already ours): take it for ttl and hand out the next fencing token.
+# Free (SET NX) or already ours (a holding we gave up locally): take it for ttl and hand out the
+# next fencing token; held by another: nil.
 ACQUIRE = """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2])
+elseif not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return false
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return redis.call('INCR', KEYS[2])
 """
 
