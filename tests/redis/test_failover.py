@@ -198,3 +198,26 @@ def _saves(replicas: Replicas, pid: int) -> int:
         return 0
     return sum(1 for line in path.read_text().splitlines()
                if line.split()[0] == str(pid) and line.split()[-1] == "True")
+
+
+def test_holder_killed_before_its_first_event_the_standby_starts_where_it_started(world: tuple) -> None:
+    tmp, redis, dashly = world
+    replicas = Replicas(tmp, redis, dashly)
+    try:
+        replicas.spawn()
+        first = replicas.wait_holder()
+        replicas.spawn()
+        db = redis.client()
+        # The holder records where it starts (the server's clock) before it connects.
+        deadline = time.monotonic() + 15
+        while db.get("rtsync:checkpoint:listener") is None:
+            assert time.monotonic() < deadline, f"the holder saved no starting point; logs in {tmp}"
+            time.sleep(0.02)
+        os.kill(first, signal.SIGKILL)
+        for n in range(1, 21):  # nobody holds the lease now
+            dashly.publish(CHANNEL, {"n": n})
+        replicas.wait_holder(other_than=first, timeout=TTL + SLACK)
+        replicas.wait_delivered(20, timeout=TTL + SLACK)
+        replicas.assert_exactly_once(20)
+    finally:
+        replicas.close()

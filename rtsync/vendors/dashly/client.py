@@ -219,6 +219,13 @@ class DashlyClient(Client):
             for out in self._short_poll(15.0):
                 if isinstance(out, Fail):
                     raise out.error
+            if self.checkpoint is not None and self._state.cursor is not None:
+                with self._done_lock:
+                    if self._done_cursor is None:
+                        # Where this run starts: a replica taking over (or the next run) after a
+                        # crash before the first event must start here, not later.
+                        self._done_cursor, self._dirty = self._state.cursor, True
+                self.save_checkpoint()
         assert isinstance(self.protocol, WebSocketStream)
         return self.protocol.handshake()
 
