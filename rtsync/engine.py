@@ -184,6 +184,7 @@ class Engine:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._lease_gone.clear()  # a loss from a previous run is not this run's to report
         self.finished.clear()
         self.fatal = None
         self._counts = dict.fromkeys(self._counts, 0)

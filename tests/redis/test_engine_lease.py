@@ -102,3 +102,21 @@ def test_events_queued_before_a_loss_are_dropped_not_delivered() -> None:
         release.set()
         assert wait_for(lambda: client.state is rtsync.State.RECONNECTING, timeout=5)
     assert seen == ["1"]
+
+
+def test_a_client_restarted_after_a_loss_does_not_report_it_again() -> None:
+    link = MockLink([PONG, order(1)], [PONG, order(2)])
+    lease = HandLease()
+    client = rtsync.DoshiiClient("client-id", link=link, lease=lease)
+    got: List[Event] = []
+    client.on("*", got.append)
+    lease.granted.set()
+    client.start()
+    assert wait_for(lambda: any(e.name == "order_created" for e in got), timeout=5)
+    lease.lose()
+    client.stop()  # possibly before it stood down
+    got.clear()
+    lease.granted.set()
+    with client:
+        assert wait_for(lambda: any(e.name == "order_created" for e in got), timeout=5)
+    assert not [e for e in got if isinstance(e.data.get("exception"), rtsync.LeaseLost)]
