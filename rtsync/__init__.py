@@ -19,12 +19,14 @@ from .errors import (
 from typing import TYPE_CHECKING, List
 
 from .client import Client
+from .lease import LeaseLost
 from .events import Event
 from .policy import Backoff, RetryBudget
 from .state import State, Stats
 
 if TYPE_CHECKING:  # type checkers see the real classes; at run time they load on first use
     from .checkpoint import FileCheckpoint
+    from .ha import Fleet, RedisCheckpoint, RedisLease
     from .vendors.dashly.client import DashlyClient
     from .vendors.dialpad.client import DialpadClient
     from .vendors.doshii.client import DoshiiClient
@@ -39,7 +41,10 @@ _CLIENTS = {
     "DialpadClient": "rtsync.vendors.dialpad.client",
     "DoshiiClient": "rtsync.vendors.doshii.client",
     "FileCheckpoint": "rtsync.checkpoint",
+    "Fleet": "rtsync.ha",
     "QuickMeetClient": "rtsync.vendors.quickmeet.client",
+    "RedisCheckpoint": "rtsync.ha",
+    "RedisLease": "rtsync.ha",
     "VoxsigClient": "rtsync.vendors.voxsig.client",
 }
 
@@ -69,11 +74,15 @@ __all__ = [
     "DoshiiClient",
     "Event",
     "FileCheckpoint",
+    "Fleet",
     "FrameTooLarge",
+    "LeaseLost",
     "ProtocolError",
     "QuickMeetClient",
     "RateLimited",
     "ReceiveTimeout",
+    "RedisCheckpoint",
+    "RedisLease",
     "RequestRejected",
     "RetryBudget",
     "RtsyncError",

@@ -6,11 +6,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Protocol, Union
 
 from .errors import ConfigurationError
 
-__all__ = ["FileCheckpoint"]
+__all__ = ["Checkpoint", "FileCheckpoint"]
+
+
+class Checkpoint(Protocol):
+    """What a resumable client needs from a checkpoint (FileCheckpoint, rtsync.RedisCheckpoint)."""
+
+    @property
+    def path(self) -> Any:
+        """Where it lives, for error messages."""
+
+    def load(self) -> Optional[Dict[str, Any]]: ...
+
+    def save(self, state: Dict[str, Any]) -> Any: ...
 
 
 class FileCheckpoint:

@@ -15,6 +15,7 @@ from .engine import Engine, Vendor
 from .errors import ConnectionLost, RtsyncError
 from .events import Event
 from .inbox import Inbox
+from .lease import Lease
 from .policy import Backoff, RetryBudget
 from .sansio import Handshake, Output
 from .state import State, Stats
@@ -40,7 +41,9 @@ class Client:
     every handshake and REST request; the client's own, such as
     Authorization, win a clash, with a warning), and `link` (how a connection is made from a
     `Handshake`: `rtsync.testing.MockLink` replays recorded frames instead of
-    opening a socket, for testing your callbacks).
+    opening a socket, for testing your callbacks), and `lease` (an
+    `rtsync.RedisLease`: only its holder connects, other replicas stand by;
+    see docs/deployment.rst).
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Client:
         proxy: ProxyOption = None,
         headers: Optional[Mapping[str, str]] = None,
         link: Optional[Callable[[Handshake], Link]] = None,
+        lease: Optional[Lease] = None,
     ) -> None:
         network = Network(verify=verify, cert=cert, proxy=proxy, headers=headers)  # validated up front
         self._handlers = Handlers()
@@ -64,7 +68,7 @@ class Client:
         self._engine = Engine(
             vendor, self._handlers, queue_size=queue_size, backoff=backoff, retry_budget=retry_budget,
             connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify, link=link,
-            tap=self._inbox.put, network=network,
+            tap=self._inbox.put, network=network, lease=lease,
         )
         self._secrets = vendor.secrets
         self.provider = vendor.name

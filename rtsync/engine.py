@@ -33,6 +33,7 @@ from . import events as ev
 from .dispatch import Dispatcher, Handlers
 from .errors import CallTimeout, ConnectionLost, ProtocolError, RtsyncError
 from .events import Event
+from .lease import Lease, LeaseGate, LeaseLost
 from .policy import Backoff, RetryBudget
 from .redact import Secrets
 from .sansio import (
@@ -93,6 +94,9 @@ class Vendor:
     #: the vendor's own HTTP clients (REST): `stop()` interrupts their requests in flight (a
     #: `prepare` waiting on one) and then lets them serve calls again
     interrupt: Sequence[HttpClient] = ()
+    #: called each time a lease is (re)gained, before connecting: reload the resume point from the
+    #: checkpoint, since another replica may have moved it
+    resume: Optional[Callable[[], None]] = None
 
 
 class _Stopping(Exception):
@@ -125,6 +129,7 @@ class Engine:
         link: Optional[Callable[[Handshake], Link]] = None,
         tap: Optional[Callable[[Event], None]] = None,
         network: Optional[Network] = None,
+        lease: Optional[Lease] = None,
     ) -> None:
         if queue_size < 1:
             from .errors import ConfigurationError
@@ -166,6 +171,11 @@ class Engine:
         self._counts = {"connects": 0, "events": 0, "gaps": 0, "errors": 0}
         self._last_event_at: Optional[datetime] = None
         self._connected_since: Optional[datetime] = None
+        self._lease = lease  # only its holder connects; see _hold_lease
+        self._gate = LeaseGate(handlers, lease) if lease is not None else None
+        self._lease_gone = threading.Event()
+        self._lease_reason = ""
+        self._resume_due = False
 
     # ------------------------------------------------------------------
     # Lifecycle
@@ -179,6 +189,7 @@ class Engine:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._lease_gone.clear()  # a loss from a previous run is not this run's to report
         self.finished.clear()
         self.fatal = None
         self._counts = dict.fromkeys(self._counts, 0)
@@ -186,7 +197,7 @@ class Engine:
         self.http.reset()
         self._set_state(State.CONNECTING)
         self._dispatcher = Dispatcher(
-            self._handlers,
+            self._handlers if self._gate is None else self._gate,
             maxsize=self._queue_size,
             name=f"rtsync-{self.vendor.name}-dispatch",
             after=self._after_callbacks,
@@ -226,6 +237,8 @@ class Engine:
         self._stopped()
 
     def _after_callbacks(self, event: Event) -> None:
+        if self._gate is not None and self._gate.was_dropped(event):
+            return  # never checkpoint what a replica without its lease did not deliver
         if self._tap is not None:
             self._tap(event)
         if self.vendor.delivered is not None:
@@ -241,8 +254,12 @@ class Engine:
             http.reset()
         if self.state is not State.FAILED:
             self._set_state(State.STOPPED)
-        if self.vendor.stopped is not None:
-            self.vendor.stopped()
+        try:
+            if self.vendor.stopped is not None:
+                self.vendor.stopped()
+        finally:
+            if self._lease is not None:
+                self._lease.release()  # after the last checkpoint write, which needs the token
 
     def _set_state(self, state: State) -> None:
         with self._ready:
@@ -333,6 +350,8 @@ class Engine:
             while not self._stopping.is_set():
                 self._was_connected = self._delivered = False
                 try:
+                    if self._lease is not None:
+                        self._hold_lease()
                     if isinstance(self.protocol, PollingProtocol):
                         self._poll(self.protocol)
                     else:
@@ -354,6 +373,10 @@ class Engine:
                     break
                 if self._stopping.is_set():
                     break
+                if self._lease_gone.is_set():
+                    if not self._stand_down():
+                        break
+                    continue
                 error = self.vendor.classify(error) if self.vendor.classify else error
                 if self._was_connected and (self._delivered or time.monotonic() - self._up_since >= _PROVEN):
                     self.backoff.reset()  # only a link that proved itself: an accept-and-close server must not storm
@@ -408,6 +431,66 @@ class Engine:
     def _check_stop(self) -> None:
         if self._stopping.is_set():
             raise _Stopping()
+        if self._lease_gone.is_set():
+            raise LeaseLost(self._lease_reason)
+
+    # ------------------------------------------------------------------
+    # The lease (hot standby)
+    # ------------------------------------------------------------------
+    def _hold_lease(self) -> None:
+        """Stand by until this replica holds the lease, then let the vendor reload its resume point."""
+        lease = self._lease
+        assert lease is not None
+        if not lease.valid():
+            if self._lease_gone.is_set() and not self._stand_down():
+                raise _Stopping()
+            self.log.info("standing by: waiting for the lease")
+            if not lease.acquire(self._stopping, self._lease_lost):
+                raise _Stopping()
+            self._lease_gone.clear()
+            for http in (self.http, *self.vendor.interrupt):
+                http.reset()
+            self.log.info("took the lease (fencing token %s)", lease.token)
+            self._resume_due = True
+        if self._resume_due and self.vendor.resume is not None:
+            self.vendor.resume()  # may raise (Redis gone again): retried with the usual backoff
+        self._resume_due = False
+
+    def _lease_lost(self, reason: str) -> None:
+        """From the lease's thread: the holding can no longer be proven, so cut the link now."""
+        self._lease_reason = reason
+        self._lease_gone.set()
+        for http in (self.http, *self.vendor.interrupt):
+            http.cancel()
+        link, connecting = self._link, self._connecting
+        if link is not None:
+            link.abort()
+        if connecting is not None:
+            connecting.abort()
+
+    def _stand_down(self) -> bool:
+        """After a lost lease: report it once everything queued before was dropped; False if stopped."""
+        reason = self._lease_reason
+        error = LeaseLost(f"lease lost ({reason}): stopped delivering; events not yet delivered are "
+                          "left to the next holder, which resumes from the checkpoint; standing by")
+        self.log.warning("%s", error)
+        self._set_state(State.RECONNECTING)
+        self._counts["errors"] += 1
+        marker = Event.make(ev.ERROR, provider=self.vendor.name,
+                            data={"error": str(error), "exception": error, "fatal": False})
+        assert self._gate is not None
+        self._gate.mark(marker)
+        self._deliver([marker])
+        self.emit(ev.DISCONNECTED, reason=str(error), will_reconnect=True)
+        try:
+            self._flush_backlog(wait=True)
+        except _Stopping:
+            return False
+        # Until the marker went through, a re-taken lease would let old queued events run.
+        if not self._gate.wait_marked(self._stopping):
+            return False
+        self._lease_gone.clear()
+        return True
 
     def _open(self) -> Link:
         handshake = self.vendor.prepare() if self.vendor.prepare else self._stream_protocol().handshake()

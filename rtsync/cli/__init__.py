@@ -30,7 +30,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Sequence
 from ..checkpoint import FileCheckpoint
 from ..errors import AuthenticationError, ConfigurationError, RtsyncError
 from ..redact import redact
-from . import dashly, dialpad, doshii, publish, quickmeet, serve, voxsig
+from . import dashly, dialpad, doshii, fleet, publish, quickmeet, serve, voxsig
 from .demo import Demo, DemoFailed, TestingMissing, local_servers
 from .output import Output, OutputClosed, Status, event_json
 
@@ -120,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     _quiet(demo)
     serve.add_parser(sub, EPILOG)
     publish.add_parser(sub, EPILOG)
+    fleet.add_parser(sub, EPILOG)
     return parser
 
 
@@ -221,6 +222,8 @@ def _listen(module: ModuleType, args: argparse.Namespace, output: Output) -> Non
 
 
 def _run(args: argparse.Namespace, output: Output) -> int:
+    if args.command == "fleet":
+        return fleet.run(args, output.stream)
     module = VENDORS[args.vendor]
     if args.command == "serve":
         serve.serve(args, output.stream)

@@ -7,7 +7,8 @@ import rtsync
 EXPECTED = [
     "AuthenticationError", "Backoff", "CallError", "CallTimeout", "Client", "ConfigurationError",
     "ConnectionLost", "DashlyClient", "DialpadClient", "DoshiiClient", "Event", "FileCheckpoint",
-    "FrameTooLarge", "ProtocolError", "QuickMeetClient", "RateLimited", "ReceiveTimeout", "RequestRejected", "RetryBudget",
+    "Fleet", "FrameTooLarge", "LeaseLost", "ProtocolError", "QuickMeetClient", "RateLimited", "ReceiveTimeout",
+    "RedisCheckpoint", "RedisLease", "RequestRejected", "RetryBudget",
     "RtsyncError", "StaleConnection", "State", "Stats", "SubscriptionError", "TLSVerificationError", "VoxsigClient",
 ]
 

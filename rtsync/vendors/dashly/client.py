@@ -7,9 +7,9 @@ import dataclasses
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Set, Union
 
-from ...checkpoint import FileCheckpoint
+from ...checkpoint import Checkpoint
 from ...credentials import Credential, CredentialSource
 from ...errors import ConfigurationError, ConnectionLost, RateLimited, RtsyncError
 from ...dispatch import Dispatcher
@@ -102,7 +102,7 @@ class DashlyClient(ShardedClient):
         channels: Union[str, Sequence[str]],
         transport: str = "websocket",
         url: str = DEFAULT_URL,
-        checkpoint: Optional[FileCheckpoint] = None,
+        checkpoint: Optional[Checkpoint] = None,
         poll_interval: float = 3.0,
         ping_interval: float = 20.0,
         ping_timeout: float = 10.0,
@@ -135,6 +135,11 @@ class DashlyClient(ShardedClient):
         self._parked: "collections.OrderedDict[str, object]" = collections.OrderedDict()
         for group in plan(channels, self._base):
             self._shards.append(self._new_shard(group, saved))
+        self._leased = options.get("lease") is not None
+        if self._leased and len(self._shards) > 1:
+            raise ConfigurationError(
+                f"lease= covers one connection, and these {len(channels)} channels need {len(self._shards)} "
+                "(50 channels or 8 KB of URL each); split them over several leased clients")
         self._backoff = backoff or Backoff(base=10.0, cap=10.0, floor=20.0)
         self._options = options
         super().__init__(self._vendor(self._shards[0], secrets), backoff=self._backoff, **options)
@@ -176,7 +181,8 @@ class DashlyClient(ShardedClient):
         return Vendor("dashly", shard.protocol, secrets, prepare=lambda: self._prepare(shard),
                       classify=lambda error: self._classify(shard, error),
                       delivered=self._delivered if first else None,
-                      stopped=self.save_checkpoint if first else None)
+                      stopped=self.save_checkpoint if first else None,
+                      resume=(lambda: self._resume(shard)) if first else None)
 
     def _spawn(self, shard: Shard) -> None:
         """A hidden client runs this connection; its events join ours, in order, on our callback thread."""
@@ -209,7 +215,44 @@ class DashlyClient(ShardedClient):
             for out in self._short_poll(shard, 15.0, shard.engine.http):
                 if isinstance(out, Fail):
                     raise out.error
+            if self.checkpoint is not None and shard.state.cursor is not None:
+                with self._done_lock:
+                    if shard.done is None:
+                        # Where this run starts: a replica taking over (or the next run) after a
+                        # crash before the first event must start here, not later.
+                        shard.done, self._dirty = shard.state.cursor, True
+                self.save_checkpoint()
         return protocol.handshake()
+
+    def _resume(self, shard: Shard) -> None:
+        """A lease was (re)gained: resume after the newer of the checkpoint (another replica may have
+        moved it) and what our own callbacks finished (a save may have failed while Redis was away),
+        never from what was only read: events read but not delivered were dropped."""
+        with self._done_lock:
+            mine = None if shard.done is None else {
+                "cursor": shard.done.to_json(),
+                "channels": {ch: list(self._done_ids[ch]) for ch in shard.channels if ch in self._done_ids},
+            }
+        saved = self.checkpoint.load() if self.checkpoint is not None else None
+        state = DashlyState(list(shard.channels), gap_grace=self._knobs["gap_grace"])
+        ids: Dict[str, Set[int]] = collections.defaultdict(set)
+        try:
+            for data in (restore_data(saved, shard.channels) if saved else None, mine):
+                if data:
+                    state.restore(data)
+                    for ch, seen in (data.get("channels") or {}).items():
+                        ids[ch].update(int(i) for i in seen)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ConfigurationError(
+                f"checkpoint {getattr(self.checkpoint, 'path', '')} is not a Dashly cursor; "
+                "delete it to start from now") from None
+        shard.state = shard.protocol.state = state
+        with self._done_lock:
+            shard.done, self._dirty = state.cursor, mine is not None
+            for ch in shard.channels:
+                self._done_ids.pop(ch, None)
+            for ch, seen in ids.items():
+                self._done_ids[ch].extend(sorted(seen))
 
     def _classify(self, shard: Shard, error: RtsyncError) -> RtsyncError:
         if (not self.fail_fast or not error.retryable or isinstance(error, RateLimited)
@@ -238,6 +281,10 @@ class DashlyClient(ShardedClient):
                 for ch in joining[len(last.channels):]:
                     self._where[ch] = last
                 self._apply_channels(last, joining)
+            if new and self._leased:
+                raise ConfigurationError(
+                    "these channels need another connection, which lease= does not cover; "
+                    "add them to another leased client")
             for group in plan(new, self._base) if new else []:
                 fresh = self._new_shard(group, None)
                 for ch in group:
