@@ -143,7 +143,8 @@ class QuickMeetClient(BotMethods, Client):
             self._restore(checkpoint.load())
         super().__init__(Vendor("quickmeet", self.protocol, secrets, prepare=self._prepare,
                                 delivered=self._delivered if checkpoint is not None else None,
-                                stopped=self.save_checkpoint),
+                                stopped=self.save_checkpoint,
+                                resume=self._resume if checkpoint is not None else None),
                          backoff=backoff or Backoff(base=1.0, cap=30.0), **options)
 
     def __repr__(self) -> str:
@@ -307,6 +308,25 @@ class QuickMeetClient(BotMethods, Client):
         self.protocol.restore({rid: ms for rid, (ms, _) in self._done.items()},
                               mine if isinstance(mine, int) else None,
                               {i for _, ids in self._done.values() for i in ids})
+
+    def _resume(self) -> None:
+        """A lease was (re)gained: fill from the newer, per room, of the checkpoint (another replica
+        may have moved it) and what our own callbacks finished (a save may have failed meanwhile)."""
+        assert self.checkpoint is not None
+        saved = self.checkpoint.load()
+        with self._done_lock:
+            mine = dict(self._done)
+        if saved is not None:
+            self._restore(saved)
+        with self._done_lock:
+            for rid, (ms, ids) in mine.items():
+                held = self._done.get(rid)
+                if held is None or ms > held[0]:
+                    self._done[rid] = (ms, ids)
+            merged = dict(self._done)
+        self.protocol.restore({rid: ms for rid, (ms, _) in merged.items()},
+                              max((ms for ms, _ in merged.values()), default=None),
+                              {i for _, ids in merged.values() for i in ids})
 
     def _delivered(self, event: Event) -> None:
         # What callbacks have finished with, not what was read, is what a checkpoint saves.
