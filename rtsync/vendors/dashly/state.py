@@ -36,10 +36,14 @@ _Print = Optional[Tuple[int, int, int, int]]
 
 
 class _Channel:
-    __slots__ = ("high", "high_key", "high_exact", "seen", "carried", "missing", "floor")
+    __slots__ = ("high", "high_key", "high_exact", "seen", "carried", "missing", "floor", "since")
 
     def __init__(self) -> None:
         self.floor = 0  # ids at or below this were delivered before (restored from a checkpoint)
+        # A channel added while running: the newest (epoch, tag) read before it was added. A
+        # stepped-back request brings its older messages too; delivered after newer ones they
+        # would arrive out of order, and they were published before the channel was asked for.
+        self.since: Optional[Tuple[int, int]] = None
         self.high = 0
         self.high_key: Optional[Tuple[int, int]] = None  # (epoch, tag) of the highest id
         self.high_exact = True  # False: high_key is only an upper bound (restored)
@@ -129,6 +133,8 @@ class DashlyState:
     def put(self, name: str, channel: Optional[object]) -> None:
         if isinstance(channel, _Channel):
             self._channels[name] = channel
+        elif name not in self._channels and self._max is not None:
+            self._channel(name).since = self._max
 
     def advance(self, cursor: Optional[Cursor]) -> None:
         if cursor is not None and (self._max is None or (cursor.epoch, cursor.tag) > self._max):
@@ -234,6 +240,8 @@ class DashlyState:
     ) -> bool:
         """Dedupe by (channel, id, what was delivered under it) and track gaps; False means drop."""
         ch = self._channels.get(name) or self._channel(name)
+        if ch.since is not None and key <= ch.since and (not ch.high or msg_id < ch.high):
+            return False  # published before the channel was added (see _Channel.since)
         mark = (key[0], key[1], digest, self.generation)
         if msg_id in ch.seen:
             known = ch.seen[msg_id]
