@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..checkpoint import FileCheckpoint
 from ..errors import ConfigurationError
 from ..policy import Backoff
 from ..vendors.quickmeet.client import QuickMeetClient
@@ -19,11 +20,16 @@ SECRETS = {"password": PASSWORD_ENV, "resume_token": TOKEN_ENV}
 def add_arguments(parser: argparse.ArgumentParser, polling: bool = False) -> None:
     parser.add_argument("--url", required=True, help="the server's DDP endpoint: wss://<host>/websocket")
     parser.add_argument("--username", default=None, help="log in as this user (with --password)")
+    parser.add_argument("--email", default=None, help="log in with this email address instead of --username")
     parser.add_argument("--password", default=None,
                         help=f"the user's password (default: ${PASSWORD_ENV}; prefer the variable)")
     parser.add_argument("--resume-token", default=None,
                         help=f"login or personal access token instead of a password (default: ${TOKEN_ENV})")
     parser.add_argument("--room", action="append", default=[], help="room id whose messages to follow (repeatable)")
+    parser.add_argument("--my-messages", action="store_true",
+                        help="follow new messages in every room of the user (__my_messages__)")
+    parser.add_argument("--checkpoint", default=None, metavar="FILE",
+                        help="keep each room's last message here, so a restart fills what it missed")
 
 
 def make_client(args: argparse.Namespace) -> QuickMeetClient:
@@ -31,9 +37,13 @@ def make_client(args: argparse.Namespace) -> QuickMeetClient:
     token = args.resume_token or os.environ.get(TOKEN_ENV)
     if not (password or token):
         raise ConfigurationError(f"no credentials: pass --password (or set {PASSWORD_ENV}) or --resume-token")
-    client = QuickMeetClient(args.username, password, url=args.url, resume_token=token)
+    checkpoint = FileCheckpoint(args.checkpoint) if getattr(args, "checkpoint", None) else None
+    client = QuickMeetClient(args.username, password, url=args.url, resume_token=token,
+                             email=getattr(args, "email", None), checkpoint=checkpoint)
     for rid in args.room:
         client.subscribe_room_messages(rid, wait=False)  # sent with the login, renewed on every reconnect
+    if getattr(args, "my_messages", False):
+        client.subscribe_my_messages(wait=False)
     return client
 
 

@@ -11,11 +11,16 @@ a 5-per-10-s throttle for unauthenticated logins; methods (`sendMessage`,
 (everything after a Date; `missed_messages_method=False` makes it unknown, as
 on servers that dropped it), `rooms/get` and
 `subscriptions/get` (an array, or `{update, remove}` since a `$date`),
-`getUsersOfRoom`,
-`stream-notify-room` typing, unknown = 404 then `updated`, no `result` for
-undefined); streams with `ready`/`nosub` (`not-allowed`, 404,
-`invalid-event-name`) and `changed` events on (collection, eventName); EJSON
-dates; rate limits with `too-many-requests` shapes.
+`getUsersOfRoom`, `stream-notify-room` typing and user activity, `logout`
+(the token revoked), login by `{"email"}`, and the bot's methods in
+`_quickmeet_rooms` (`joinRoom`, `leaveRoom`, `createDirectMessage`,
+`getRoomById`, `updateMessage`, `deleteMessage`, `setReaction`,
+`readMessages`, `messages/get` with its deletions); unknown = 404 then `updated`, no `result` for undefined);
+streams with `ready`/`nosub` (`not-allowed`, 404, `invalid-event-name`,
+`too-many-requests`) and `changed` events on (collection, eventName),
+`__my_messages__` with its room details, `stream-user-presence` with its own
+parameters (`id` = the user's id); EJSON dates; rate limits with
+`too-many-requests` shapes; `ddp_versions` (without "1": `failed`).
 
 `mode="streamer"` plays Rocket.Chat's ddp-streamer instead: a ping about
 30 ms after open, before any `connect`; no version check; anything but
@@ -35,51 +40,40 @@ and `post()` are deprecated aliases of `url` and `publish()`.
         server.publish("GENERAL", "hello")                       # bob writes in GENERAL
         server.publish("alice-id/notification", [{"title": "hi"}], stream="stream-notify-user")
 
-Other controls: `edit()`, `add_room()`, `rename_room()`,
+Other controls (in `_quickmeet_controls`): `edit()`, `add_room()`, `rename_room()`,
 `remove_room()`, `mark_unread()` (each pushed on the members'
-`<uid>/rooms-changed` or `/subscriptions-changed`), `notify_user()`, `totp`
-(users whose login needs a second factor), `rate_limit()`,
+`<uid>/rooms-changed` or `/subscriptions-changed`), `notify_user()`,
+`set_status()`, `totp` (users whose login needs a second factor),
+`rate_limit()`, `rate_limit_subscriptions()`,
 `hold_results`, `mangle_errors` (errors as the broker passes them on:
 `"error": "User not found [403]"`), `close_all(code)`, `silence()`.
 
-Users: `alice` / `alice-password` (id `alice-id`) and `bob` / `bob-password`;
+Users: `alice` / `alice-password` (id `alice-id`, email `alice@example.com`) and `bob` / `bob-password`;
 rooms `GENERAL` (everyone) and `private-room` (bob only).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Optional, Set, Tuple, Union, overload
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple, Union, overload
 
 from aiohttp import WSMsgType, web
 
+from ._quickmeet_controls import Controls
+from ._quickmeet_rooms import History, MeteorError, RoomMethods, meteor_error
+from ._quickmeet_sessions import NINETY_DAYS_MS, Sessions
 from ._server import LocalServer, deprecated
 
-__all__ = ["QuickMeetServer"]
-
-NINETY_DAYS_MS = 90 * 24 * 3600 * 1000
-
+__all__ = ["NINETY_DAYS_MS", "QuickMeetServer", "meteor_error"]
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def meteor_error(error: Any, reason: Optional[str] = None, details: Any = None) -> Dict[str, Any]:
-    body: Dict[str, Any] = {"isClientSafe": True, "error": error}
-    if reason is not None:
-        body["reason"] = reason
-    if details is not None:
-        body["details"] = details
-    body["message"] = f"{reason} [{error}]" if reason else f"[{error}]"
-    body["errorType"] = "Meteor.Error"
-    return body
 
 
 @dataclass(eq=False)
@@ -90,9 +84,11 @@ class _Session:
     subs: Dict[str, Tuple[str, str]] = field(default_factory=dict)  # id -> (stream, eventName)
     logins: Deque[float] = field(default_factory=deque)
     last_in: float = field(default_factory=time.monotonic)
+    token: Optional[str] = None  # the login token this session used or got (logout revokes it)
+    presence: Set[str] = field(default_factory=set)  # uids its stream-user-presence sub follows
 
 
-class QuickMeetServer(LocalServer):
+class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
     """The local DDP server. Knobs are attributes tests may change at run time.
 
     mode: "meteor" (the monolith) or "streamer" (the ddp-streamer).
@@ -126,9 +122,16 @@ class QuickMeetServer(LocalServer):
         self.hold_results = False
         self.mangle_errors = False
         self.missed_messages_method = True  # False: a server without loadMissedMessages (404, as for any unknown)
+        self.missing_methods: Set[str] = set()  # methods this server version lacks: 404 as for any unknown
+        self.ddp_versions = ["1", "pre2", "pre1"]  # what Meteor speaks; without "1": `failed` to every connect
+        self.emails = {f"{name}@example.com": name for name in self.users}
+        self.livechat: Dict[str, str] = {}  # livechat room id -> its visitor's token
+        self._sub_limits: Dict[str, List[int]] = defaultdict(list)  # stream -> timeToReset values for nosub
         self.closes: List[Tuple[int, str]] = []  # (code, reason) of every close the server decided on
         self.revoked: Set[str] = set()
         self.tokens: Dict[str, str] = {}  # resume token -> username
+        self.token_issued: Dict[str, int] = {}  # resume token -> when it was issued (ms)
+        self.token_lifetime = NINETY_DAYS_MS / 1000  # seconds a login token lives (`loginExpirationInDays`)
         self.rooms: Dict[str, Set[str]] = {"GENERAL": set(self.users), "private-room": {"bob"}}
         start = _now_ms()
         self.room_info: Dict[str, Dict[str, Any]] = {
@@ -139,6 +142,7 @@ class QuickMeetServer(LocalServer):
         self.trash: List[Tuple[Set[str], Dict[str, Any]]] = []  # removed rooms: (members, {"_id", "_deletedAt"})
         self.totp: Dict[str, str] = {}  # username -> the code its second factor wants
         self.messages: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+        self.message_trash: Dict[str, List[Dict[str, Any]]] = defaultdict(list)  # rid -> [{_id, _deletedAt}]
         self.frames_in: List[Dict[str, Any]] = []
         self.frames_out: List[Dict[str, Any]] = []  # every frame sent, for asserting peers' runs
         self._limits: Dict[str, List[int]] = defaultdict(list)  # method -> timeToReset values to answer with
@@ -200,72 +204,6 @@ class QuickMeetServer(LocalServer):
         """Deprecated alias of `publish(rid, text, user)`."""
         deprecated(".post()", ".publish()")
         return self.publish(rid, text, user)
-
-    def edit(self, message_id: str, text: str) -> None:
-        """Edit a message: Rocket.Chat re-sends it whole on stream-room-messages, with a new `_updatedAt`."""
-
-        async def go() -> None:
-            for rid, stored in self.messages.items():
-                for message in stored:
-                    if message["_id"] == message_id:
-                        message["msg"] = text
-                        message["_updatedAt"] = {"$date": _now_ms()}
-                        await self._emit("stream-room-messages", rid, [message])
-
-        self.call(go)
-
-    def rate_limit(self, method: str, time_to_reset_ms: int = 200, times: int = 1) -> None:
-        """The next `times` calls of `method` get `too-many-requests` with this `timeToReset`."""
-        self._limits[method].extend([time_to_reset_ms] * times)
-
-    def add_room(self, rid: str, members: Iterable[str]) -> None:
-        """A new room: its members hear `["inserted", room]` on `<uid>/rooms-changed`."""
-
-        async def go() -> None:
-            self.rooms[rid] = set(members)
-            self.room_info[rid] = room = {"_id": rid, "name": rid, "t": "p", "_updatedAt": {"$date": _now_ms()}}
-            await self._notify_members(rid, "rooms-changed", ["inserted", room])
-
-        self.call(go)
-
-    def rename_room(self, rid: str, name: str) -> None:
-        """A room changes: members hear `["updated", room]` on `<uid>/rooms-changed`."""
-
-        async def go() -> None:
-            room = self.room_info[rid]
-            room.update(name=name, _updatedAt={"$date": _now_ms()})
-            await self._notify_members(rid, "rooms-changed", ["updated", room])
-
-        self.call(go)
-
-    def remove_room(self, rid: str) -> None:
-        """A room is deleted: members hear `["removed", {"_id"}]`; `rooms/get` lists it under `remove`."""
-
-        async def go() -> None:
-            members = self.rooms.pop(rid)
-            del self.room_info[rid]
-            self.trash.append((members, {"_id": rid, "_deletedAt": {"$date": _now_ms()}}))
-            for username in members:
-                await self._emit("stream-notify-user", f"{self.users[username][1]}/rooms-changed",
-                                 ["removed", {"_id": rid}])
-
-        self.call(go)
-
-    def mark_unread(self, username: str, rid: str, count: int) -> None:
-        """The user's subscription to a room changes: `["updated", subscription]` on `<uid>/subscriptions-changed`."""
-
-        async def go() -> None:
-            self.unread[(username, rid)] = count
-            self._sub_updated[(username, rid)] = _now_ms()
-            await self._emit("stream-notify-user", f"{self.users[username][1]}/subscriptions-changed",
-                             ["updated", self._subscription(username, rid)])
-
-        self.call(go)
-
-    def issue_token(self, username: str) -> str:
-        token = secrets.token_urlsafe(32)
-        self.tokens[token] = username
-        return token
 
     async def on_restart(self) -> None:
         self._sessions.clear()  # sessions live in the process; users, rooms, messages and tokens in MongoDB
@@ -344,9 +282,10 @@ class QuickMeetServer(LocalServer):
                                                "offendingMessage": frame})
                 return
             support = frame.get("support")
-            if not self.streamer and (
-                    not isinstance(support, list) or frame.get("version") not in support or "1" not in support):
-                await self._send(session, {"msg": "failed", "version": "1"})
+            best = next((v for v in support if v in self.ddp_versions), "1") if isinstance(support, list) else "1"
+            if not self.streamer and (not isinstance(support, list) or frame.get("version") not in support
+                                      or best not in self.ddp_versions or frame.get("version") != best):
+                await self._send(session, {"msg": "failed", "version": self.ddp_versions[0]})
                 await session.ws.close()
                 return
             session.connected = True
@@ -393,7 +332,12 @@ class QuickMeetServer(LocalServer):
             "loadMissedMessages": self._load_missed if self.missed_messages_method else None,
             "rooms/get": self._rooms_get, "subscriptions/get": self._subscriptions_get,
             "getUsersOfRoom": self._users_of_room, "stream-notify-room": self._notify_room,
-        }.get(method)
+            "logout": self._logout, "joinRoom": self._join_room, "leaveRoom": self._leave_room,
+            "createDirectMessage": self._create_direct_message, "getRoomById": self._get_room_by_id,
+            "updateMessage": self._update_message, "deleteMessage": self._delete_message,
+            "setReaction": self._set_reaction, "readMessages": self._read_messages,
+            "messages/get": self._messages_get,
+        }.get(method) if method not in self.missing_methods else None
         if handler is None:
             reason = f"Method '{method}' not found"
             await self._result(session, call_id, error=meteor_error(404, reason))
@@ -403,7 +347,7 @@ class QuickMeetServer(LocalServer):
             return
         try:
             result = await handler(session, params)
-        except _MeteorError as exc:
+        except MeteorError as exc:
             await self._result(session, call_id, error=exc.body)
             return
         await self._result(session, call_id, result=result)
@@ -420,47 +364,6 @@ class QuickMeetServer(LocalServer):
         await self._send(session, frame)
         await self._send(session, {"msg": "updated", "methods": [call_id]})
 
-    async def _login(self, session: _Session, params: List[Any]) -> Dict[str, Any]:
-        now = time.monotonic()
-        while session.logins and now - session.logins[0] > 10:
-            session.logins.popleft()
-        if session.user is None and len(session.logins) >= 5:
-            raise _MeteorError(meteor_error(
-                "too-many-requests", "Error, too many requests. Please slow down. You must wait 10 seconds "
-                "before trying again.", {"timeToReset": 10000}))
-        session.logins.append(now)
-        request = params[0] if params and isinstance(params[0], dict) else {}
-        if "resume" in request:
-            token = request["resume"]
-            username = self.tokens.get(token) if token not in self.revoked else None
-            if username is None:
-                raise _MeteorError(meteor_error(403, "You've been logged out by the server. Please log in again."))
-            kind = "resume"
-        else:
-            code = None
-            if isinstance(request.get("totp"), dict):  # the second try: {"totp": {"login": {...}, "code"}}
-                code = request["totp"].get("code")
-                request = request["totp"].get("login") or {}
-            username = (request.get("user") or {}).get("username")
-            digest = (request.get("password") or {}).get("digest")
-            if username not in self.users:
-                raise _MeteorError(meteor_error(403, "User not found"))
-            if digest != hashlib.sha256(self.users[username][0].encode()).hexdigest():
-                raise _MeteorError({"error": 403, "reason": "Incorrect password",
-                                    "message": "Incorrect password [403]", "errorType": "Meteor.Error"})
-            if username in self.totp and code is None:
-                raise _MeteorError(meteor_error("totp-required", "TOTP Required", {
-                    "method": "email", "codeGenerated": True, "availableMethods": ["email"]}))
-            if username in self.totp and code != self.totp[username]:
-                raise _MeteorError(meteor_error("totp-invalid", "TOTP Invalid", {"method": "email"}))
-            token = self.issue_token(username)
-            kind = "password"
-        session.user = username
-        uid = self.users[username][1]
-        await self._send(session, {"msg": "added", "collection": "users", "id": uid,
-                                   "fields": {"username": username}})
-        return {"id": uid, "token": token, "tokenExpires": {"$date": _now_ms() + NINETY_DAYS_MS}, "type": kind}
-
     def _member(self, session: _Session, rid: str) -> bool:
         return session.user in self.rooms.get(rid, set())
 
@@ -468,80 +371,31 @@ class QuickMeetServer(LocalServer):
         body = params[0] if params and isinstance(params[0], dict) else {}
         rid, text = body.get("rid"), body.get("msg")
         if not isinstance(rid, str) or not self._member(session, rid):
-            raise _MeteorError(meteor_error("error-not-allowed", "Not allowed"))
-        return await self._store(rid, str(text or ""), session.user or "", body.get("_id"))
+            raise MeteorError(meteor_error("error-not-allowed", "Not allowed"))
+        extra = {k: body[k] for k in ("tmid", "attachments", "alias", "emoji", "avatar") if k in body}
+        return await self._store(rid, str(text or ""), session.user or "", body.get("_id"), extra)
 
-    async def _store(self, rid: str, text: str, username: str, message_id: Optional[str] = None) -> Dict[str, Any]:
+    async def _store(self, rid: str, text: str, username: str, message_id: Optional[str] = None,
+                     extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         now = _now_ms()
         message = {
             "_id": message_id or f"msg{next(self._ids)}", "rid": rid, "msg": text, "ts": {"$date": now},
             "u": {"_id": self.users.get(username, ("", username))[1], "username": username, "name": username},
-            "mentions": [], "channels": [], "_updatedAt": {"$date": now},
+            "mentions": [], "channels": [], "_updatedAt": {"$date": now}, **(extra or {}),
         }
         self.messages[rid].append(message)
+        if rid in self.room_info:
+            self.room_info[rid]["lm"] = {"$date": now}  # the room's last message time (no rooms-changed push)
         await self._emit("stream-room-messages", rid, [message])
+        for session in list(self._sessions):  # __my_messages__: every room of the user, one literal name
+            if session.user in self.rooms.get(rid, set()) and \
+                    ("stream-room-messages", "__my_messages__") in session.subs.values():
+                room = self.room_info.get(rid, {})
+                await self._send(session, {"msg": "changed", "collection": "stream-room-messages", "id": "id",
+                                           "fields": {"eventName": "__my_messages__", "args": [message, {
+                                               "roomParticipant": True, "roomType": room.get("t"),
+                                               "roomName": room.get("name")}]}})
         return message
-
-    async def _load_history(self, session: _Session, params: List[Any]) -> Any:
-        rid = params[0] if params else None
-        if not isinstance(rid, str) or not self._member(session, rid):
-            return False
-        end = params[1] if len(params) > 1 else None
-        limit = params[2] if len(params) > 2 and isinstance(params[2], int) else 20
-        stored = self.messages.get(rid, [])
-        if isinstance(end, dict) and "$date" in end:
-            stored = [m for m in stored if m["ts"]["$date"] < end["$date"]]
-        newest_first = list(reversed(stored))[:limit]
-        return {"messages": newest_first, "unreadNotLoaded": 0}
-
-    @staticmethod
-    def _since(params: List[Any]) -> Optional[int]:
-        """A `{"$date"}` first param asks for what changed after it; anything else (even 0) for all."""
-        first = params[0] if params else None
-        return int(first["$date"]) if isinstance(first, dict) and "$date" in first else None
-
-    def _changed_since(self, session: _Session, items: List[Dict[str, Any]], since: Optional[int],
-                       suffix: str = "") -> Any:
-        if since is None:
-            return items
-        return {"update": [i for i in items if i["_updatedAt"]["$date"] > since],
-                "remove": [{**gone, "_id": gone["_id"] + suffix} for members, gone in self.trash
-                           if session.user in members and gone["_deletedAt"]["$date"] > since]}
-
-    async def _load_missed(self, session: _Session, params: List[Any]) -> Any:
-        rid = params[0] if params else None
-        start = params[1] if len(params) > 1 else None
-        if not isinstance(rid, str) or not (isinstance(start, dict) and "$date" in start):
-            raise _MeteorError(meteor_error(400, "Match failed"))  # check(rid, String); check(start, Date)
-        if not self._member(session, rid):
-            return False
-        newer = [m for m in self.messages.get(rid, []) if m["ts"]["$date"] > start["$date"]]
-        return list(reversed(newer))  # every message after `start`, newest first, no limit
-
-    async def _rooms_get(self, session: _Session, params: List[Any]) -> Any:
-        rooms = [self.room_info[rid] for rid in self.rooms if self._member(session, rid)]
-        return self._changed_since(session, rooms, self._since(params))
-
-    def _subscription(self, username: str, rid: str) -> Dict[str, Any]:
-        room, unread = self.room_info[rid], self.unread.get((username, rid), 0)
-        updated = max(room["_updatedAt"]["$date"], self._sub_updated.get((username, rid), 0))
-        return {"_id": f"{rid}-{username}", "rid": rid, "name": room["name"], "fname": room["name"], "t": room["t"],
-                "u": {"_id": self.users[username][1], "username": username}, "open": True, "alert": unread > 0,
-                "unread": unread, "userMentions": 0, "groupMentions": 0, "_updatedAt": {"$date": updated}}
-
-    async def _subscriptions_get(self, session: _Session, params: List[Any]) -> Any:
-        username = session.user or ""
-        subs = [self._subscription(username, rid) for rid in self.rooms if self._member(session, rid)]
-        return self._changed_since(session, subs, self._since(params), suffix=f"-{username}")
-
-    async def _users_of_room(self, session: _Session, params: List[Any]) -> Any:
-        rid = params[0] if params else None
-        if not isinstance(rid, str) or rid not in self.rooms:
-            raise _MeteorError(meteor_error("error-invalid-room", "Invalid room"))
-        if not self._member(session, rid):
-            raise _MeteorError(meteor_error("error-not-allowed", "Not allowed"))
-        records = [{"_id": self.users[u][1], "username": u, "name": u} for u in sorted(self.rooms[rid])]
-        return {"total": len(records), "records": records}
 
     async def _notify_members(self, rid: str, what: str, args: List[Any]) -> None:
         for username in self.rooms.get(rid, set()):
@@ -553,40 +407,6 @@ class QuickMeetServer(LocalServer):
         return None
 
     # -- streams -----------------------------------------------------------
-    async def _sub(self, session: _Session, frame: Dict[str, Any]) -> None:
-        sub_id, name, params = frame.get("id"), frame.get("name"), frame.get("params", [])
-        if not isinstance(sub_id, str) or not isinstance(name, str):
-            if self.streamer:
-                await self._close(session, 1002, "CLOSE_PROTOCOL_ERROR")
-            else:
-                await self._send(session, {"msg": "error", "reason": "Malformed subscription",
-                                           "offendingMessage": frame})
-            return
-        if sub_id in session.subs and not self.streamer:
-            return  # Meteor ignores a duplicate active id; the streamer runs it again
-        if name not in ("stream-room-messages", "stream-notify-room", "stream-notify-user"):
-            await self._send(session, {"msg": "nosub", "id": sub_id,
-                                       "error": meteor_error(404, f"Subscription '{name}' not found")})
-            return
-        event_name = params[0] if params and isinstance(params[0], str) else ""
-        if not event_name:
-            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("invalid-event-name")})
-            return
-        if not self._may_read(session, name, event_name):
-            await self._send(session, {"msg": "nosub", "id": sub_id, "error": meteor_error("not-allowed")})
-            return
-        session.subs[sub_id] = (name, event_name)
-        await self._send(session, {"msg": "ready", "subs": [sub_id]})
-
-    def _may_read(self, session: _Session, stream: str, event_name: str) -> bool:
-        if session.user is None:
-            return False
-        if stream == "stream-room-messages":
-            return self._member(session, event_name)
-        if stream == "stream-notify-room":
-            return self._member(session, event_name.split("/", 1)[0])
-        return event_name.split("/", 1)[0] == self.users[session.user][1]
-
     async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Optional[_Session] = None) -> int:
         frame = {"msg": "changed", "collection": stream, "id": "id", "fields": {"eventName": event_name, "args": args}}
         sent = 0
@@ -596,21 +416,6 @@ class QuickMeetServer(LocalServer):
                 sent += 1
         return sent
 
-    def notify_user(self, username: str, notification: Dict[str, Any]) -> None:
-        """Push a `<uid>/notification` to the user's subscribers."""
-        uid = self.users[username][1]
-
-        async def go() -> None:
-            await self._emit("stream-notify-user", f"{uid}/notification", [notification])
-
-        self.call(go)
-
 
 def _js_falsy(value: Any) -> bool:
     return value is None or value is False or value == 0 or value == ""  # [] and {} are truthy in JS
-
-
-class _MeteorError(Exception):
-    def __init__(self, body: Dict[str, Any]) -> None:
-        super().__init__(body.get("message"))
-        self.body = body

@@ -60,7 +60,7 @@ def test_every_message_exactly_once_in_order_across_drops(server: QuickMeetServe
         c.subscribe_room_messages("GENERAL")
         total = 120
         for n in range(total):
-            server.post("GENERAL", f"m{n}")
+            server.publish("GENERAL", f"m{n}")
             if n % 30 == 15:
                 server.drop()  # messages keep coming while the client logs in again and fills the gap
             time.sleep(0.003)
@@ -82,7 +82,7 @@ def listening_in_general(server: QuickMeetServer, pages: int, missed_method: boo
     c.protocol.history_page, c.protocol.history_pages = 5, pages
     got = started(c)
     c.subscribe_room_messages("GENERAL")
-    server.post("GENERAL", "first")
+    server.publish("GENERAL", "first")
     assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
     server.silence(True)
     return c, got
@@ -92,7 +92,7 @@ def test_more_missed_than_history_can_hold_is_a_gap(server: QuickMeetServer) -> 
     c, got = listening_in_general(server, pages=2)
     try:
         for n in range(25):  # far more than 2 pages of 5
-            server.post("GENERAL", f"away{n}")
+            server.publish("GENERAL", f"away{n}")
             time.sleep(0.002)  # distinct milliseconds: ties are the next test's subject
         server.drop()
         server.silence(False)
@@ -107,17 +107,18 @@ def test_load_missed_messages_fills_a_gap_of_any_size_in_one_call(server: QuickM
     c, got = listening_in_general(server, pages=2, missed_method=True)
     try:
         for n in range(60):  # far more than 2 history pages of 5: no matter with loadMissedMessages
-            server.post("GENERAL", f"away{n}")
+            server.publish("GENERAL", f"away{n}")
         server.drop()
         server.silence(False)
         assert wait_for(lambda: len(messages(got)) == 61, timeout=5)
-        server.post("GENERAL", "back")
+        server.publish("GENERAL", "back")
         assert wait_for(lambda: len(messages(got)) == 62)
     finally:
         c.stop()
     assert messages(got) == ["first"] + [f"away{n}" for n in range(60)] + ["back"]
     assert not any(e.name == "rtsync.gap" for e in got)
-    fills = [f["method"] for f in server.frames_in if f.get("method") in ("loadMissedMessages", "loadHistory")]
+    fills = [f["method"] for f in server.frames_in if f.get("method") in ("loadMissedMessages", "loadHistory")
+             and f["params"][1:3] != [None, 1]]  # not the starting point asked for when first subscribed
     assert fills == ["loadMissedMessages"]
 
 
@@ -130,7 +131,7 @@ def test_messages_sharing_milliseconds_across_history_pages_are_all_filled(
         calls = itertools.count()
         monkeypatch.setattr("rtsync.testing.quickmeet._now_ms", lambda: 2_000_000_000_000 + next(calls) // 3)
         for n in range(22):
-            server.post("GENERAL", f"away{n}")
+            server.publish("GENERAL", f"away{n}")
         server.drop()
         server.silence(False)
         assert wait_for(lambda: sum(e.name == "stream-room-messages" for e in got) == 23, timeout=5)
@@ -180,7 +181,7 @@ def test_edits_are_delivered_as_new_versions(server: QuickMeetServer) -> None:
     got = started(c)
     try:
         c.subscribe_room_messages("GENERAL")
-        sent = server.post("GENERAL", "typo")
+        sent = server.publish("GENERAL", "typo")
         time.sleep(0.01)
         server.edit(sent["_id"], "fixed")
         assert wait_for(lambda: [e.data[0]["msg"] for e in got if e.name == "stream-room-messages"] == ["typo", "fixed"])
@@ -215,7 +216,7 @@ def test_server_restart_and_malformed_frames(server: QuickMeetServer) -> None:
                 await ws.send_str('{"msg":"error","reason":"Bad request"}')
 
         server.call(junk)
-        server.post("GENERAL", "still here")
+        server.publish("GENERAL", "still here")
         assert wait_for(lambda: any(e.name == "stream-room-messages" for e in got))
     finally:
         c.stop()
@@ -232,12 +233,12 @@ def test_the_streamers_close_codes_are_explained_retried_and_lose_nothing(
     got = started(c)
     try:
         c.subscribe_room_messages("GENERAL")
-        server.post("GENERAL", "before")
+        server.publish("GENERAL", "before")
         assert wait_for(lambda: messages(got) == ["before"])
         server.close_all(code, reason)
-        server.post("GENERAL", "during")  # live on the old link, or filled on the new one: once either way
+        server.publish("GENERAL", "during")  # live on the old link, or filled on the new one: once either way
         assert wait_for(lambda: sum(e.name == "rtsync.connected" for e in got) == 2, timeout=5)
-        server.post("GENERAL", "after")
+        server.publish("GENERAL", "after")
         assert wait_for(lambda: messages(got) == ["before", "during", "after"])
     finally:
         c.stop()
@@ -282,3 +283,122 @@ def test_stop_at_any_point(server: QuickMeetServer) -> None:
         t0 = time.monotonic()
         c.stop()
         assert time.monotonic() - t0 < 1.0
+
+
+def test_my_messages_fills_every_room_after_a_drop(server: QuickMeetServer) -> None:
+    server.add_room("ops", ["alice", "bob"])
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_my_messages()
+        server.publish("GENERAL", "seen")
+        assert wait_for(lambda: messages(got) == ["seen"])
+        server.silence(True)
+        server.publish("GENERAL", "missed in general")
+        server.publish("ops", "missed in ops")  # a room nothing was seen in before the drop
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len(messages(got)) == 3, timeout=10)
+        server.publish("ops", "live again")
+        assert wait_for(lambda: len(messages(got)) == 4)
+    finally:
+        c.stop()
+    assert messages(got) == ["seen", "missed in general", "missed in ops", "live again"]
+    assert {e.channel for e in got if e.name == "stream-room-messages"} == {"__my_messages__"}
+    assert not any(e.name == "rtsync.gap" for e in got)
+    resumed = [e.data["resumed"] for e in got if e.name == "rtsync.connected"]
+    assert resumed == [False, True]
+
+
+def test_a_quiet_room_loses_nothing_across_a_drop(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")  # nothing seen yet: the starting point comes from loadHistory
+        assert wait_for(lambda: any(f.get("method") == "loadHistory" for f in server.frames_in))
+        server.silence(True)
+        server.publish("GENERAL", "while away")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: messages(got) == ["while away"], timeout=10)
+    finally:
+        c.stop()
+    assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_notifications_missed_in_a_drop_are_a_gap_and_the_link_is_not_resumed(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_notifications()
+        c.subscribe_deleted_messages("GENERAL")
+        c.subscribe_user_activity("GENERAL")  # ephemeral: nothing to report
+        server.drop()
+        assert wait_for(lambda: len([e for e in got if e.name == "rtsync.connected"]) == 2, timeout=10)
+    finally:
+        c.stop()
+    gaps = [e for e in got if e.name == "rtsync.gap"]
+    assert sorted(g.channel for g in gaps) == ["GENERAL/deleteMessage", "alice-id/notification"]
+    for g in gaps:
+        assert g.data["channel"] == g.channel and g.data["missing"] is None and "not replayed" in g.data["reason"]
+    assert [e.data["resumed"] for e in got if e.name == "rtsync.connected"] == [False, False]
+
+
+def test_messages_deleted_while_away_are_delivered_after_the_drop(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        c.subscribe_deleted_messages("GENERAL")
+        early = server.publish("GENERAL", "deleted while alice was here")
+        doomed = server.publish("GENERAL", "deleted while alice was away")
+        assert wait_for(lambda: len(messages(got)) == 2)
+        server.delete(early["_id"])
+        assert wait_for(lambda: any(e.channel == "GENERAL/deleteMessage" for e in got))
+        server.silence(True)
+        server.delete(doomed["_id"])
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len([e for e in got if e.channel == "GENERAL/deleteMessage"]) == 2, timeout=10)
+    finally:
+        c.stop()
+    deleted = [e.data[0]["_id"] for e in got if e.channel == "GENERAL/deleteMessage"]
+    assert deleted == [early["_id"], doomed["_id"]]  # the earlier one not again
+    assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_an_older_message_edited_while_away_comes_again_after_the_drop(server: QuickMeetServer) -> None:
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        old = server.publish("GENERAL", "draft")
+        server.publish("GENERAL", "newer")
+        assert wait_for(lambda: messages(got) == ["draft", "newer"])
+        server.silence(True)
+        server.edit(old["_id"], "final")  # an edit of a message older than the newest seen
+        server.publish("GENERAL", "missed")
+        server.drop()
+        server.silence(False)
+        assert wait_for(lambda: len(messages(got)) == 4, timeout=10)
+    finally:
+        c.stop()
+    # Changes to old messages come behind the missed ones (or among them, when they share a millisecond).
+    assert messages(got)[:2] == ["draft", "newer"] and sorted(messages(got)[2:]) == ["final", "missed"]
+    assert not any(e.name == "rtsync.gap" for e in got)
+
+
+def test_a_server_without_messages_get_reports_that_edits_may_be_missing(server: QuickMeetServer) -> None:
+    server.missing_methods.add("messages/get")
+    c = alice(server)
+    got = started(c)
+    try:
+        c.subscribe_room_messages("GENERAL")
+        server.publish("GENERAL", "seen")
+        assert wait_for(lambda: messages(got) == ["seen"])
+        server.drop()
+        assert wait_for(lambda: any(e.name == "rtsync.gap" for e in got), timeout=10)
+    finally:
+        c.stop()
+    (gap,) = [e for e in got if e.name == "rtsync.gap"]
+    assert gap.data["channel"] == "GENERAL" and "edits and reactions" in gap.data["reason"]

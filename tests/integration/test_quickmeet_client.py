@@ -46,7 +46,7 @@ def test_login_call_subscribe_and_receive(server: QuickMeetServer) -> None:
         c.subscribe_room_messages("GENERAL")
         c.subscribe_typing("GENERAL")
         c.subscribe_notifications()
-        server.post("GENERAL", "hi alice")
+        server.publish("GENERAL", "hi alice")
         server.notify_user("alice", {"title": "bob", "text": "ping", "payload": {"rid": "GENERAL"}})
         c2 = rtsync.QuickMeetClient(url=server.url, username="bob", password="bob-password", backoff=FAST)
         started(c2)
@@ -152,7 +152,7 @@ def test_subscriptions_registered_before_start_go_out_with_the_login(server: Qui
     c.subscribe_room_messages("private-room", wait=False)  # refused: reported, not fatal
     got = started(c)
     try:
-        server.post("GENERAL", "hello")
+        server.publish("GENERAL", "hello")
         assert wait_for(lambda: messages(got) == ["hello"])
     finally:
         c.stop()

@@ -33,7 +33,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[QuickMeetServer]:
 
 @pytest.mark.parametrize("kind", ["rc", "ddp"])
 def test_npm_ddp_client_against_our_server(server: QuickMeetServer, kind: str) -> None:
-    proc = subprocess.Popen(["node", "peer.js", kind, server.websocket_url, "alice", "alice-password", "GENERAL"],
+    proc = subprocess.Popen(["node", "peer.js", kind, server.url, "alice", "alice-password", "GENERAL"],
                             cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: List[dict] = []
 
@@ -45,7 +45,7 @@ def test_npm_ddp_client_against_our_server(server: QuickMeetServer, kind: str) -
     threading.Thread(target=read, daemon=True).start()
     try:
         assert wait_for(lambda: any(l["what"] == "ready" for l in lines), timeout=30), lines
-        server.post("GENERAL", "hello peers", user="bob")
+        server.publish("GENERAL", "hello peers", user="bob")
         assert wait_for(lambda: any(l["what"] == "error" for l in lines), timeout=30), lines
     finally:
         proc.kill()

@@ -57,6 +57,17 @@ def frames(ids: Dict[str, str]) -> st.SearchStrategy[str]:
         spoiled({"msg": "ready", "subs": ["s1"]}, [("subs",)]),
         spoiled({"msg": "nosub", "id": "s1", "error": {"error": 403, "reason": "no"}},
                 [("id",), ("error",), ("error", "error"), ("error", "reason")]),
+        spoiled({"msg": "result", "id": ids["call"], "result": {"b": {"$binary": "SGVsbG8="}, "n": {"$InfNaN": -1},
+                                                               "t": {"$type": "x", "$value": 1}, "e": {"$escape": {}}}},
+                [("result", "b", "$binary"), ("result", "n", "$InfNaN"), ("result", "t", "$type"),
+                 ("result", "t", "$value"), ("result", "e", "$escape")]),
+        spoiled_value({"room": {"roomName": "GENERAL", "roomType": "c"}}, [("room",), ("room", "roomName")]).map(
+            lambda v: render({"msg": "changed", "collection": "stream-room-messages", "id": "id", "fields": {
+                "eventName": "__my_messages__", "args": [dict(MESSAGE, _id="mine"), v["room"]]}})),
+        spoiled({"msg": "nosub", "id": "s1", "error": {"error": "too-many-requests", "details": {"timeToReset": 5}}},
+                [("error", "details"), ("error", "details", "timeToReset"), ("error", "error")]),
+        spoiled({"msg": "added", "collection": "users", "id": "u1", "fields": {"username": "him"}},
+                [("id",), ("fields",), ("fields", "username"), ("collection",)]),
         spoiled({"msg": "ping", "id": "abc"}, [("id",), ("msg",)]),
         spoiled({"msg": "error", "reason": "bad"}, [("reason",)]),
         spoiled({"msg": "failed", "version": "1"}, [("version",)]),

@@ -144,9 +144,11 @@ def test_reconnect_relogs_in_with_the_token_resubscribes_same_ids_and_fills_gaps
     (login,) = frames(p.received(CONNECTED, 10))
     assert login["params"] == [{"resume": p.resume_token}]
     after = frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 10))
-    assert after[0] == {"msg": "sub", "id": sub_id, "name": "stream-room-messages",
-                        "params": ["GENERAL", {"useCollection": False, "args": []}]}
-    fill = after[1]
+    assert after == [{"msg": "sub", "id": sub_id, "name": "stream-room-messages",
+                      "params": ["GENERAL", {"useCollection": False, "args": []}]}]
+    fill, edits = frames(p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 10))  # filled once subscribed
+    # and older messages edited meanwhile, from the same point
+    assert (edits["method"], edits["params"]) == ("messages/get", ["GENERAL", {"lastUpdate": {"$date": 1540756719397}}])
     # Everything after the last seen message, from one millisecond earlier (the server's `ts > start`).
     assert fill["method"] == "loadMissedMessages" and fill["params"] == ["GENERAL", {"$date": 1540756719397}]
     live = ROOM_MESSAGE.replace("357Cde8axgiCYd3kY", "live1").replace("1540756719398", "1540756719500")
@@ -192,7 +194,9 @@ def reconnected_to_fill(p: QuickMeetProtocol) -> dict:
     p.lost()
     p.opened(1)
     (login,) = frames(p.received(CONNECTED, 1))
-    return frames(p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1))[1]
+    p.received(LOGIN_OK.replace('"login1"', f'"{login["id"]}"'), 1)
+    fill, _edits = frames(p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 1))
+    return fill
 
 
 def test_history_without_access_is_a_gap_event() -> None:
@@ -219,7 +223,8 @@ def test_own_liveness_ping_then_stale() -> None:
 def test_failed_version_and_garbage() -> None:
     p = QuickMeetProtocol("wss://x/websocket", LOGIN)
     (fail,) = p.received('{"msg":"failed","version":"1"}', 0)
-    assert isinstance(fail.error, ProtocolError)
+    assert isinstance(fail.error, ProtocolError) and not fail.error.retryable  # the same server answers the same
+    assert "DDP version 1" in str(fail.error) and "url" in str(fail.error)
     assert isinstance(p.received("{oops", 0)[0], Report)
     assert p.received('{"msg":"updated","methods":["m1"]}', 0) == []
 
@@ -369,7 +374,8 @@ def test_a_gap_fill_answer_with_a_bad_message_delivers_its_siblings() -> None:
     p.lost()
     p.opened(1)
     p.received(CONNECTED, 1)
-    out = p.received(LOGIN_OK.replace("login1", "login3"), 1)
+    p.received(LOGIN_OK.replace("login1", "login4"), 1)  # login3 + the room's starting point, i3
+    out = p.received('{"msg":"ready","subs":["s2"]}', 1)
     (fill,) = [json.loads(o.text) for o in out if isinstance(o, Send) and "loadMissedMessages" in o.text]
     batch = [{"_id": "n2", "rid": "GENERAL", "ts": {"$date": 1540756719500}},
              {"_id": ["bad"], "rid": "GENERAL", "ts": {"$date": 1540756719450}},
