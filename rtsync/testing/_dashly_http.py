@@ -1,4 +1,4 @@
-"""The Dashly local server's endpoints: WebSocket, long poll, short poll and /pub as nginx answers them, plus test controls.
+"""The Dashly local server's endpoints: WebSocket, long poll, short poll and /pub as nginx answers them; test controls.
 
 Each handler checks the request the way the Nginx Push Stream Module does
 (method, raw query args, `auth_token`, channel names) and serves from the

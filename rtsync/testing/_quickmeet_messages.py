@@ -1,4 +1,4 @@
-"""The local QuickMeet server's message methods and stream fan-out: `sendMessage`, `stream-notify-room`, `changed` frames.
+"""The local QuickMeet server's message methods and stream fan-out: `sendMessage`, `stream-notify-room`, `changed`.
 
 A mixin of `QuickMeetServer`: `sendMessage` checks membership and hands the
 message to the server's store (which pushes it on `stream-room-messages` and
