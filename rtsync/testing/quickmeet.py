@@ -66,6 +66,7 @@ from typing import Any, Deque, Dict, List, Optional, Set, Tuple, Union, overload
 from aiohttp import WSMsgType, web
 
 from ._quickmeet_controls import Controls
+from ._quickmeet_messages import Messages
 from ._quickmeet_rooms import History, MeteorError, RoomMethods, meteor_error
 from ._quickmeet_sessions import NINETY_DAYS_MS, Sessions
 from ._server import LocalServer, deprecated
@@ -88,7 +89,7 @@ class _Session:
     presence: Set[str] = field(default_factory=set)  # uids its stream-user-presence sub follows
 
 
-class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
+class QuickMeetServer(Sessions, Controls, History, RoomMethods, Messages, LocalServer):
     """The local DDP server. Knobs are attributes tests may change at run time.
 
     mode: "meteor" (the monolith) or "streamer" (the ddp-streamer).
@@ -364,17 +365,6 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
         await self._send(session, frame)
         await self._send(session, {"msg": "updated", "methods": [call_id]})
 
-    def _member(self, session: _Session, rid: str) -> bool:
-        return session.user in self.rooms.get(rid, set())
-
-    async def _send_message(self, session: _Session, params: List[Any]) -> Dict[str, Any]:
-        body = params[0] if params and isinstance(params[0], dict) else {}
-        rid, text = body.get("rid"), body.get("msg")
-        if not isinstance(rid, str) or not self._member(session, rid):
-            raise MeteorError(meteor_error("error-not-allowed", "Not allowed"))
-        extra = {k: body[k] for k in ("tmid", "attachments", "alias", "emoji", "avatar") if k in body}
-        return await self._store(rid, str(text or ""), session.user or "", body.get("_id"), extra)
-
     async def _store(self, rid: str, text: str, username: str, message_id: Optional[str] = None,
                      extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         now = _now_ms()
@@ -396,25 +386,6 @@ class QuickMeetServer(Sessions, Controls, History, RoomMethods, LocalServer):
                                                "roomParticipant": True, "roomType": room.get("t"),
                                                "roomName": room.get("name")}]}})
         return message
-
-    async def _notify_members(self, rid: str, what: str, args: List[Any]) -> None:
-        for username in self.rooms.get(rid, set()):
-            await self._emit("stream-notify-user", f"{self.users[username][1]}/{what}", args)
-
-    async def _notify_room(self, session: _Session, params: List[Any]) -> None:
-        if len(params) >= 3 and isinstance(params[0], str) and params[1] == session.user:
-            await self._emit("stream-notify-room", params[0], params[1:], skip=session)
-        return None
-
-    # -- streams -----------------------------------------------------------
-    async def _emit(self, stream: str, event_name: str, args: List[Any], skip: Optional[_Session] = None) -> int:
-        frame = {"msg": "changed", "collection": stream, "id": "id", "fields": {"eventName": event_name, "args": args}}
-        sent = 0
-        for session in list(self._sessions):
-            if session is not skip and (stream, event_name) in session.subs.values():
-                await self._send(session, frame)
-                sent += 1
-        return sent
 
 
 def _js_falsy(value: Any) -> bool:
