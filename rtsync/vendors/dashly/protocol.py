@@ -187,6 +187,7 @@ class WebSocketStream(_Base, WebSocketProtocol):
         if cursor is not None and self.step_back:
             cursor = cursor.stepped_back(self.step_back)
         self._asked = list(self.state.channels)
+        self.state.asking()
         return Handshake(self.url(cursor))
 
     @_guarded("link opening")
@@ -251,6 +252,7 @@ class _Polling(_Base, PollingProtocol):
         self._reasked = False  # a refused callable token was asked for a new value once
 
     def request(self) -> HttpRequest:
+        self.state.asking()
         if not self._connected:
             self.refresh_token()  # a new "connection": a callable token is asked again
         self._sent = self.state.cursor
@@ -350,6 +352,7 @@ class LongPollProtocol(_Polling):
         self._confirming = False  # the request in flight re-asks from `_unconfirmed`
 
     def request(self) -> HttpRequest:
+        self.state.asking()
         if self.state.cursor is None:
             # A first long poll would hold until the next message, telling us nothing for 25 s;
             # one short poll answers at once (token checked) and its Date starts the cursor.

@@ -95,6 +95,7 @@ class DashlyState:
         self.channels = list(channels)
         self.gap_grace = gap_grace
         self._removed: Set[str] = set()  # channels dropped while running: their late messages are not ours
+        self._added: Set[str] = set()  # channels added while running, not yet in a request
         self._max: Optional[Tuple[int, int]] = None  # newest (epoch, tag) over ids > 0
         self._max_time = ""
         self._channels: Dict[str, _Channel] = {}
@@ -135,6 +136,17 @@ class DashlyState:
             self._channels[name] = channel
         elif name not in self._channels and self._max is not None:
             self._channel(name).since = self._max
+            self._added.add(name)
+
+    def asking(self) -> None:
+        """A request (or handshake) carrying the channel list is being made: channels added since
+        the last one start from what has been read so far (see `_Channel.since`)."""
+        if self._added:
+            for name in self._added:
+                ch = self._channels.get(name)
+                if ch is not None and ch.since is not None and self._max is not None:
+                    ch.since = max(ch.since, self._max)
+            self._added.clear()
 
     def advance(self, cursor: Optional[Cursor]) -> None:
         if cursor is not None and (self._max is None or (cursor.epoch, cursor.tag) > self._max):
