@@ -25,6 +25,17 @@ class Checkpoint(Protocol):
     def save(self, state: Dict[str, Any]) -> Any: ...
 
 
+def decode(text: Union[str, bytes], where: str, reset: str) -> Dict[str, Any]:
+    """A saved checkpoint's JSON object; `reset` says how to start over (e.g. "delete it")."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"checkpoint {where} is not valid JSON; {reset} to start from now") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"checkpoint {where} does not hold a JSON object; {reset} to start from now")
+    return data
+
+
 class FileCheckpoint:
     """A JSON file holding where the next run should resume (e.g. Dashly's `(time, tag)` cursor).
 
@@ -48,15 +59,7 @@ class FileCheckpoint:
             return None
         except OSError as exc:
             raise ConfigurationError(f"cannot read checkpoint {self.path}: {exc.strerror}") from None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise ConfigurationError(
-                f"checkpoint {self.path} is not valid JSON; delete it to start from now"
-            ) from None
-        if not isinstance(data, dict):
-            raise ConfigurationError(f"checkpoint {self.path} does not hold a JSON object")
-        return data
+        return decode(text, str(self.path), "delete it")
 
     def save(self, state: Dict[str, Any]) -> None:
         directory = self.path.parent

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any, Dict, Optional
 
+from ..checkpoint import decode
 from ..errors import ConfigurationError
 from ._redis import connect, shown, unreachable
 from .lease import RedisLease
@@ -58,15 +59,7 @@ class RedisCheckpoint:
             raise unreachable(self.url, exc) from None
         if text is None:
             return None
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise ConfigurationError(
-                f"checkpoint {self.path} is not valid JSON; delete the key to start from now"
-            ) from None
-        if not isinstance(data, dict):
-            raise ConfigurationError(f"checkpoint {self.path} does not hold a JSON object")
-        return data
+        return decode(text, str(self.path), "delete the key")
 
     def save(self, state: Dict[str, Any]) -> bool:
         """Write `state`; True if written, False if the fence refused it (this replica lost its lease)."""
