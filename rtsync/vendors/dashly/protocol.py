@@ -83,7 +83,7 @@ CHANNEL_DELETED = "dashly.channel_deleted"
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.!~*'()-]+$")
 _BACKTRACK_RE = re.compile(r"\.b\d+$")
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
-_loads = json.loads
+from ...sansio import loads as _loads  # noqa: E402 - json, or orjson with the `fast` extra
 #: a poison message's own (time, tag) moves the cursor only this far past the newest good one
 _SALVAGE_SLACK = 3600
 
