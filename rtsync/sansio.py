@@ -58,6 +58,7 @@ __all__ = [
     "loads",
 ]
 
+_fast_loads: Optional[Callable[[Union[str, bytes]], Any]]
 try:  # the `fast` extra: several times quicker than json on every frame
     from orjson import JSONDecodeError as _FastError
     from orjson import loads as _fast_loads

@@ -17,9 +17,11 @@ from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
 from ...sansio import Handshake
-from . import models  # noqa: F401  (registers the typed views)
+from ...events import register_views
 from .protocol import DialpadProtocol, token_lifetime
 from .rest import DialpadRest
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["DialpadClient"]
 

@@ -15,9 +15,11 @@ from ...errors import ConfigurationError, ProtocolError
 from ...policy import Backoff, RetryBudget
 from ...redact import Secrets
 from ...sansio import Handshake
-from . import models  # noqa: F401  (registers the typed views)
+from ...events import register_views
 from .protocol import DoshiiProtocol
 from .rest import DoshiiRest
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["DoshiiClient"]
 

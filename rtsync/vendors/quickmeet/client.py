@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from ...errors import ConfigurationError
 from ...events import Event
@@ -12,8 +12,10 @@ from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
-from .models import Message, Notification
 from .protocol import ROOM_MESSAGES, QuickMeetProtocol
+
+if TYPE_CHECKING:  # pydantic loads when a view is first asked for, not by `import rtsync`
+    from .models import Message, Notification
 
 __all__ = ["QuickMeetClient"]
 
@@ -181,14 +183,20 @@ class QuickMeetClient(Client):
         return self.subscribe("stream-notify-user", f"{self.user_id}/{what}")
 
     def send_message(self, rid: str, text: str, timeout: float = 30.0) -> Message:
+        from .models import Message
+
         return Message.model_validate(self.call("sendMessage", {"rid": rid, "msg": text}, timeout=timeout))
 
     @staticmethod
     def room_message(event: Event) -> Message:
         """The message carried by a `stream-room-messages` event."""
+        from .models import Message
+
         return Message.model_validate(event.data[0])
 
     @staticmethod
     def notification(event: Event) -> Notification:
+        from .models import Notification
+
         return Notification.model_validate(event.data[0])
 

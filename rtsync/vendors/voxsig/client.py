@@ -12,8 +12,10 @@ from ...compat import renamed_arguments
 from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
-from . import models  # noqa: F401  (registers the typed views)
+from ...events import register_views
 from .protocol import VoxsigProtocol, identifier_params
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["VoxsigClient"]
 
