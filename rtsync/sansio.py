@@ -58,20 +58,27 @@ __all__ = [
     "loads",
 ]
 
-_fast_loads: Optional[Callable[[Union[str, bytes]], Any]]
+_fast_loads: Optional[Callable[[str], Any]]
 try:  # the `fast` extra: several times quicker than json on every frame
     from orjson import JSONDecodeError as _FastError
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
 
+# orjson reads 1024 levels deep, json only to about the interpreter's recursion limit: a text that
+# may nest deeper than this goes to json, so that both give the same verdict on it.
+_DEEP = 800
 
-def loads(text: Union[str, bytes]) -> Any:
-    """`json.loads`, through orjson when installed; what orjson refuses but json takes (NaN,
-    Infinity, lone surrogates, nesting past 1024) goes to json. They differ in two places:
-    orjson reads nesting up to 1024 deep (json stops at the interpreter's recursion limit,
-    about 1000 less the stack in use), and it reads integers beyond 64 bits as floats."""
-    if _fast_loads is None:
+
+def loads(text: str) -> Any:
+    """`json.loads`, through orjson when installed, with json's verdict on every input but one:
+    orjson reads integers beyond 64 bits as floats. What orjson refuses and json takes (NaN,
+    Infinity, lone surrogates) goes to json, and so does a text that may nest deeply."""
+    if _fast_loads is None or (len(text) > 2 * _DEEP and text.count("[") + text.count("{") > _DEEP):
+        return json.loads(text)
+    try:
+        return _fast_loads(text)
+    except _FastError:
         return json.loads(text)
     try:
         return _fast_loads(text)

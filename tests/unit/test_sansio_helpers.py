@@ -214,6 +214,7 @@ def test_loads_agrees_with_json_on_any_text(text: str) -> None:
 
 
 @pytest.mark.parametrize("text", ["NaN", "[Infinity, -Infinity]", "1e400", '"\\ud800"', '{"a": 1, "a": 2}',
+                                  "[" * 990 + "]" * 990, '{"a":' * 990 + "1" + "}" * 990,
                                   "[" * 1100 + "]" * 1100, "[" * 5000 + "]" * 5000])
 def test_loads_takes_what_json_takes_where_orjson_refuses(text: str) -> None:
     assert _outcome(sansio.loads, text) == _outcome(json.loads, text)
