@@ -91,9 +91,9 @@ def _decode_ejson(value: Any) -> Any:
                 return _date(value["$date"])
             if "$escape" in value and isinstance(value["$escape"], dict):
                 return {k: _decode_ejson(v) for k, v in value["$escape"].items()}
-        return {k: _decode_ejson(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode_ejson(v) for v in value]
+        return {k: _decode_ejson(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
+    if isinstance(value, list):  # scalars are copied as they are, without a call each (the hot path)
+        return [_decode_ejson(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
