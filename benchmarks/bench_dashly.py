@@ -20,8 +20,8 @@ from common import Compare, Counter, Suite, cpu_seconds, limit_reader, pad_to, p
 
 TOKEN = "bench-token"
 SIZES = {"120 B": 120, "2 KB": 2048, "64 KB": 65536}
-# Events per run: about 12-60 MB of frames, so a run takes a second or two whatever the size.
-COUNTS = {120: 100_000, 2048: 25_000, 65536: 1_000}
+# Events per run: about 7-60 MB of frames, so a run takes a second or two whatever the size.
+COUNTS = {120: 60_000, 2048: 15_000, 65536: 1_000}
 
 
 def _ws_url(url: str, channel: str) -> str:
@@ -186,7 +186,7 @@ def rate_limit(url: str, quick: bool) -> Dict[str, float]:
 # -- idle clients ------------------------------------------------------------------
 
 def _idle(url: str, quick: bool, start: Callable[[str], Callable[[], None]]) -> Dict[str, float]:
-    clients, seconds = (50, 4.0) if quick else (200, 12.0)
+    clients, seconds = (50, 4.0) if quick else (200, 10.0)
     channel = f"i{time.monotonic_ns()}"
     threads, rss = threading.active_count(), rss_bytes()
     stops = [start(channel) for _ in range(clients)]

@@ -27,7 +27,7 @@ DDP_FRAME = json.dumps({"msg": "changed", "collection": "stream-room-messages", 
                         "fields": {"eventName": "GENERAL", "args": [
                             {"_id": "m{n}", "rid": "GENERAL", "msg": "hello", "ts": {"$date": 1700000000000},
                              "u": {"_id": "bob-id", "username": "bob"}}]}})
-STREAMS, CALLS = 50_000, 2_000
+STREAMS, CALLS = 30_000, 2_000
 
 
 def _ddp_counts(quick: bool) -> tuple:
@@ -113,7 +113,7 @@ TOKEN = "good-user-token"
 IDENT = {"channel": "RoomChannel", "pubsub_token": TOKEN, "account_id": 1, "user_id": 1}
 # "action" for actioncable-client, which reads it; "event" and "data" for Chatwoot's shape.
 MESSAGE = {"event": "message.created", "action": "message.created", "data": {"id": 1, "content": "hi", "account_id": 1}}
-VOX = 50_000
+VOX = 30_000
 
 
 def _cable_frame(identifier: str) -> str:
