@@ -1,56 +1,81 @@
-"""Dialpad (local server): events/s into an on() callback versus raw websocket-client loops, for plain JSON
-frames and for HS256-signed ones (the baseline verifies each with PyJWT)."""
+"""Dialpad (local server): events/s into an on() callback against the raw skip loop, for plain JSON frames
+and for HS256-signed ones (the baseline verifies each with PyJWT)."""
 
 from __future__ import annotations
 
 import json
-from typing import List
+import threading
+from typing import Callable, Dict, List
 
-import jwt
-import requests
-from common import Row, Server, best_of, client_rate, raw_loop_rate, throughput_rows
+import websocket
+from common import Compare, Counter, Suite, blast, post, raw_loop
 
-import rtsync
-
-SUITE = "dialpad local server"
 KEY = "bench-key"
+SECRET = "bench-secret-of-at-least-thirty-two-bytes"
 EVENT = {"call_id": "{n}", "state": "ringing", "direction": "inbound", "event_timestamp": 1731624049994,
          "external_number": "+15102609745", "internal_number": "+15106666687"}
 PLAIN = json.dumps(EVENT).replace('"{n}"', "{n}")
-SECRET = "bench-secret-of-at-least-thirty-two-bytes"
+N = 30_000
 
 
-def run(quick: bool) -> List[Row]:
-    n, runs = (20_000, 1) if quick else (60_000, 3)
-    rows: List[Row] = []
-    # Distinct events (signed frames cannot be numbered by the server), signed before any timing.
-    signed = [jwt.encode({**EVENT, "call_id": i}, SECRET, algorithm="HS256") for i in range(n)]
-    with Server("dialpad") as server:
-        def url(secret: str = "") -> str:
-            created = requests.post(f"{server.http_url}/api/v2/websockets", json={"secret": secret} if secret else {},
-                                    headers={"Authorization": f"Bearer {KEY}"}, timeout=10).json()
-            return created["websocket_url"]
+def _socket_url(url: str, secret: str = "") -> str:
+    created = post(f"{url}/api/v2/websockets", json={"secret": secret} if secret else {},
+                   headers={"Authorization": f"Bearer {KEY}"}).json()
+    return str(created["websocket_url"])
 
-        def raw(skip: bool) -> float:
-            return raw_loop_rate(url(), n, skip_utf8_validation=skip, start=lambda: server.blast(PLAIN, n))
 
-        def ours(secret: str = "") -> float:
-            client = rtsync.DialpadClient(KEY, url=server.http_url, secret=secret or None)
-            start = (lambda: server.blast_texts(signed)) if secret else (lambda: server.blast(PLAIN, n))
-            return client_rate(client, "call.*", n, start)
+def _signed(n: int) -> List[str]:
+    import jwt
 
-        def raw_signed() -> float:
-            verify = lambda text: jwt.decode(text, SECRET, algorithms=["HS256"])  # noqa: E731
-            return raw_loop_rate(url(SECRET), n, skip_utf8_validation=True, decode=verify,
-                                 start=lambda: server.blast_texts(signed))
+    return [jwt.encode({**EVENT, "call_id": i}, SECRET, algorithm="HS256") for i in range(n)]
 
-        raw_rate = best_of(runs, lambda: raw(False))
-        skip_rate = best_of(runs, lambda: raw(True))
-        rt_rate = best_of(runs, ours)
-        rows += throughput_rows(SUITE, raw_rate, skip_rate, rt_rate)
-        base = "raw, skip_utf8 + jwt.decode"
-        raw_signed_rate = best_of(runs, raw_signed)
-        rt_signed_rate = best_of(runs, lambda: ours(SECRET))
-        rows += [Row(SUITE + ", signed", base, raw_signed_rate, "events/s"),
-                 Row(SUITE + ", signed", "rtsync on() callback", rt_signed_rate, "events/s", base, raw_signed_rate)]
-    return rows
+
+def _send(url: str, n: int, signed: bool) -> None:
+    if signed:
+        post(f"{url}/_rtsync/blast", json={"texts": _signed(n)})
+    else:
+        blast(url, PLAIN, n)
+
+
+def rtsync_arm(url: str, quick: bool, signed: bool = False) -> Dict[str, float]:
+    import rtsync
+
+    n = N // 5 if quick else N
+    counter = Counter(n)
+    client = rtsync.DialpadClient(KEY, url=url, secret=SECRET if signed else None)
+    client.on("call.*", lambda e: counter.hit())
+    with client:
+        if not client.wait_connected(30):
+            raise RuntimeError("not connected")
+        _send(url, n, signed)
+        return {"events/s": counter.rate()}
+
+
+def raw_skip(url: str, quick: bool, signed: bool = False) -> Dict[str, float]:
+    import jwt
+
+    n = N // 5 if quick else N
+    counter = Counter(n)
+    ws = websocket.WebSocket(skip_utf8_validation=True)
+    ws.connect(_socket_url(url, SECRET if signed else ""))
+    decode: Callable[[str], object] = (lambda text: jwt.decode(text, SECRET, algorithms=["HS256"])) if signed \
+        else json.loads
+    threading.Thread(target=_send, args=(url, n, signed), daemon=True).start()
+    raw_loop(ws, counter, decode, lambda m: True)
+    ws.close()
+    return {"events/s": counter.rate()}
+
+
+ARMS: Dict[str, Callable[..., Dict[str, float]]] = {
+    "rtsync": rtsync_arm, "raw skip_utf8+json": raw_skip,
+    "rtsync, signed": lambda **kw: rtsync_arm(signed=True, **kw),
+    "raw skip_utf8+jwt.decode": lambda **kw: raw_skip(signed=True, **kw),
+}
+
+
+def suites() -> List[Suite]:
+    return [Suite("dialpad local server", "bench_dialpad",
+                  ["rtsync", "raw skip_utf8+json", "rtsync, signed", "raw skip_utf8+jwt.decode"], {}, [
+                      Compare("rtsync", "raw skip_utf8+json", "events/s", target=1.0),
+                      Compare("rtsync, signed", "raw skip_utf8+jwt.decode", "events/s"),
+                  ], server="dialpad", rounds=2, units={"events/s": "events/s"})]

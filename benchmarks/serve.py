@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import threading
+from typing import Any
 
 SERVERS = {
     "dashly": ("rtsync.testing.dashly", "DashlyServer", {"tokens": ["bench-token"], "ping_interval": 10}),
@@ -16,13 +17,34 @@ SERVERS = {
 }
 
 
+def _dashly_with_bench_blast(cls: Any) -> Any:
+    """DashlyServer plus `POST /_bench/blast?id=&n=` whose request body is the message body (a query
+    string cannot carry 64 KB): stored and written to WebSocket subscribers at once."""
+    from aiohttp import web
+
+    class BenchDashly(cls):  # type: ignore[misc,valid-type]
+        def routes(self, app: web.Application) -> None:
+            super().routes(app)
+            app.router.add_post("/_bench/blast", self._bench_blast)
+
+        async def _bench_blast(self, request: web.Request) -> web.StreamResponse:
+            body = await request.text()
+            self._blast_now(request.query["id"], int(request.query["n"]), body)
+            return web.Response(text="ok")
+
+    return BenchDashly
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("vendor", choices=sorted(SERVERS))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     module, name, kwargs = SERVERS[args.vendor]
-    server = getattr(importlib.import_module(module), name)(**kwargs).start()
+    cls = getattr(importlib.import_module(module), name)
+    if args.vendor == "dashly":
+        cls = _dashly_with_bench_blast(cls)
+    server = cls(**kwargs).start()
     print(server.http_url, flush=True)
     threading.Event().wait()
 

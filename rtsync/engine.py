@@ -57,9 +57,13 @@ from .wire.network import Network
 __all__ = ["Engine", "Vendor"]
 
 # How long a blocking read may last before the protocol's deadline is asked
-# again: a timer set from a user thread (through exchange) is late by at most
-# this. stop() does not depend on it (it aborts the socket).
+# again, on a link that cannot be woken: a timer set from a user thread
+# (through exchange) is late by at most this. A link with `wake()` (ours) is
+# woken when a user thread sets a sooner deadline, so an idle one sleeps until
+# its next deadline (bounded by _IDLE_WAKEABLE). stop() depends on neither (it
+# aborts the socket).
 _IDLE_READ = 1.0
+_IDLE_WAKEABLE = 60.0
 
 # A connection that stayed up this long, or delivered an event, proved itself: backoff starts over.
 _PROVEN = 10.0
@@ -295,7 +299,9 @@ class Engine:
     def exchange(self, fn: Callable[[Any], Iterable[Output]]) -> None:
         """Run `fn(protocol)` under the protocol lock, then act on its outputs outside it."""
         with self._lock:
+            due = self._deadline()
             outputs = list(fn(self.protocol))
+            self._wake_if_sooner(due)
         self._apply(outputs, from_link=False)
 
     def request(self, fn: Callable[[Any], Tuple[str, Iterable[Output]]], timeout: float) -> Any:
@@ -313,9 +319,11 @@ class Engine:
         with self._lock:
             if self._link is None and not isinstance(self.protocol, PollingProtocol):
                 raise ConnectionLost("not connected; the call was not sent")
+            due = self._deadline()
             key, outputs = fn(self.protocol)
             outputs = list(outputs)
             self._pending[key] = pending
+            self._wake_if_sooner(due)
         try:
             self._apply(outputs, from_link=False)
         except BaseException:
@@ -327,6 +335,20 @@ class Engine:
         if pending.error is not None:
             raise pending.error
         return pending.result
+
+    def _deadline(self) -> Optional[float]:
+        protocol = self.protocol
+        return protocol.deadline() if isinstance(protocol, WebSocketProtocol) else None
+
+    def _wake_if_sooner(self, before: Optional[float]) -> None:
+        """Called with the lock held: wake a reader sleeping toward a later deadline than the protocol's now."""
+        if threading.current_thread() is self._thread:
+            return
+        due = self._deadline()
+        if due is not None and (before is None or due < before):
+            wake = getattr(self._link, "wake", None)
+            if wake is not None:
+                wake()
 
     def emit(self, name: str, **data: Any) -> None:
         """Queue a lifecycle event, behind every event already read."""
@@ -528,7 +550,8 @@ class Engine:
             assert link is not None
             with self._lock:
                 due = protocol.deadline()
-            timeout = _IDLE_READ if due is None else max(0.0, min(_IDLE_READ, due - clock()))
+            idle = _IDLE_WAKEABLE if hasattr(link, "wake") else _IDLE_READ
+            timeout = idle if due is None else max(0.0, min(idle, due - clock()))
             if self._backlog:
                 self._flush_backlog(wait=False)
                 timeout = min(timeout, _BACKLOG_POLL)

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -19,7 +20,8 @@ from typing import (
     Union,
 )
 
-from pydantic import BaseModel
+if TYPE_CHECKING:  # pydantic is imported when a typed view is first asked for, not by `import rtsync`
+    from pydantic import BaseModel
 
 __all__ = [
     "CONNECTED",
@@ -30,6 +32,7 @@ __all__ = [
     "Callback",
     "Event",
     "register_view",
+    "register_views",
     "stamp",
 ]
 
@@ -45,12 +48,26 @@ GAP = "rtsync.gap"
 Callback = Callable[["Event"], Any]
 
 # (provider, name glob) -> pydantic model giving a typed view of `Event.data`.
-_VIEWS: List[Tuple[str, str, Type[BaseModel]]] = []
+_VIEWS: List[Tuple[str, str, "Type[BaseModel]"]] = []
+# Modules that register views when imported, imported at the first `typed` (they load pydantic).
+_PENDING: List[str] = []
 
 
-def register_view(provider: str, pattern: str, model: Type[BaseModel]) -> None:
+def register_view(provider: str, pattern: str, model: "Type[BaseModel]") -> None:
     """Declare that `data` of `provider` events whose name matches `pattern` parses as `model`."""
     _VIEWS.append((provider, pattern, model))
+
+
+def register_views(module: str) -> None:
+    """Import `module` (whose import calls `register_view`) when a typed view is first needed."""
+    _PENDING.append(module)
+
+
+def _load_views() -> None:
+    import importlib
+
+    while _PENDING:
+        importlib.import_module(_PENDING.pop(0))
 
 
 class Event:
@@ -144,6 +161,8 @@ class Event:
 
         Parsed on each access: keep the result if you use it more than once.
         """
+        if _PENDING:
+            _load_views()
         for provider, pattern, model in _VIEWS:
             if provider == self.provider and fnmatchcase(self.name, pattern):
                 return model.model_validate(self.data)

@@ -13,16 +13,22 @@ from .events import GAP, Event
 
 __all__ = ["Inbox"]
 
+# Events kept for a receive() not yet called, once callbacks handle them (a REPL's look back).
+_UNPULLED = 100
+
 
 class Inbox:
     """Keeps the newest `size` events for `receive()`; fed on the dispatcher thread, after callbacks.
 
-    Until `receive()` is first called, older events make room quietly (callbacks had them).
-    From then on an overflow is a loss the reader must hear of: the next event it gets is an
-    `rtsync.gap` saying how many it missed.
+    Until `receive()` is first called, older events make room quietly (callbacks had them), and
+    while callbacks handle the events (`handled`) only the newest `_UNPULLED` are kept: holding
+    `size` large events that nobody may ever pull costs memory and time (fresh pages, the cyclic
+    GC walking them). From then on an overflow is a loss the reader must hear of: the next event
+    it gets is an `rtsync.gap` saying how many it missed.
     """
 
-    def __init__(self, size: int, provider: str) -> None:
+    def __init__(self, size: int, provider: str, handled: Optional[Callable[[Event], bool]] = None) -> None:
+        self._handled = handled
         self._events: Deque[Event] = collections.deque(maxlen=size)  # appending drops the oldest
         self._size = size
         self._provider = provider
@@ -36,7 +42,10 @@ class Inbox:
         # A reader sets _waiting and looks at the deque under the lock before it sleeps, so an
         # event appended before that is seen, and one appended after finds _waiting set.
         events = self._events
-        if self._pulling and len(events) >= self._size:
+        if not self._pulling:
+            if len(events) >= _UNPULLED and self._handled is not None and self._handled(event):
+                events.popleft()
+        elif len(events) >= self._size:
             self._missed += 1
         events.append(event)
         if self._waiting:

@@ -34,6 +34,7 @@ from .frames import Closed, Heard, Incoming, Skipped
 __all__ = ["FrameReader", "WebSocketProtocolError"]
 
 _OPEN = State.OPEN
+_utf8 = codecs.utf_8_decode
 _FAST_TEXT, _FAST_BINARY = 0x81, 0x82
 _CLOSE_PROTOCOL, _CLOSE_INVALID_DATA = 1002, 1007
 
@@ -137,13 +138,12 @@ class FrameReader:
                 break
             if (b0 == _FAST_TEXT or b0 == _FAST_BINARY) and b1 < 0x80 and not self._open \
                     and proto.state is _OPEN:
-                payload = bytes(buf[pos + head:stop])
-                pos = stop
+                start, pos = pos + head, stop
                 if b0 == _FAST_BINARY:
-                    out.append(payload)
+                    out.append(bytes(buf[start:stop]))
                     continue
-                try:
-                    out.append(payload.decode("utf-8"))
+                try:  # decoded straight from the buffer: no copy of the payload first
+                    out.append(_utf8(memoryview(buf)[start:stop], "strict", True)[0])
                 except UnicodeDecodeError as exc:
                     self._fail(_CLOSE_INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
                     break

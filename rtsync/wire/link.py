@@ -15,7 +15,7 @@ import select
 import socket
 import ssl
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import websocket
@@ -58,6 +58,9 @@ class WebSocketLink:
         self._closed = False
         self._sock: Optional[socket.socket] = None
         self._poller: Any = None
+        # A socket pair that `wake()` writes to: a reader waiting for its next deadline is
+        # told at once that a user thread set a sooner one, so it need not wake up to look.
+        self._waker: Optional[Tuple[socket.socket, socket.socket]] = None
         sslopt = {"context": self._ssl} if self._ssl is not None else None
         self._ws = websocket.WebSocket(sslopt=sslopt, skip_utf8_validation=True)
 
@@ -105,7 +108,14 @@ class WebSocketLink:
             raise ConnectionLost("the connection was closed while opening")
         self.subprotocol = (self._ws.getheaders() or {}).get("sec-websocket-protocol")
         self._sock = self._ws.sock
+        self._make_waker()
         return self
+
+    def _make_waker(self) -> None:
+        waker = socket.socketpair()
+        for end in waker:
+            end.setblocking(False)
+        self._waker = waker
 
     def _open(self, host: str, port: int, secure: bool) -> socket.socket:
         """TCP (and TLS) to host:port, through a proxy if one applies; `abort()` ends any step at once."""
@@ -180,9 +190,21 @@ class WebSocketLink:
                 pass
         self.abort()
 
+    def wake(self) -> None:
+        """Make a `recv` waiting in another thread return (empty) now: a sooner deadline was set."""
+        waker = self._waker
+        if waker is not None:
+            try:
+                waker[1].send(b"\0")
+            except OSError:  # full (a wake is pending anyway) or closed
+                pass
+
     def abort(self) -> None:
         """Shut the socket at once; a `recv`, connect or handshake blocked in another thread fails at once."""
         self._closed = True
+        waker, self._waker = self._waker, None
+        for end in waker or ():
+            end.close()
         sock = self._sock
         if sock is None:
             return
@@ -238,10 +260,26 @@ class WebSocketLink:
                     pass
 
     def _readable(self, sock: socket.socket, timeout: Optional[float]) -> bool:
-        if self._poller is None and hasattr(select, "poll"):
-            self._poller = select.poll()
-            self._poller.register(sock, select.POLLIN)
-        return _readable(sock, timeout, self._poller)
+        """Wait for bytes on `sock`; False after `timeout`, or at once when `wake()` was called."""
+        waker = self._waker
+        if waker is None:
+            return _readable(sock, timeout, None)
+        if not hasattr(select, "poll"):  # Windows: select() there has no descriptor limit
+            ready = select.select([sock, waker[0]], [], [], timeout)[0]
+        else:
+            if self._poller is None:
+                self._poller = select.poll()
+                self._poller.register(sock, select.POLLIN)
+                self._poller.register(waker[0], select.POLLIN)
+            events = self._poller.poll(None if timeout is None else timeout * 1000)
+            ready = [sock if fd == sock.fileno() else waker[0] for fd, _ in events]
+        if waker[0] in ready:
+            try:
+                while waker[0].recv(4096):
+                    pass
+            except OSError:  # drained (BlockingIOError) or closed by abort()
+                pass
+        return sock in ready
 
 
 def _readable(sock: socket.socket, timeout: Optional[float], poller: Any) -> bool:

@@ -154,7 +154,9 @@ def test_rotation_is_make_before_break(server: EchoServer) -> None:
     got = started(c)
     try:
         assert wait_for(lambda: any(e.data == {"hello": 1} for e in got if e.name == "msg"))
-        c.protocol.rotate_at = time.monotonic()
+        # A timer set from a user thread, as vendor methods set one (through the engine): the
+        # reader, asleep until its next deadline, is woken for the sooner one.
+        c._exchange(lambda protocol: setattr(protocol, "rotate_at", time.monotonic()) or [])
         assert wait_for(lambda: any(e.data == {"hello": 2} for e in got if e.name == "msg"))
         assert wait_for(lambda: len(server.websockets) == 1)  # the old link was closed after
         disconnects = [e for e in got if e.name == "rtsync.disconnected"]

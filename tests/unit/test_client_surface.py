@@ -12,6 +12,7 @@ import pytest
 import rtsync
 from rtsync.testing import MockLink
 from rtsync.wire import Closed
+from tests.conftest import wait_for
 
 PONG = '{"doshii":{"pong":1}}'
 
@@ -151,3 +152,24 @@ def test_a_slow_callback_is_warned_about_once(caplog: pytest.LogCaptureFixture) 
                 client.receive(5)
     slow = [r for r in caplog.records if "took" in r.getMessage() and "said once" in r.getMessage()]
     assert len(slow) == 1 and "order_created" in slow[0].getMessage()
+
+
+def test_before_the_first_receive_handled_events_are_kept_only_briefly() -> None:
+    # Callbacks had them: keeping queue_size large events for a receive() that may never come
+    # costs memory; the newest ones stay for a late look, and every event once receive() began.
+    link = MockLink([PONG] + [order(n) for n in range(300)])
+    client = rtsync.DoshiiClient("id", link=link)
+    seen: List[str] = []
+    client.on("order_created", lambda e: seen.append(str(e.id)))
+    with client:
+        assert link.replayed(5)
+        assert wait_for(lambda: len(seen) == 300)
+        pulled = []
+        while True:
+            try:
+                pulled.append(client.receive(0.2))
+            except rtsync.ReceiveTimeout:
+                break
+    ids = [e.id for e in pulled if e.name == "order_created"]
+    assert ids == [str(n) for n in range(300 - len(ids), 300)] and 50 <= len(ids) <= 100
+    assert not [e for e in pulled if e.name == "rtsync.gap"]  # nothing was pulled yet: no loss to report

@@ -156,3 +156,24 @@ def test_event_is_frozen() -> None:
     e = ev("a")
     with pytest.raises(Exception):
         e.name = "b"  # type: ignore[misc]
+
+
+def test_import_rtsync_leaves_pydantic_until_a_typed_view_is_asked_for() -> None:
+    # `import rtsync` (and every client class) must stay cheap: pydantic and the vendors' models
+    # load at the first `typed` or model helper, in a fresh interpreter to see what import does.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rtsync\n"
+        "classes = [rtsync.DashlyClient, rtsync.DialpadClient, rtsync.DoshiiClient, rtsync.QuickMeetClient,"
+        " rtsync.VoxsigClient]\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic imported by import rtsync'\n"
+        "e = rtsync.Event.make('order_updated', provider='doshii', data={'id': '1', 'status': 'accepted'})\n"
+        "assert type(e.typed).__name__ == 'Notification', e.typed\n"
+        "assert 'pydantic' in sys.modules\n"
+        "m = rtsync.Event.make('stream-room-messages', provider='quickmeet', data=[{'_id': 'm1', 'rid': 'r', 'msg': 'hi'}])\n"
+        "assert rtsync.QuickMeetClient.room_message(m).msg == 'hi'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

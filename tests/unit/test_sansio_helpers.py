@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 from datetime import datetime, timezone
-from typing import List, Sequence
+from typing import Callable, List, Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import rtsync
+from rtsync import sansio
 from rtsync.errors import StaleConnection
 from rtsync.events import Event, stamp
 from rtsync.sansio import BoundedSet, Fail, Liveness, Ping, Send
@@ -180,3 +184,44 @@ def test_every_event_a_callback_sees_is_stamped() -> None:
     assert "order_created" in names and "rtsync.connected" in names and "rtsync.error" in names
     assert all(isinstance(e.received_at, datetime) and e.received_at >= before for e in got)
     assert client.stats.last_event_at == next(e.received_at for e in got if e.name == "order_created")
+
+
+# -- loads: json, or orjson with the `fast` extra -----------------------------------
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2 ** 63), max_value=2 ** 64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_json_values, st.sampled_from([None, 0, 2]))
+def test_loads_agrees_with_json_on_every_value(value: object, indent: object) -> None:
+    text = json.dumps(value, indent=indent)  # type: ignore[arg-type]
+    assert repr(sansio.loads(text)) == repr(json.loads(text))
+
+
+def _outcome(fn: Callable[[str], object], text: str) -> object:
+    try:
+        return repr(fn(text))
+    except (ValueError, RecursionError) as exc:
+        return type(exc)
+
+
+@given(st.text(max_size=60))
+def test_loads_agrees_with_json_on_any_text(text: str) -> None:
+    assert _outcome(sansio.loads, text) == _outcome(json.loads, text)
+
+
+@pytest.mark.parametrize("text", ["NaN", "[Infinity, -Infinity]", "1e400", '"\\ud800"', '{"a": 1, "a": 2}',
+                                  "[" * 990 + "]" * 990, '{"a":' * 990 + "1" + "}" * 990,
+                                  "[" * 1100 + "]" * 1100, "[" * 5000 + "]" * 5000])
+def test_loads_takes_what_json_takes_where_orjson_refuses(text: str) -> None:
+    assert _outcome(sansio.loads, text) == _outcome(json.loads, text)
+
+
+def test_json_object_reports_what_is_not_a_json_object() -> None:
+    assert sansio.json_object('{"a": [1, 2.5, null]}') == {"a": [1, 2.5, None]}
+    for bad in ("[1]", "{", "", "\x00"):
+        report = sansio.json_object(bad)
+        assert isinstance(report, sansio.Report) and "skipped a frame" in str(report.error)

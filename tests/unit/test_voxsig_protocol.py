@@ -339,11 +339,14 @@ def test_the_new_token_never_confirmed_times_out_like_any_subscription() -> None
 
 
 @pytest.mark.parametrize("data", [{"id": 7}, {"pubsub_token": ""}, {"pubsub_token": 5}, None, [1],
-                                  {"pubsub_token": "old-contact-token"}])
+                                  {"pubsub_token": "old-contact-token"}, {"pubsub_token": "0"},
+                                  {"pubsub_token": "has a space in it"}])
 def test_contact_merged_without_a_usable_new_token_changes_nothing(data: object) -> None:
     p = contact_subscribed()
-    (event,) = p.received(on(CONTACT_ID, "contact.merged", data), 1)
+    out = p.received(on(CONTACT_ID, "contact.merged", data), 1)
+    (event,) = [o for o in out if isinstance(o, Event)]
     assert event.name == "contact.merged" and p.identifier == CONTACT_ID and not p.superseded
+    assert not [o for o in out if isinstance(o, Send)]  # no subscription under a token that cannot be one
 
 
 def test_an_agent_token_ignores_contact_merged() -> None:

@@ -6,6 +6,7 @@ import os
 import resource
 import socket
 import struct
+import threading
 from typing import List
 
 import pytest
@@ -253,3 +254,29 @@ def test_reads_work_on_descriptors_above_1023() -> None:
         for fd in filler:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_wake_ends_a_long_wait_at_once_and_loses_no_data() -> None:
+    # An idle reader sleeps until its next deadline; a user thread that sets a sooner one wakes it.
+    ours, theirs = socket.socketpair()
+    try:
+        link = _link_on(ours)
+        link._make_waker()  # noqa: SLF001 - connect() makes it
+        got: List[object] = []
+        reader = threading.Thread(target=lambda: got.append(link.recv(None)))
+        reader.start()
+        link.wake()
+        reader.join(30)
+        assert not reader.is_alive() and got == [[]]
+        link.wake()  # before the read: that read returns at once, the next one reads
+        link.wake()
+        assert link.recv(None) == []
+        theirs.sendall(frame(b"after"))
+        assert link.recv(None) == ["after"]
+        link.abort()
+        link.wake()  # after abort: harmless
+        with pytest.raises(ConnectionLost):
+            link.recv(None)
+    finally:
+        ours.close()
+        theirs.close()

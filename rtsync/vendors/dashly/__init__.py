@@ -1,6 +1,6 @@
 """Dashly Realtime Services (the Nginx Push Stream Module): WebSocket, long polling, short polling."""
 
-from . import channels, models
+from . import channels
 from .client import DashlyClient
 from .cursor import CHANNEL_DELETED, PING, Cursor, DashlyEvent
 

@@ -13,7 +13,7 @@ from ...checkpoint import Checkpoint
 from ...credentials import Credential, CredentialSource
 from ...errors import ConfigurationError, ConnectionLost, RateLimited, RtsyncError
 from ...dispatch import Dispatcher
-from ...events import Event, stamp
+from ...events import Event, register_views, stamp
 from ...client import Client
 from ...compat import renamed_arguments
 from ...engine import Vendor
@@ -21,11 +21,12 @@ from ...policy import Backoff
 from ...redact import Secrets
 from ...sansio import Fail, Handshake
 from ...wire.http import HttpClient
-from . import models  # noqa: F401  (registers the typed views)
 from .cursor import Cursor, DashlyEvent, validate_channels
 from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
 from .shards import Protocol, Shard, ShardedClient, fits, plan, restore_data, snapshot
 from .state import DashlyState
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["DashlyClient"]
 

@@ -69,6 +69,8 @@ def counter(value: Any, what: str, low: int = 0) -> int:
     """An id or tag: a JSON integer or a string holding one (a tag may be an ETag `W/"5"`)."""
     if type(value) is int:
         number = value
+    elif type(value) is str and value.isdigit() and value.isascii() and len(value) < 19:
+        number = int(value)  # the template's own shape ("tag":"3"): no regex needed
     elif type(value) is str:
         text = value.strip()
         if text.startswith("W/"):

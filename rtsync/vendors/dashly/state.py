@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ...errors import ProtocolError
 from ...events import GAP, Event
 from ...sansio import BoundedSet, Output, Report
+from ...sansio import loads as _loads  # json, or orjson with the `fast` extra
 from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
 from .envelope import (
     Poison,
@@ -25,7 +25,6 @@ from .envelope import (
 __all__ = ["DashlyState"]
 
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
-_loads = json.loads
 #: a poison message's own (time, tag) moves the cursor only this far past the newest good one
 _SALVAGE_SLACK = 3600
 

@@ -20,10 +20,12 @@ from ...engine import Vendor
 from ...policy import Backoff
 from ...redact import Secrets
 from ...sansio import Handshake
+from ...events import register_views
 from ...wire.network import Network
-from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DialpadProtocol, token_lifetime
 from .rest import DialpadRest
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["DialpadClient"]
 

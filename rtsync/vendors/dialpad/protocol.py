@@ -41,6 +41,7 @@ from ...sansio import (
     Rotate,
     WebSocketProtocol,
     contained,
+    loads,
 )
 
 __all__ = ["DialpadProtocol", "dedupe_key", "event_name", "ill_typed", "token_lifetime"]
@@ -270,7 +271,7 @@ class DialpadProtocol(WebSocketProtocol):
                 return None, ProtocolError(
                     "rejected an unsigned frame: a secret is configured, so every event must be an HS256 JWT")
             try:
-                data = json.loads(stripped)
+                data = loads(stripped)  # json, or orjson with the `fast` extra
             except RecursionError:  # not a ValueError
                 return None, ProtocolError(f"skipped a frame nested too deeply to decode: {_quote(text)}")
             except ValueError:

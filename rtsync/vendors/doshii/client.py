@@ -18,10 +18,12 @@ from ...events import Event
 from ...policy import Backoff, RetryBudget
 from ...redact import Secrets
 from ...sansio import Handshake
+from ...events import register_views
 from ...wire.network import Network
-from . import models  # noqa: F401  (registers the typed views)
 from .protocol import DoshiiProtocol
 from .rest import DoshiiRest
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["DoshiiClient"]
 

@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 from datetime import datetime
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
 from ...client import Client
 from ...compat import renamed_arguments
@@ -19,8 +19,10 @@ from ...redact import Secrets
 from ...sansio import Handshake
 from .ejson import encode_ejson
 from .methods import BotMethods
-from .models import Message, Notification
 from .protocol import MY_MESSAGES, ROOM_MESSAGES, QuickMeetProtocol
+
+if TYPE_CHECKING:  # pydantic loads when a view is first asked for, not by `import rtsync`
+    from .models import Message, Notification
 
 __all__ = ["QuickMeetClient"]
 
@@ -286,11 +288,15 @@ class QuickMeetClient(BotMethods, Client):
     @staticmethod
     def room_message(event: Event) -> Message:
         """The message carried by a `stream-room-messages` event (the same as `event.typed`)."""
+        from .models import Message
+
         return Message.model_validate(event.data)
 
     @staticmethod
     def notification(event: Event) -> Notification:
         """The same as `event.typed` for a `<uid>/notification` event."""
+        from .models import Notification
+
         return Notification.model_validate(event.data)
 
     # -- checkpoints --------------------------------------------------------

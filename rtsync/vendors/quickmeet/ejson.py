@@ -67,9 +67,9 @@ def _decode(value: Any) -> Any:
                 return {k: _decode(v) for k, v in value[key].items()}
         elif len(value) == 2 and "$type" in value and "$value" in value and isinstance(value["$type"], str):
             return CustomType(value["$type"], value["$value"])
-        return {k: _decode(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return {k: _decode(v) if isinstance(v, (dict, list)) else v for k, v in value.items()}
+    if isinstance(value, list):  # scalars are copied as they are, without a call each (the hot path)
+        return [_decode(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 

@@ -35,7 +35,7 @@ from ...events import GAP, Event
 from ...sansio import BoundedSet, Output, Report, Send
 from .ejson import decode_ejson, encode_date
 from .failures import call_error, code_of
-from .models import QuickMeetEvent
+from .event import QuickMeetEvent
 
 __all__ = ["DELETE_MESSAGE", "GapFill", "MY_MESSAGES", "ROOM_MESSAGES", "message_problem", "ms_of"]
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 from ...errors import ConfigurationError
-from .models import Message, Room, UserRef
+
+if TYPE_CHECKING:  # pydantic loads at the first call that returns a view, not with the client
+    from .models import Message, Room, UserRef
 
 __all__ = ["BotMethods"]
 
@@ -47,6 +49,8 @@ class BotMethods:
 
     def get_room_info(self, rid: str, *, timeout: float = 30.0) -> Room:
         """The room (`getRoomById`): name, type, ... (unknown fields kept)."""
+        from .models import Room
+
         return Room.model_validate(self.call("getRoomById", rid, timeout=timeout))
 
     def get_room_members(self, rid: str, *, online_only: bool = False, limit: int = 50, skip: int = 0,
@@ -55,6 +59,8 @@ class BotMethods:
         result = self.call("getUsersOfRoom", rid, not online_only, {"limit": limit, "skip": skip}, filter,
                            timeout=timeout)
         records = result.get("records") if isinstance(result, dict) else None
+        from .models import UserRef
+
         return [UserRef.model_validate(r) for r in records or [] if isinstance(r, dict)]
 
     # -- messages -------------------------------------------------------------
@@ -74,6 +80,8 @@ class BotMethods:
                 body[key] = value
         if attachments is not None:
             body["attachments"] = list(attachments)
+        from .models import Message
+
         return Message.model_validate(self.call("sendMessage", body, timeout=timeout))
 
     def update_message(self, rid: str, message_id: str, text: str, *, timeout: float = 30.0) -> None:

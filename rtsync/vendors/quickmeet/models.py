@@ -1,4 +1,4 @@
-"""Pydantic views of QuickMeet.Chat (Rocket.Chat) stream payloads, and the event class that picks them; unknown fields are kept."""
+"""Pydantic views of QuickMeet.Chat (Rocket.Chat) stream payloads; unknown fields are kept."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Any, Dict, List, Optional, Type
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ...events import Event
-
-__all__ = ["Activity", "DeletedMessage", "Message", "Notification", "QuickMeetEvent", "Room", "RoomChange",
+__all__ = ["Activity", "DeletedMessage", "Message", "Notification", "Room", "RoomChange",
            "Subscription", "SubscriptionChange", "UserRef"]
 
 
@@ -147,17 +145,3 @@ _VIEWS: Dict[str, Dict[str, Type[BaseModel]]] = {
                            "subscriptions-changed": SubscriptionChange},
     "stream-notify-room": {"typing": Activity, "user-activity": Activity, "deleteMessage": DeletedMessage},
 }
-
-
-class QuickMeetEvent(Event):
-    """A QuickMeet event: `typed` picks the view by stream and event name (`<uid>/notification` ...)."""
-
-    @property
-    def typed(self) -> Optional[BaseModel]:
-        """`data` as Message, Notification, RoomChange, SubscriptionChange, Activity or
-        DeletedMessage (unknown fields kept), or None for other streams and lifecycle events."""
-        views = _VIEWS.get(self.name)
-        if views is None:
-            return None
-        model = views.get("*") or views.get((self.channel or "").rsplit("/", 1)[-1])
-        return model.model_validate(self.data) if model is not None else None

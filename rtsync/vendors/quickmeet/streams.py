@@ -17,7 +17,7 @@ from ...sansio import Output, Reply, Report, Send
 from .ejson import decode_ejson, encode_date, encode_ejson
 from .failures import RATE_LIMITED, call_error, code_of, rate_limit_wait, short
 from .fill import DELETE_MESSAGE, EPHEMERAL, MY_MESSAGES, PROVIDER, ROOM_MESSAGES, GapFill, gap, message_problem
-from .models import QuickMeetEvent
+from .event import QuickMeetEvent
 from .sync import ChangeLog, kind_of
 
 __all__ = ["StreamSub", "Streams", "dumps"]

@@ -14,10 +14,12 @@ from ...engine import Vendor
 from ...events import Event
 from ...policy import Backoff
 from ...redact import Secrets
+from ...events import register_views
 from ...sansio import Handshake
 from ...state import State
-from . import models  # noqa: F401  (registers the typed views)
 from .protocol import ALIASES, VoxsigProtocol, identifier_params
+
+register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
 
 __all__ = ["VoxsigClient"]
 

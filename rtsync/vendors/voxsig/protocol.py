@@ -34,6 +34,7 @@ Rules from protocols/voxsig-actioncable.md that this module enforces:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, Mapping, Optional
 
 from ...errors import (
@@ -67,6 +68,7 @@ CHANNEL = "RoomChannel"
 SUBPROTOCOLS = ("actioncable-v1-json", "actioncable-unsupported")
 _PRESENCE = json.dumps({"action": "update_presence"}, separators=(",", ":"))
 MERGED = "contact.merged"
+_PLAUSIBLE_TOKEN = re.compile(r"[!#-~]{8,256}\Z")  # printable ASCII, no space or double quote
 _KEEP_TOKENS = 4  # tokens (and identifiers) still masked in frames after merges replaced them
 
 #: What each ActionCable disconnect reason means (`ActionCable::INTERNAL[:disconnect_reasons]`).
@@ -265,10 +267,11 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def _event(self, message: Any, raw: str) -> Event:
         if isinstance(message, dict) and isinstance(message.get("event"), str):
-            name, data = message["event"], message.get("data")
-            name = ALIASES.get(name, name)
-            if name == MERGED and isinstance(data, dict) and isinstance(data.get("pubsub_token"), str):
-                # A credential: masked here, held by the client (`VoxsigClient.pubsub_token`).
+            name: str = message["event"]
+            name, data = ALIASES.get(name, name), message.get("data")
+            if isinstance(data, dict) and isinstance(data.get("pubsub_token"), str):
+                # A credential wherever it shows (contact.merged's is held by the client:
+                # `VoxsigClient.pubsub_token`): masked here.
                 raw = raw.replace(json.dumps(data["pubsub_token"], ensure_ascii=False)[1:-1] or '""', "***")
                 data = {**data, "pubsub_token": "***"}
             return Event.make(name, provider=PROVIDER, channel=CHANNEL, data=data, raw=raw)
@@ -276,8 +279,13 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def _merged(self, token: Any, now: float) -> List[Output]:
         """Subscribe with the token `contact.merged` gave us, beside the old subscription."""
-        if not isinstance(token, str) or not token.strip() or token == self.token:
+        if not isinstance(token, str) or token == self.token:
             return []
+        if not _PLAUSIBLE_TOKEN.match(token):
+            # Chatwoot's tokens are 24 characters of base58; switching to anything else would lose the
+            # subscription for good, so the one that works is kept.
+            return [Report(ProtocolError("contact.merged carried a pubsub_token that cannot be one "
+                                         "(too short, or spaces or quotes); the current token is kept"))]
         assert self.token is not None
         self.superseded[self.token] = token
         previous = self.identifier
