@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, Optional, Union
+from typing import Any, Optional, cast
 
 from urllib3.util.ssltransport import SSLTransport
 
@@ -28,20 +28,25 @@ class TlsInTls(SSLTransport):
         self.socket.shutdown(how)
 
     def pending(self) -> int:
-        """Bytes decrypted by either layer and not yet read (invisible to poll on the descriptor)."""
+        """Bytes either layer holds and has not handed on, invisible to poll on the descriptor: the
+        inner record being read, inner records already received whole, the outer layer's plaintext.
+        A partial inner record counts too: its sender wrote it whole, so the rest is on its way."""
         outer = self.socket.pending() if isinstance(self.socket, ssl.SSLSocket) else 0
-        return int(self.sslobj.pending()) + outer
+        return int(self.sslobj.pending()) + self.incoming.pending + outer
 
     def setblocking(self, flag: bool) -> None:
         self.socket.setblocking(flag)
 
 
-def start_tls(context: ssl.SSLContext, sock: Any, server_hostname: Optional[str]) -> Union[ssl.SSLSocket, TlsInTls]:
+def start_tls(context: ssl.SSLContext, sock: socket.socket, server_hostname: Optional[str]) -> socket.socket:
     """TLS to `server_hostname` over `sock`: TLS-in-TLS when `sock` is already TLS (to a proxy),
-    else an `SSLSocket` whose handshake the caller runs (so it can track the socket first)."""
-    if isinstance(sock, (ssl.SSLSocket, SSLTransport)):
+    else an `SSLSocket` whose handshake the caller runs (so it can track the socket first).
+
+    A `TlsInTls` is typed as the socket it stands in for: it has every method our transports use.
+    """
+    if isinstance(sock, ssl.SSLSocket):
         SSLTransport._validate_ssl_context_for_tls_in_tls(context)
-        return TlsInTls(sock, context, server_hostname)
+        return cast(socket.socket, TlsInTls(sock, context, server_hostname))
     return context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
 
 
@@ -57,7 +62,7 @@ class TunnelAwareContext:
         object.__setattr__(self, "_context", context)
 
     def wrap_socket(self, sock: socket.socket, server_hostname: Optional[str] = None, **kwargs: Any) -> Any:
-        if isinstance(sock, (ssl.SSLSocket, SSLTransport)):
+        if isinstance(sock, ssl.SSLSocket):
             return start_tls(self._context, sock, server_hostname)
         return self._context.wrap_socket(sock, server_hostname=server_hostname, **kwargs)
 

@@ -1,8 +1,11 @@
-"""proxy= (HTTP CONNECT, SOCKS5, the environment's) and headers= on every client, WebSocket and REST alike."""
+"""proxy= (HTTP CONNECT, https:// proxies, SOCKS5, the environment's) and headers= on every client, WebSocket and
+REST alike."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -34,10 +37,40 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture(params=[HttpProxy, Socks5Proxy], ids=["http-connect", "socks5"])
-def proxy(request: Any) -> Iterator[Proxy]:
-    with request.param(auth=(USER, PASSWORD)) as p:
+class Tls:
+    """A private CA (trustme) with a certificate for 127.0.0.1, as server-side contexts and a CA file."""
+
+    def __init__(self, directory: Any) -> None:
+        self.ca = trustme.CA()
+        self.ca_file = str(directory / "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_file)
+
+    def server_context(self, host: str = "127.0.0.1") -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(host).configure_cert(context)
+        return context
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    return Tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(params=["http-connect", "https-connect", "socks5"])
+def proxy(request: Any, tls: Tls) -> Iterator[Proxy]:
+    p: Proxy
+    if request.param == "socks5":
+        p = Socks5Proxy(auth=(USER, PASSWORD))
+    else:  # https-connect: TLS to the proxy (a private CA), CONNECT inside it
+        p = HttpProxy(auth=(USER, PASSWORD), ssl_context=tls.server_context() if request.param == "https-connect"
+                      else None)
+    with p:
         yield p
+
+
+def via(proxy: Proxy, tls: Tls) -> Dict[str, Any]:
+    """The client options to go through `proxy`: an https:// one is verified like the server (verify=)."""
+    return {"proxy": proxy.url, "verify": tls.ca_file}
 
 
 # -- each client, each transport, through each kind of proxy ------------------------------------
@@ -97,9 +130,9 @@ CASES: Dict[str, Callable[[Any], Any]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_client_goes_through_the_proxy(case: str, proxy: Proxy) -> None:
+def test_every_client_goes_through_the_proxy(case: str, proxy: Proxy, tls: Tls) -> None:
     def make(cls: Type[Any], *args: Any, **kw: Any) -> Any:
-        return cls(*args, proxy=proxy.url, backoff=FAST, **kw)
+        return cls(*args, **via(proxy, tls), backoff=FAST, **kw)
 
     server = CASES[case](make)
     assert proxy.tunnels >= 1
@@ -214,10 +247,11 @@ def test_refused_proxy_credentials_are_final_and_named_without_the_password(
         assert PASSWORD not in text and USER not in text
 
 
-def test_proxy_credentials_never_appear_in_debug_logs(proxy: Proxy, caplog: pytest.LogCaptureFixture) -> None:
+def test_proxy_credentials_never_appear_in_debug_logs(proxy: Proxy, tls: Tls,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
-        _connect_dashly("websocket", proxy=proxy.url)
-        _connect_dashly("longpoll", proxy=proxy.url)
+        _connect_dashly("websocket", **via(proxy, tls))
+        _connect_dashly("longpoll", **via(proxy, tls))
     assert proxy.tunnels >= 2
     assert "through" in caplog.text  # the proxy is logged, by host
     assert PASSWORD not in caplog.text and USER not in caplog.text
@@ -264,6 +298,180 @@ def test_stop_interrupts_a_proxy_that_never_answers() -> None:
             assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
 
 
+# -- https:// proxies: TLS to the proxy, CONNECT inside it, TLS-in-TLS to a wss:// or https:// target ---
+
+def _https_proxy(tls: Tls, context: Any = None) -> HttpProxy:
+    return HttpProxy(auth=(USER, PASSWORD), ssl_context=context or tls.server_context())
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain-target", "tls-in-tls"])
+@pytest.mark.parametrize("transport", ["websocket", "longpoll", "shortpoll"])
+def test_dashly_through_an_https_proxy(transport: str, secure: bool, tls: Tls) -> None:
+    server_tls = tls.server_context() if secure else None
+    with _https_proxy(tls) as proxy, DashlyServer(tokens={"tok"}, longpoll_timeout=1.0,
+                                                 ssl_context=server_tls) as server:
+        assert proxy.url.startswith("https://") and server.http_url.startswith("https" if secure else "http:")
+        got: List[rtsync.Event] = []
+        c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url,
+                                proxy=proxy.url, verify=tls.ca_file, backoff=FAST)
+        c.on("c.1", got.append)
+        with c:
+            assert c.wait_connected(10)
+            for n in range(3):  # each larger than a TLS record: both layers split, buffer and reassemble
+                server.publish("c.1", {"n": n, "pad": "x" * 40_000})
+            assert wait_for(lambda: len(got) == 3)
+        assert [e.data["n"] for e in got] == [0, 1, 2]
+    assert proxy.tunnels >= 1 and set(proxy.targets) == {("127.0.0.1", server.port)}
+    assert proxy.tls_failures == 0 and proxy.refused == 0
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["http-rest", "https-rest-and-wss"])
+def test_dialpad_rest_and_socket_through_an_https_proxy(secure: bool, tls: Tls) -> None:
+    server = DialpadServer(api_keys={"key"})
+    if secure:
+        server.ssl_context = tls.server_context()  # read when it starts: https:// REST, wss:// socket URLs
+    with _https_proxy(tls) as proxy, server:
+        with rtsync.DialpadClient("key", url=server.http_url, proxy=proxy.url, verify=tls.ca_file,
+                                  backoff=FAST) as c:
+            assert c.wait_connected(10)  # REST issued the socket URL, then the socket opened
+        assert any(method == "POST" for method, _, _ in server.seen)
+        assert any(h.get("Upgrade", "").lower() == "websocket" for _, _, h in server.seen)
+    assert proxy.tunnels >= 2 and set(proxy.targets) == {("127.0.0.1", server.port)}
+
+
+@pytest.mark.parametrize("trust", ["one-bundle", "ssl-context"])
+def test_proxy_and_server_under_different_cas_need_both_in_verify(trust: str, tls: Tls, tmp_path: Any) -> None:
+    proxy_ca = Tls(tmp_path)
+    both = tmp_path / "both.pem"
+    both.write_bytes(proxy_ca.ca.cert_pem.bytes() + tls.ca.cert_pem.bytes())
+    verify: Any = str(both)
+    if trust == "ssl-context":
+        verify = ssl.create_default_context(cafile=tls.ca_file)
+        verify.load_verify_locations(proxy_ca.ca_file)
+    with _https_proxy(tls, proxy_ca.server_context()) as proxy, \
+            DashlyServer(tokens={"tok"}, ssl_context=tls.server_context()) as server:
+        for transport in ("websocket", "longpoll"):
+            with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+                                     proxy=proxy.url, verify=verify, backoff=FAST) as c:
+                assert c.wait_connected(10)
+    assert proxy.tunnels >= 2 and proxy.tls_failures == 0
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+@pytest.mark.parametrize("problem", ["unknown-ca", "wrong-host-name"])
+def test_an_untrusted_proxy_certificate_is_a_tls_error_naming_the_proxy(
+        transport: str, problem: str, tls: Tls, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # The server's certificate is fine (same CA as verify=): only the proxy's is wrong.
+    context = Tls(tmp_path).server_context() if problem == "unknown-ca" else tls.server_context("proxy.example")
+    with _https_proxy(tls, context) as proxy, DashlyServer(tokens={"tok"}, ssl_context=tls.server_context()) as server:
+        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+                                proxy=proxy.url, verify=tls.ca_file, backoff=FAST)
+        with caplog.at_level(logging.DEBUG), pytest.raises(rtsync.TLSVerificationError) as failed:
+            c.run_forever()  # final: retrying cannot make the certificate trusted
+    message = str(failed.value)
+    assert f"the proxy https://127.0.0.1:{proxy.port}" in message
+    assert "proxy's certificate could not be verified" in message and "verify=" in message
+    assert not re.search(rf":{server.port}\b", message)  # the proxy, not the target
+    assert proxy.tunnels == 0 and proxy.tls_failures == 1  # not retried
+    for text in (message, caplog.text, repr(c), repr(failed.value)):
+        assert PASSWORD not in text and USER not in text
+
+
+def test_verify_false_skips_the_proxy_check_too(tmp_path: Any) -> None:
+    with HttpProxy(ssl_context=Tls(tmp_path).server_context()) as proxy:
+        _connect_dashly("websocket", proxy=proxy.url, verify=False)
+        _connect_dashly("longpoll", proxy=proxy.url, verify=False)
+    assert proxy.tunnels >= 2
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+@pytest.mark.parametrize("secure", [False, True], ids=["plain-target", "tls-target"])
+def test_https_proxy_urls_from_the_environment(transport: str, secure: bool, tls: Tls,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    with _https_proxy(tls) as proxy, DashlyServer(tokens={"tok"}, longpoll_timeout=1.0,
+                                                 ssl_context=tls.server_context() if secure else None) as server:
+        monkeypatch.setenv("HTTPS_PROXY" if secure else "HTTP_PROXY", proxy.url)
+        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+                                 verify=tls.ca_file, backoff=FAST) as c:
+            assert c.wait_connected(10)
+    assert proxy.tunnels >= 1 and set(proxy.targets) == {("127.0.0.1", server.port)}
+
+
+@contextlib.contextmanager
+def _silent_tls_proxy(context: ssl.SSLContext) -> Iterator[int]:
+    """A proxy that completes TLS, then never answers the CONNECT."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: List[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+                conn.settimeout(10)
+                held.append(context.wrap_socket(conn, server_side=True))
+            except OSError:
+                if listener.fileno() == -1:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        for sock in held:
+            sock.close()
+
+
+@pytest.mark.parametrize("silent_at", ["tls-handshake", "connect"])
+def test_stop_interrupts_an_https_proxy_that_never_answers(silent_at: str, tls: Tls) -> None:
+    with contextlib.ExitStack() as stack:
+        if silent_at == "connect":
+            port = stack.enter_context(_silent_tls_proxy(tls.server_context()))
+        else:  # accepts TCP (backlog) and never speaks: the TLS handshake with the proxy hangs
+            hole = stack.enter_context(socket.socket())
+            hole.bind(("127.0.0.1", 0))
+            hole.listen(8)
+            port = hole.getsockname()[1]
+        for transport in ("websocket", "longpoll"):
+            for target in ("http://127.0.0.1:9", "https://127.0.0.1:9"):
+                c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=target,
+                                        proxy=f"https://127.0.0.1:{port}", verify=tls.ca_file, connect_timeout=120)
+                before = set(threading.enumerate())
+                c.start()
+                assert wait_for(lambda: c.state is rtsync.State.CONNECTING)
+                c.stop(timeout=5)
+                assert not c.running
+                assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+
+
+def test_stop_ends_a_long_poll_held_inside_tls_in_tls(tls: Tls) -> None:
+    # cancel() shuts a duplicate of the descriptor under both TLS layers: the held poll ends at once.
+    with _https_proxy(tls) as proxy, DashlyServer(tokens={"tok"}, longpoll_timeout=120,
+                                                 ssl_context=tls.server_context()) as server:
+        c = rtsync.DashlyClient("tok", channels=["c"], transport="longpoll", url=server.http_url,
+                                proxy=proxy.url, verify=tls.ca_file)
+        before = set(threading.enumerate())
+        c.start()
+        assert c.wait_connected(10)
+        assert wait_for(lambda: any(method == "GET" for method, _, _ in server.seen))
+        c.stop(timeout=5)
+        assert not c.running
+        assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert proxy.tunnels >= 1
+
+
+def test_https_proxy_urls_parse_with_port_443_by_default() -> None:
+    from rtsync.wire.network import Proxy as ProxyUrl
+
+    given = ProxyUrl(f"https://{USER}:{PASSWORD}@proxy.example")
+    assert (given.scheme, given.host, given.port) == ("https", "proxy.example", 443)
+    assert repr(given) == "Proxy('https://proxy.example:443')"
+    assert given.secrets == (USER, PASSWORD)
+
+
 # -- options checked up front ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad, says", [
@@ -271,7 +479,6 @@ def test_stop_interrupts_a_proxy_that_never_answers() -> None:
     ("socks4://proxy:1080", "unsupported proxy scheme 'socks4'"),
     ("http://", "has no host"),
     ("http://proxy:port", "the port is not a number"),
-    ("https://proxy:443", "TLS to the proxy itself"),
     ("http://[::1", "not a valid proxy URL"),
     (42, "must be a proxy URL"),
 ])
@@ -317,10 +524,10 @@ def test_socks5h_hands_the_host_name_to_the_proxy() -> None:
     assert set(proxy.targets) == {("localhost", server.port)}
 
 
-def test_a_tunnel_cut_by_the_proxy_reconnects_through_it(proxy: Proxy) -> None:
+def test_a_tunnel_cut_by_the_proxy_reconnects_through_it(proxy: Proxy, tls: Tls) -> None:
     with DashlyServer(tokens={"tok"}) as server:
         got: List[rtsync.Event] = []
-        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.http_url, proxy=proxy.url, backoff=FAST)
+        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.http_url, **via(proxy, tls), backoff=FAST)
         c.on("c.1", got.append)
         with c:
             assert c.wait_connected(10)
