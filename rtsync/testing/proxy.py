@@ -190,6 +190,9 @@ class HttpProxy(_Proxy):
             if not chunk or len(head) > _HEAD_LIMIT:
                 return None
             head += chunk
+            if not head[:1].isalpha():  # not HTTP (a TLS hello to the plain port): refused at once, as squid does
+                client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return None
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         method, _, rest = lines[0].partition(" ")
         target = rest.rpartition(" ")[0]

@@ -29,6 +29,8 @@ log = logging.getLogger("rtsync.network")
 _PROXY_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP,  # https: CONNECT inside TLS to the proxy
                 "socks5": ProxyType.SOCKS5, "socks5h": ProxyType.SOCKS5}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+# OpenSSL's reasons for a plain-text answer to its hello (1.1, 3.0-3.1, 3.2+).
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers that frame the request or the upgrade: a user value would break the handshake, not extend it.
 _RESERVED = frozenset({
@@ -209,6 +211,10 @@ class Proxy:
             tls.close()
             if aborted():
                 raise ConnectionAbortedError("the connect was aborted") from None
+            reason = getattr(exc, "reason", None)
+            if reason in _NOT_TLS:  # it answered in plain text
+                raise ConnectionLost(f"TLS to the proxy {self.shown} failed: it does not speak TLS ({reason}); "
+                                     "if it is a plain HTTP proxy, write its URL with http://") from None
             raise ConnectionLost(f"TLS to the proxy {self.shown} failed: {network_cause(exc)}") from None
 
     def _refused(self, exc: ProxyError, host: str, port: int) -> Exception:

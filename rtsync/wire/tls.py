@@ -34,6 +34,10 @@ class TlsInTls(SSLTransport):
         outer = self.socket.pending() if isinstance(self.socket, ssl.SSLSocket) else 0
         return int(self.sslobj.pending()) + self.incoming.pending + outer
 
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        data = super().recv(buflen, flags)
+        return data if isinstance(data, bytes) else b""  # a ragged EOF comes back as 0, not b""
+
     def setblocking(self, flag: bool) -> None:
         self.socket.setblocking(flag)
 

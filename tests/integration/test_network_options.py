@@ -228,16 +228,19 @@ def test_a_given_proxy_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch
 
 # -- failures: named, credentials never shown, 407 final ---------------------------------------
 
-@pytest.mark.parametrize("kind", [HttpProxy, Socks5Proxy], ids=["http-connect", "socks5"])
+@pytest.mark.parametrize("kind", ["http-connect", "https-connect", "socks5"])
 @pytest.mark.parametrize("given", ["no credentials", "wrong password"])
 @pytest.mark.parametrize("transport", ["websocket", "longpoll"])
 def test_refused_proxy_credentials_are_final_and_named_without_the_password(
-        kind: Type[Proxy], given: str, transport: str, caplog: pytest.LogCaptureFixture) -> None:
-    with kind(auth=(USER, PASSWORD)) as proxy, DashlyServer(tokens={"tok"}) as server:
+        kind: str, given: str, transport: str, tls: Tls, caplog: pytest.LogCaptureFixture) -> None:
+    context = tls.server_context() if kind == "https-connect" else None
+    made: Proxy = Socks5Proxy(auth=(USER, PASSWORD)) if kind == "socks5" else HttpProxy(auth=(USER, PASSWORD),
+                                                                                        ssl_context=context)
+    with made as proxy, DashlyServer(tokens={"tok"}) as server:
         credentials = "" if given == "no credentials" else f"{USER}:wrong-{PASSWORD}@"
-        url = f"{proxy.scheme}://{credentials}127.0.0.1:{proxy.port}"
+        url = f"{proxy.url.split('://')[0]}://{credentials}127.0.0.1:{proxy.port}"
         c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url, proxy=url,
-                                backoff=FAST)
+                                verify=tls.ca_file, backoff=FAST)
         with caplog.at_level(logging.DEBUG), pytest.raises(rtsync.AuthenticationError) as failed:
             c.run_forever()
     message = str(failed.value)
@@ -377,6 +380,21 @@ def test_an_untrusted_proxy_certificate_is_a_tls_error_naming_the_proxy(
         assert PASSWORD not in text and USER not in text
 
 
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_https_written_for_a_plain_http_proxy_says_so(transport: str) -> None:
+    with HttpProxy() as proxy, DashlyServer(tokens={"tok"}) as server:
+        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+                                proxy=proxy.url.replace("http://", "https://"), backoff=FAST)
+        reasons: List[str] = []
+        c.on("rtsync.disconnected", lambda e: reasons.append(str(e.data.get("reason"))))
+        with c:
+            assert wait_for(lambda: len(reasons) >= 2)
+            assert c.error is None  # a proxy may be fixed while we wait: still retrying
+    assert all(f"TLS to the proxy https://127.0.0.1:{proxy.port} failed: it does not speak TLS" in r
+               and "write its URL with http://" in r for r in reasons)
+    assert proxy.tunnels == 0
+
+
 def test_verify_false_skips_the_proxy_check_too(tmp_path: Any) -> None:
     with HttpProxy(ssl_context=Tls(tmp_path).server_context()) as proxy:
         _connect_dashly("websocket", proxy=proxy.url, verify=False)
@@ -425,6 +443,11 @@ def _silent_tls_proxy(context: ssl.SSLContext) -> Iterator[int]:
             sock.close()
 
 
+def _client_threads(before: Any) -> List[threading.Thread]:
+    """The client's threads still alive (the test proxy's own handler threads end on their own)."""
+    return [t for t in set(threading.enumerate()) - before if t.is_alive() and t.name.startswith("rtsync-dashly")]
+
+
 @pytest.mark.parametrize("silent_at", ["tls-handshake", "connect"])
 def test_stop_interrupts_an_https_proxy_that_never_answers(silent_at: str, tls: Tls) -> None:
     with contextlib.ExitStack() as stack:
@@ -444,7 +467,7 @@ def test_stop_interrupts_an_https_proxy_that_never_answers(silent_at: str, tls: 
                 assert wait_for(lambda: c.state is rtsync.State.CONNECTING)
                 c.stop(timeout=5)
                 assert not c.running
-                assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+                assert not _client_threads(before)
 
 
 def test_stop_ends_a_long_poll_held_inside_tls_in_tls(tls: Tls) -> None:
@@ -459,7 +482,7 @@ def test_stop_ends_a_long_poll_held_inside_tls_in_tls(tls: Tls) -> None:
         assert wait_for(lambda: any(method == "GET" for method, _, _ in server.seen))
         c.stop(timeout=5)
         assert not c.running
-        assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
+        assert not _client_threads(before)
     assert proxy.tunnels >= 1
 
 
