@@ -35,7 +35,8 @@ class Client:
     reading slows), `backoff`, `retry_budget`, `connect_timeout`,
     `max_message_size`, `verify` (True, False, a CA bundle path, or an
     `ssl.SSLContext`), `cert` (client certificate: a PEM path holding cert
-    and key, or `(certfile, keyfile)`), `proxy` (`http://`, `socks5://` or
+    and key, or `(certfile, keyfile)`), `proxy` (`http://`, `https://` (TLS to
+    the proxy, checked with `verify`), `socks5://` or
     `socks5h://` URL, user:pass allowed; None reads HTTPS_PROXY, HTTP_PROXY,
     ALL_PROXY and NO_PROXY; False goes direct), `headers` (extra headers on
     every handshake and REST request; the client's own, such as

@@ -1,4 +1,4 @@
-"""Loopback HTTP CONNECT and SOCKS5 proxies that count their tunnels, for tests of `proxy=`.
+"""Loopback HTTP CONNECT (plain or TLS) and SOCKS5 proxies that count their tunnels, for tests of `proxy=`.
 
     with HttpProxy(auth=("user", "pass")) as proxy, DashlyServer() as server:
         client = DashlyClient("tok", channels=["c"], url=server.url, proxy=proxy.url)
@@ -10,6 +10,11 @@ Both behave as the real thing does on the paths a client meets: HTTP 407 with
 refuses; SOCKS5 method negotiation, RFC 1929 user/password (a wrong one ends
 the connection), reply 0x05 when the target refuses, and targets given as
 names (socks5h) or addresses (socks5). `.drop()` cuts every open tunnel.
+
+`HttpProxy(ssl_context=...)` is an https:// proxy: it speaks TLS itself (a
+server-side context, e.g. from a trustme CA), then CONNECT inside that TLS;
+`.url` then starts with https://. A client that rejects its certificate is
+counted in `.tls_failures`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import ipaddress
 import select
 import socket
 import socketserver
+import ssl
 import struct
 import threading
 from typing import Any, List, Optional, Set, Tuple, TypeVar
@@ -44,6 +50,8 @@ class _Proxy:
         self.auth = auth
         self.host = host
         self.port = 0
+        self.ssl_context: Optional[ssl.SSLContext] = None
+        self.tls_failures = 0  # TLS handshakes with the proxy that failed (e.g. its certificate refused)
         self.tunnels = 0  # tunnels opened to a target
         self.refused = 0  # clients turned away (bad or missing credentials)
         self.targets: List[Tuple[str, int]] = []  # each tunnel's target, as the client named it
@@ -56,7 +64,8 @@ class _Proxy:
     def url(self) -> str:
         """The proxy URL to pass as `proxy=`, credentials included when the proxy requires them."""
         cred = f"{self.auth[0]}:{self.auth[1]}@" if self.auth else ""
-        return f"{self.scheme}://{cred}{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else self.scheme
+        return f"{scheme}://{cred}{self.host}:{self.port}"
 
     def start(self: P) -> P:
         if self._server is not None:
@@ -105,6 +114,14 @@ class _Proxy:
     # -- serving -----------------------------------------------------------
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(_HANDSHAKE_TIMEOUT)
+        if self.ssl_context is not None:
+            try:
+                client = self.ssl_context.wrap_socket(client, server_side=True)
+            except (OSError, ValueError):
+                with self._lock:
+                    self.tls_failures += 1
+                client.close()
+                return
         self._track(client, True)
         try:
             target = self._handshake(client)
@@ -135,7 +152,9 @@ class _Proxy:
         try:
             ends = {client: upstream, upstream: client}
             while True:
-                ready, _, _ = select.select(list(ends), [], [], 1.0)
+                # Bytes TLS already decrypted are invisible to select: serve them first.
+                held = [s for s in ends if isinstance(s, ssl.SSLSocket) and s.pending()]
+                ready = held or select.select(list(ends), [], [], 1.0)[0]
                 for sock in ready:
                     data = sock.recv(65536)
                     if not data:
@@ -159,6 +178,11 @@ class HttpProxy(_Proxy):
 
     scheme = "http"
 
+    def __init__(self, *, auth: Optional[Tuple[str, str]] = None, host: str = "127.0.0.1",
+                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
+        super().__init__(auth=auth, host=host)
+        self.ssl_context = ssl_context
+
     def _handshake(self, client: socket.socket) -> Optional[socket.socket]:
         head = b""
         while b"\r\n\r\n" not in head:
@@ -166,6 +190,9 @@ class HttpProxy(_Proxy):
             if not chunk or len(head) > _HEAD_LIMIT:
                 return None
             head += chunk
+            if not head[:1].isalpha():  # not HTTP (a TLS hello to the plain port): refused at once, as squid does
+                client.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return None
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         method, _, rest = lines[0].partition(" ")
         target = rest.rpartition(" ")[0]

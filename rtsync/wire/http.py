@@ -22,6 +22,7 @@ from ..errors import ConnectionLost, RtsyncError
 from ..redact import redact_url
 from ..sansio import HttpResponse
 from .network import Network, Verify, cert_hint, client_cert_error
+from .tls import TunnelAwareContext
 from ..policy import network_cause, seconds, status_error, tls_error
 
 __all__ = ["HttpClient"]
@@ -86,7 +87,8 @@ def _tracking(pool_cls: Any, registry: _Registry, network: Network) -> Any:
                 if registry.cancelled:
                     raise ConnectionAbortedError("cancelled")
                 old = registry.socks.pop(self, None)
-                registry.socks[self] = sock.dup()
+                # fromfd, not dup(): an https:// proxy's SSLSocket refuses dup()
+                registry.socks[self] = socket.fromfd(sock.fileno(), sock.family, sock.type, sock.proto)
             if old is not None:
                 old.close()
 
@@ -109,7 +111,8 @@ class _Adapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         # requests takes an SSLContext only through the pool manager; it is the same context the
         # WebSocket side uses (verify= and cert= applied), so both transports trust alike.
-        kwargs["ssl_context"] = self._network.context
+        # Wrapped so that a socket already TLS to an https:// proxy gets the target's TLS inside it.
+        kwargs["ssl_context"] = TunnelAwareContext(self._network.context)
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
             "http": _tracking(HTTPConnectionPool, self._registry, self._network),

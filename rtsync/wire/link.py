@@ -6,7 +6,8 @@ thread ends them at once (a blocking `connect()` cannot be interrupted, and
 (headers, status, accept key) over the socket we opened. After
 the upgrade every byte goes through `FrameReader` (websockets' sans-I/O
 RFC 6455 core). A proxy (given, or from the environment) is tunnelled through
-by `Network.connect`, on the same abortable socket. Reads are for one thread; writes may come from any thread.
+by `Network.connect`, on the same abortable socket; through an https:// proxy
+the target's TLS runs inside the proxy's (`start_tls`). Reads are for one thread; writes may come from any thread.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..sansio import Handshake
 from .frames import Incoming
 from .framing import FrameReader
 from .network import Network, Verify, cert_hint, client_cert_error, ssl_context
+from .tls import start_tls
 
 __all__ = ["Verify", "WebSocketLink", "ssl_context"]
 
@@ -123,9 +125,10 @@ class WebSocketLink:
             sock = self._network.connect(host, port, self._timeout, secure=secure,
                                          aborted=lambda: self._closed, started=self._track)
             if self._ssl is not None:
-                tls = self._ssl.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+                tls = start_tls(self._ssl, sock, host)  # TLS-in-TLS handshakes here; the proxy's socket is tracked
                 self._track(tls)  # shutting this one down ends a hanging handshake
-                tls.do_handshake()
+                if isinstance(tls, ssl.SSLSocket):
+                    tls.do_handshake()
                 sock = tls
         except ConnectionAbortedError:
             raise ConnectionLost("the connection was closed while opening") from None

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from python_socks import ProxyError, ProxyTimeoutError, ProxyType
 from python_socks.sync import Proxy as SocksProxy
 
-from ..errors import AuthenticationError, ConfigurationError, ConnectionLost
+from ..errors import AuthenticationError, ConfigurationError, ConnectionLost, RtsyncError, TLSVerificationError
 from ..policy import network_cause
 from .tcp import open_tcp
 
@@ -26,8 +26,11 @@ ProxyOption = Union[None, bool, str]
 
 log = logging.getLogger("rtsync.network")
 
-_PROXY_TYPES = {"http": ProxyType.HTTP, "socks5": ProxyType.SOCKS5, "socks5h": ProxyType.SOCKS5}
-_DEFAULT_PORTS = {"http": 80, "socks5": 1080, "socks5h": 1080}
+_PROXY_TYPES = {"http": ProxyType.HTTP, "https": ProxyType.HTTP,  # https: CONNECT inside TLS to the proxy
+                "socks5": ProxyType.SOCKS5, "socks5h": ProxyType.SOCKS5}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+# OpenSSL's reasons for a plain-text answer to its hello (1.1, 3.0-3.1, 3.2+).
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"})
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Headers that frame the request or the upgrade: a user value would break the handshake, not extend it.
 _RESERVED = frozenset({
@@ -119,13 +122,10 @@ class Proxy:
             raise ConfigurationError(f"{source} is not a valid proxy URL; write it as http://host:port") from None
         scheme = parts.scheme.lower()
         self.shown = f"{scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if _port(parts) else "")
-        if scheme == "https":
-            raise ConfigurationError(
-                f"{source} {self.shown}: TLS to the proxy itself (https://) is not supported; use the "
-                "proxy's plain http:// port (the tunnel still carries TLS end to end to the server)")
         if scheme not in _PROXY_TYPES:
             raise ConfigurationError(
-                f"{source} {self.shown}: unsupported proxy scheme {scheme!r}; use http://, socks5:// or socks5h://")
+                f"{source} {self.shown}: unsupported proxy scheme {scheme!r}; "
+                "use http://, https://, socks5:// or socks5h://")
         if not parts.hostname:
             raise ConfigurationError(f"{source} has no host: write it as {scheme}://host:port")
         port = _port(parts)
@@ -151,15 +151,20 @@ class Proxy:
         return tuple(v for v in (self._username, self._password) if v)
 
     def tunnel(self, host: str, port: int, timeout: float, *, aborted: Callable[[], bool],
-               started: Callable[[socket.socket], None]) -> socket.socket:
-        """A socket connected through this proxy to host:port (python-socks speaks CONNECT / SOCKS5)."""
+               started: Callable[[socket.socket], None], context: Optional[ssl.SSLContext] = None) -> socket.socket:
+        """A socket connected through this proxy to host:port (python-socks speaks CONNECT / SOCKS5).
+
+        For an https:// proxy it is an `SSLSocket` (TLS to the proxy, verified with `context`, the
+        same trust as the target's); `start_tls` then runs the target's TLS inside it.
+        """
         def to_proxy(**_: Any) -> socket.socket:
             try:
-                return open_tcp(self.host, self.port, timeout, aborted=aborted, started=started)
+                sock = open_tcp(self.host, self.port, timeout, aborted=aborted, started=started)
             except ConnectionAbortedError:
                 raise
             except OSError as exc:
                 raise ConnectionLost(f"could not connect to the proxy {self.shown}: {network_cause(exc)}") from None
+            return self._tls(sock, context, aborted, started) if self.scheme == "https" else sock
 
         # python-socks' `forward` seam hands it a socket to the proxy; ours is the abortable one.
         forward: Any = _Forward(to_proxy)
@@ -167,6 +172,8 @@ class Proxy:
                             rdns=self.scheme != "socks5", forward=forward)
         try:
             return client.connect(host, port, timeout=timeout)
+        except RtsyncError:  # the TLS verdict on the proxy itself
+            raise
         except ProxyTimeoutError:
             raise ConnectionLost(f"the proxy {self.shown} did not answer in time") from None
         except ProxyError as exc:
@@ -177,6 +184,38 @@ class Proxy:
             if aborted():
                 raise ConnectionAbortedError("the connect was aborted") from None
             raise ConnectionLost(f"the proxy {self.shown} failed: {network_cause(exc)}") from None
+
+    def _tls(self, sock: socket.socket, context: Optional[ssl.SSLContext], aborted: Callable[[], bool],
+             started: Callable[[socket.socket], None]) -> socket.socket:
+        """TLS to the proxy itself; its certificate must be valid for the proxy's host name."""
+        try:
+            tls = (context or ssl_context(True)).wrap_socket(sock, server_hostname=self.host,
+                                                             do_handshake_on_connect=False)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            started(tls)  # wrapping detached `sock`: this is the one to shut to end the handshake
+            tls.do_handshake()
+            return tls
+        except ConnectionAbortedError:
+            tls.close()
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            tls.close()
+            raise TLSVerificationError(
+                f"TLS to the proxy {self.shown} failed: the proxy's certificate could not be verified "
+                f"({exc.verify_message or exc.reason}). The proxy is checked with the same verify= as the "
+                "server: pass a CA bundle holding both CAs (or an ssl.SSLContext that trusts both)") from None
+        except OSError as exc:
+            tls.close()
+            if aborted():
+                raise ConnectionAbortedError("the connect was aborted") from None
+            reason = getattr(exc, "reason", None)
+            if reason in _NOT_TLS:  # it answered in plain text
+                raise ConnectionLost(f"TLS to the proxy {self.shown} failed: it does not speak TLS ({reason}); "
+                                     "if it is a plain HTTP proxy, write its URL with http://") from None
+            raise ConnectionLost(f"TLS to the proxy {self.shown} failed: {network_cause(exc)}") from None
 
     def _refused(self, exc: ProxyError, host: str, port: int) -> Exception:
         code = getattr(exc, "error_code", None)
@@ -215,7 +254,7 @@ class Network:
         self.proxy: Union[None, bool, Proxy] = Proxy(proxy) if isinstance(proxy, str) else proxy
         if self.proxy not in (None, False) and not isinstance(self.proxy, Proxy):
             raise ConfigurationError(
-                "proxy must be a proxy URL (http://, socks5://, socks5h://), None or False, "
+                "proxy must be a proxy URL (http://, https://, socks5://, socks5h://), None or False, "
                 f"not {type(proxy).__name__}")
         self.headers = _check_headers(headers)
         self._warned: Set[str] = set()
@@ -250,12 +289,13 @@ class Network:
 
     def connect(self, host: str, port: int, timeout: float, *, secure: bool, aborted: Callable[[], bool],
                 started: Callable[[socket.socket], None]) -> socket.socket:
-        """A TCP socket to host:port, through the proxy if one applies (TLS is the caller's)."""
+        """A TCP socket to host:port, through the proxy if one applies (TLS to the target is the
+        caller's, with `start_tls`: through an https:// proxy the socket is already TLS, to the proxy)."""
         proxy = self.proxy_for(secure, host)
         if proxy is None:
             return open_tcp(host, port, timeout, aborted=aborted, started=started)
         log.debug("connecting to %s:%s through %s", host, port, proxy.shown)
-        return proxy.tunnel(host, port, timeout, aborted=aborted, started=started)
+        return proxy.tunnel(host, port, timeout, aborted=aborted, started=started, context=self.context)
 
     def merge_headers(self, ours: Mapping[str, str]) -> Dict[str, str]:
         """The vendor's headers plus the user's; on a clash the vendor's win (auth must not be replaced)."""

@@ -1,4 +1,5 @@
-"""proxy= (HTTP CONNECT, SOCKS5, the environment's) and headers= on every client, WebSocket and REST alike."""
+"""proxy= (HTTP CONNECT, https:// proxies, SOCKS5, the environment's) and headers= on every client, WebSocket and
+REST alike (https:// proxy specifics: test_https_proxy.py)."""
 
 from __future__ import annotations
 
@@ -34,10 +35,40 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture(params=[HttpProxy, Socks5Proxy], ids=["http-connect", "socks5"])
-def proxy(request: Any) -> Iterator[Proxy]:
-    with request.param(auth=(USER, PASSWORD)) as p:
+class Tls:
+    """A private CA (trustme) with a certificate for 127.0.0.1, as server-side contexts and a CA file."""
+
+    def __init__(self, directory: Any) -> None:
+        self.ca = trustme.CA()
+        self.ca_file = str(directory / "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_file)
+
+    def server_context(self, host: str = "127.0.0.1") -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(host).configure_cert(context)
+        return context
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    return Tls(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(params=["http-connect", "https-connect", "socks5"])
+def proxy(request: Any, tls: Tls) -> Iterator[Proxy]:
+    p: Proxy
+    if request.param == "socks5":
+        p = Socks5Proxy(auth=(USER, PASSWORD))
+    else:  # https-connect: TLS to the proxy (a private CA), CONNECT inside it
+        p = HttpProxy(auth=(USER, PASSWORD), ssl_context=tls.server_context() if request.param == "https-connect"
+                      else None)
+    with p:
         yield p
+
+
+def via(proxy: Proxy, tls: Tls) -> Dict[str, Any]:
+    """The client options to go through `proxy`: an https:// one is verified like the server (verify=)."""
+    return {"proxy": proxy.url, "verify": tls.ca_file}
 
 
 # -- each client, each transport, through each kind of proxy ------------------------------------
@@ -97,9 +128,9 @@ CASES: Dict[str, Callable[[Any], Any]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_every_client_goes_through_the_proxy(case: str, proxy: Proxy) -> None:
+def test_every_client_goes_through_the_proxy(case: str, proxy: Proxy, tls: Tls) -> None:
     def make(cls: Type[Any], *args: Any, **kw: Any) -> Any:
-        return cls(*args, proxy=proxy.url, backoff=FAST, **kw)
+        return cls(*args, **via(proxy, tls), backoff=FAST, **kw)
 
     server = CASES[case](make)
     assert proxy.tunnels >= 1
@@ -195,16 +226,19 @@ def test_a_given_proxy_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch
 
 # -- failures: named, credentials never shown, 407 final ---------------------------------------
 
-@pytest.mark.parametrize("kind", [HttpProxy, Socks5Proxy], ids=["http-connect", "socks5"])
+@pytest.mark.parametrize("kind", ["http-connect", "https-connect", "socks5"])
 @pytest.mark.parametrize("given", ["no credentials", "wrong password"])
 @pytest.mark.parametrize("transport", ["websocket", "longpoll"])
 def test_refused_proxy_credentials_are_final_and_named_without_the_password(
-        kind: Type[Proxy], given: str, transport: str, caplog: pytest.LogCaptureFixture) -> None:
-    with kind(auth=(USER, PASSWORD)) as proxy, DashlyServer(tokens={"tok"}) as server:
+        kind: str, given: str, transport: str, tls: Tls, caplog: pytest.LogCaptureFixture) -> None:
+    context = tls.server_context() if kind == "https-connect" else None
+    made: Proxy = Socks5Proxy(auth=(USER, PASSWORD)) if kind == "socks5" else HttpProxy(auth=(USER, PASSWORD),
+                                                                                        ssl_context=context)
+    with made as proxy, DashlyServer(tokens={"tok"}) as server:
         credentials = "" if given == "no credentials" else f"{USER}:wrong-{PASSWORD}@"
-        url = f"{proxy.scheme}://{credentials}127.0.0.1:{proxy.port}"
+        url = f"{proxy.url.split('://')[0]}://{credentials}127.0.0.1:{proxy.port}"
         c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url, proxy=url,
-                                backoff=FAST)
+                                verify=tls.ca_file, backoff=FAST)
         with caplog.at_level(logging.DEBUG), pytest.raises(rtsync.AuthenticationError) as failed:
             c.run_forever()
     message = str(failed.value)
@@ -214,10 +248,11 @@ def test_refused_proxy_credentials_are_final_and_named_without_the_password(
         assert PASSWORD not in text and USER not in text
 
 
-def test_proxy_credentials_never_appear_in_debug_logs(proxy: Proxy, caplog: pytest.LogCaptureFixture) -> None:
+def test_proxy_credentials_never_appear_in_debug_logs(proxy: Proxy, tls: Tls,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
-        _connect_dashly("websocket", proxy=proxy.url)
-        _connect_dashly("longpoll", proxy=proxy.url)
+        _connect_dashly("websocket", **via(proxy, tls))
+        _connect_dashly("longpoll", **via(proxy, tls))
     assert proxy.tunnels >= 2
     assert "through" in caplog.text  # the proxy is logged, by host
     assert PASSWORD not in caplog.text and USER not in caplog.text
@@ -272,7 +307,6 @@ def test_stop_interrupts_a_proxy_that_never_answers() -> None:
     ("socks4://proxy:1080", "unsupported proxy scheme 'socks4'"),
     ("http://", "has no host"),
     ("http://proxy:port", "the port is not a number"),
-    ("https://proxy:443", "TLS to the proxy itself"),
     ("http://[::1", "not a valid proxy URL"),
     (42, "must be a proxy URL"),
 ])
@@ -318,10 +352,10 @@ def test_socks5h_hands_the_host_name_to_the_proxy() -> None:
     assert set(proxy.targets) == {("localhost", server.port)}
 
 
-def test_a_tunnel_cut_by_the_proxy_reconnects_through_it(proxy: Proxy) -> None:
+def test_a_tunnel_cut_by_the_proxy_reconnects_through_it(proxy: Proxy, tls: Tls) -> None:
     with DashlyServer(tokens={"tok"}) as server:
         got: List[rtsync.Event] = []
-        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.url, proxy=proxy.url, backoff=FAST)
+        c = rtsync.DashlyClient("tok", channels=["c.1"], url=server.url, **via(proxy, tls), backoff=FAST)
         c.on("c.1", got.append)
         with c:
             assert c.wait_connected(10)

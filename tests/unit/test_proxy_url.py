@@ -16,7 +16,7 @@ def test_any_proxy_string_is_a_proxy_or_a_configuration_error(text: str) -> None
         proxy = Proxy(text)
     except rtsync.ConfigurationError:
         return
-    assert proxy.scheme in ("http", "socks5", "socks5h") and proxy.host and 0 < proxy.port < 65536
+    assert proxy.scheme in ("http", "https", "socks5", "socks5h") and proxy.host and 0 < proxy.port < 65536
 
 
 @given(st.sampled_from(["http", "socks5", "socks5h", "ftp", "https", "socks4"]), _secret, _secret,
