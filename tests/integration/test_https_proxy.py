@@ -42,9 +42,9 @@ def test_dashly_through_an_https_proxy(transport: str, secure: bool, tls: Tls) -
     server_tls = tls.server_context() if secure else None
     with _https_proxy(tls) as proxy, DashlyServer(tokens={"tok"}, longpoll_timeout=1.0,
                                                  ssl_context=server_tls) as server:
-        assert proxy.url.startswith("https://") and server.http_url.startswith("https" if secure else "http:")
+        assert proxy.url.startswith("https://") and server.url.startswith("https" if secure else "http:")
         got: List[rtsync.Event] = []
-        c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.http_url,
+        c = rtsync.DashlyClient("tok", channels=["c.1"], transport=transport, url=server.url,
                                 proxy=proxy.url, verify=tls.ca_file, backoff=FAST)
         c.on("c.1", got.append)
         with c:
@@ -63,7 +63,7 @@ def test_dialpad_rest_and_socket_through_an_https_proxy(secure: bool, tls: Tls) 
     if secure:
         server.ssl_context = tls.server_context()  # read when it starts: https:// REST, wss:// socket URLs
     with _https_proxy(tls) as proxy, server:
-        with rtsync.DialpadClient("key", url=server.http_url, proxy=proxy.url, verify=tls.ca_file,
+        with rtsync.DialpadClient("key", url=server.url, proxy=proxy.url, verify=tls.ca_file,
                                   backoff=FAST) as c:
             assert c.wait_connected(10)  # REST issued the socket URL, then the socket opened
         assert any(method == "POST" for method, _, _ in server.seen)
@@ -83,7 +83,7 @@ def test_proxy_and_server_under_different_cas_need_both_in_verify(trust: str, tl
     with _https_proxy(tls, proxy_ca.server_context()) as proxy, \
             DashlyServer(tokens={"tok"}, ssl_context=tls.server_context()) as server:
         for transport in ("websocket", "longpoll"):
-            with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+            with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url,
                                      proxy=proxy.url, verify=verify, backoff=FAST) as c:
                 assert c.wait_connected(10)
     assert proxy.tunnels >= 2 and proxy.tls_failures == 0
@@ -96,7 +96,7 @@ def test_an_untrusted_proxy_certificate_is_a_tls_error_naming_the_proxy(
     # The server's certificate is fine (same CA as verify=): only the proxy's is wrong.
     context = Tls(tmp_path).server_context() if problem == "unknown-ca" else tls.server_context("proxy.example")
     with _https_proxy(tls, context) as proxy, DashlyServer(tokens={"tok"}, ssl_context=tls.server_context()) as server:
-        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url,
                                 proxy=proxy.url, verify=tls.ca_file, backoff=FAST)
         with caplog.at_level(logging.DEBUG), pytest.raises(rtsync.TLSVerificationError) as failed:
             c.run_forever()  # final: retrying cannot make the certificate trusted
@@ -112,8 +112,9 @@ def test_an_untrusted_proxy_certificate_is_a_tls_error_naming_the_proxy(
 @pytest.mark.parametrize("transport", ["websocket", "longpoll"])
 def test_https_written_for_a_plain_http_proxy_says_so(transport: str) -> None:
     with HttpProxy() as proxy, DashlyServer(tokens={"tok"}) as server:
-        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
-                                proxy=proxy.url.replace("http://", "https://"), backoff=FAST)
+        c = rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url,
+                                proxy=proxy.url.replace("http://", "https://"), backoff=FAST,
+                                fail_fast=False)
         reasons: List[str] = []
         c.on("rtsync.disconnected", lambda e: reasons.append(str(e.data.get("reason"))))
         with c:
@@ -138,7 +139,7 @@ def test_https_proxy_urls_from_the_environment(transport: str, secure: bool, tls
     with _https_proxy(tls) as proxy, DashlyServer(tokens={"tok"}, longpoll_timeout=1.0,
                                                  ssl_context=tls.server_context() if secure else None) as server:
         monkeypatch.setenv("HTTPS_PROXY" if secure else "HTTP_PROXY", proxy.url)
-        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.http_url,
+        with rtsync.DashlyClient("tok", channels=["c"], transport=transport, url=server.url,
                                  verify=tls.ca_file, backoff=FAST) as c:
             assert c.wait_connected(10)
     assert proxy.tunnels >= 1 and set(proxy.targets) == {("127.0.0.1", server.port)}
@@ -203,7 +204,7 @@ def test_stop_ends_a_long_poll_held_inside_tls_in_tls(tls: Tls) -> None:
     # cancel() shuts a duplicate of the descriptor under both TLS layers: the held poll ends at once.
     with _https_proxy(tls) as proxy, DashlyServer(tokens={"tok"}, longpoll_timeout=120,
                                                  ssl_context=tls.server_context()) as server:
-        c = rtsync.DashlyClient("tok", channels=["c"], transport="longpoll", url=server.http_url,
+        c = rtsync.DashlyClient("tok", channels=["c"], transport="longpoll", url=server.url,
                                 proxy=proxy.url, verify=tls.ca_file)
         before = set(threading.enumerate())
         c.start()
