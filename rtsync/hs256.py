@@ -14,6 +14,8 @@ from typing import Any, Dict
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_decode, base64url_encode
 
+from .sansio import loads  # one nesting limit on every Python
+
 __all__ = ["BadToken", "sign", "verify"]
 
 _HS256 = HMACAlgorithm(HMACAlgorithm.SHA256)
@@ -34,13 +36,13 @@ def verify(token: str, key: bytes) -> Dict[str, Any]:
     """The claims of a compact HS256 JWS signed with `key`; BadToken says why not."""
     signing_input, _, signature = token.rpartition(".")
     try:
-        header = json.loads(base64url_decode(signing_input.split(".", 1)[0]))
+        header = loads(base64url_decode(signing_input.split(".", 1)[0]).decode("utf-8"))
         alg = header.get("alg") if isinstance(header, dict) else None
         if alg != "HS256":
             raise BadToken(f"its algorithm is {alg!r}, not HS256")
         if not _HS256.verify(signing_input.encode("ascii"), key, base64url_decode(signature)):
             raise BadToken("a bad signature (wrong secret, or forged)")
-        claims = json.loads(base64url_decode(signing_input.split(".", 1)[1]))
+        claims = loads(base64url_decode(signing_input.split(".", 1)[1]).decode("utf-8"))
     except BadToken:
         raise
     except (ValueError, UnicodeError, TypeError, IndexError):

@@ -56,6 +56,7 @@ __all__ = [
     "WebSocketProtocol",
     "json_object",
     "loads",
+    "shallow",
 ]
 
 _fast_loads: Optional[Callable[[str], Any]]
@@ -65,25 +66,45 @@ try:  # the `fast` extra: several times quicker than json on every frame
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
 
-# orjson reads 1024 levels deep, json only to about the interpreter's recursion limit: a text that
-# may nest deeper than this goes to json, so that both give the same verdict on it.
-_DEEP = 800
+#: How deep a frame's JSON may nest. json's own limit follows the interpreter (about 1000 levels on
+#: 3.9-3.12, tens of thousands on 3.13) and orjson's is 1024, so one limit of ours gives every Python
+#: the same verdict, and keeps what we hand on (EJSON, pydantic, users' code) far from the stack's end.
+MAX_DEPTH = 500
 
 
 def loads(text: str) -> Any:
-    """`json.loads`, through orjson when installed, with json's verdict on every input but one:
-    orjson reads integers beyond 64 bits as floats. What orjson refuses and json takes (NaN,
-    Infinity, lone surrogates) goes to json, and so does a text that may nest deeply."""
-    if _fast_loads is None or (len(text) > 2 * _DEEP and text.count("[") + text.count("{") > _DEEP):
+    """`json.loads`, through orjson when installed, with json's verdict on every input but two:
+    orjson reads integers beyond 64 bits as floats, and JSON nested deeper than `MAX_DEPTH`
+    raises RecursionError on every Python. What orjson refuses and json takes (NaN, Infinity,
+    lone surrogates) goes to json."""
+    if _may_nest_deeply(text):
+        return shallow(json.loads(text), text)
+    if _fast_loads is None:
         return json.loads(text)
     try:
         return _fast_loads(text)
     except _FastError:
         return json.loads(text)
-    try:
-        return _fast_loads(text)
-    except _FastError:
-        return json.loads(text)
+
+
+def _may_nest_deeply(text: str) -> bool:
+    return len(text) > 2 * MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH
+
+
+def shallow(value: Any, text: str) -> Any:
+    """`value` (decoded from `text`), or RecursionError if it nests deeper than MAX_DEPTH.
+
+    Only a text with that many brackets pays for the walk (done without recursion)."""
+    if not _may_nest_deeply(text):
+        return value
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RecursionError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtsync.events import Event
-from rtsync.sansio import Fail, Reply, Report, Send
+from rtsync.sansio import Fail, Reply, Report, Send, loads
 from rtsync.vendors.quickmeet.protocol import QuickMeetProtocol
 from tests.hostile import HOSTILE, check_outputs, render, spoiled, spoiled_value
 
@@ -120,7 +120,7 @@ def test_hostile_frame_then_a_good_message(frame: str) -> None:
     out = p.received(frame, 2.0)
     check_outputs(out, SECRETS)
     try:
-        decoded = json.loads(frame)
+        decoded = loads(frame)  # the library's verdict: json's, with one nesting limit on every Python
     except (ValueError, RecursionError):
         decoded = None
     if isinstance(decoded, dict) and decoded.get("msg") == "result" and decoded.get("id") == ids["call"]:
@@ -148,7 +148,7 @@ def test_a_gap_fill_answer_with_bad_messages_delivers_the_good_ones(messages: Li
     out = p.received(text, 2.0)
     check_outputs(out, SECRETS)
     try:
-        json.loads(text)
+        loads(text)
     except RecursionError:  # no JSON decoder reads a frame this deep: the whole answer is one report
         assert len(out) == 1 and isinstance(out[0], Report)
         return

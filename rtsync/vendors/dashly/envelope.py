@@ -14,6 +14,8 @@ import re
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, Dict, Iterator, Optional, Tuple
 
+from ...sansio import shallow
+
 __all__ = ["Fields", "Poison", "epoch_of", "format_http_date", "iter_envelopes", "read_fields", "salvage_key", "shown"]
 
 #: ids and tags are nginx `ngx_int_t` counters; anything wider is not from the module.
@@ -177,5 +179,8 @@ def iter_envelopes(text: str) -> Iterator[Tuple[Any, str]]:
                 stop = nxt.start() if nxt else end
             yield None, text[pos:stop]
         else:
-            yield value, text[pos:stop]
+            try:
+                yield shallow(value, text[pos:stop]), text[pos:stop]
+            except RecursionError:  # deeper than every Python's json allows: the same verdict on each
+                yield None, text[pos:stop]
         pos = _WS.match(text, stop).end()  # type: ignore[union-attr]
