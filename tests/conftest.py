@@ -56,8 +56,44 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01) -> bool:
     return bool(predicate())
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so the leak check knows whether the test itself failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rtsync_{report.when}", report)
+
+
 @pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """Every test must leave no rtsync client thread running."""
+def no_leaked_threads(request, monkeypatch) -> Iterator[None]:
+    """Every test must leave no rtsync client thread running.
+
+    Engines a test started and left running are stopped here, so a failure inside a test
+    (which skips its own stop()) is reported once, as that test's failure, and not again as
+    a leak in every later test. A test that passed but leaked is an error.
+    """
+    from rtsync.engine import Engine
+
+    engines: List = []
+    start = Engine.start
+
+    def tracked(self) -> None:
+        engines.append(self)
+        start(self)
+
+    before = set(rtsync_threads())  # an earlier test's leak was reported there, not here
+
+    def mine() -> list:
+        return [t for t in rtsync_threads() if t not in before]
+
+    monkeypatch.setattr(Engine, "start", tracked)
     yield
-    assert wait_for(lambda: not rtsync_threads(), timeout=3), f"leaked threads: {rtsync_threads()}"
+    if wait_for(lambda: not mine(), timeout=3):
+        return
+    leaked = mine()
+    for engine in engines:
+        engine.stop(timeout=5)
+    call = getattr(request.node, "rtsync_call", None)
+    if call is not None and call.failed:
+        return  # its own failure says what went wrong; the leak is only a consequence
+    pytest.fail(f"leaked threads (now stopped): {leaked}; still running: {mine()}", pytrace=False)

@@ -57,8 +57,14 @@ class DashlyEndpoints:
         # Test controls (not part of the module): for a server running in another process.
         app.router.add_post("/_rtsync/blast", self._control_blast)
         app.router.add_post("/_rtsync/stream", self._control_stream)
+        app.on_response_prepare.append(self._date)
         if self.server.ping_channel_interval:
             app.on_startup.append(self._start_ping_channel)
+
+    async def _date(self, request: web.Request, response: web.StreamResponse) -> None:
+        # nginx stamps `Date` from the clock it stamps message times with; aiohttp's own real-time
+        # Date would disagree with an injected clock, and a client's first cursor comes from it.
+        response.headers["Date"] = http_date(self.server.clock())
 
     async def _start_ping_channel(self, app: web.Application) -> None:
         async def beat() -> None:

@@ -351,3 +351,22 @@ def test_many_connections_through_drops_and_channel_changes_deliver_each_message
     for ch in steady:
         assert got[ch] == list(range(sent[ch])), ch
     assert c.stats.gaps == 0 and c.error is None
+
+
+@pytest.mark.parametrize("transport", ["websocket", "longpoll", "shortpoll"])
+def test_a_server_clock_behind_ours_still_delivers_from_the_first_message(transport: str) -> None:
+    # The first cursor comes from the server's `Date`; the local server used to stamp it from the
+    # real clock while stamping messages from its own, so a test clock that had fallen into an
+    # earlier second than the real one (any frozen clock, under load) made every message look older
+    # than the cursor: polling never received it.
+    clock = FrozenClock()
+    clock.base = float(int(time.time())) - 5
+    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.3, clock=clock) as server:
+        c = make(server, transport)
+        got, gaps, up = replies(c)
+        with c:
+            assert up.wait(5)
+            for n in range(3):
+                server.publish("conversation_reply.1", {"n": n})
+                assert wait_for(lambda: len(got) == n + 1), [e.data for e in got]
+    assert [e.data["n"] for e in got] == [0, 1, 2] and gaps == []
