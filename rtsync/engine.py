@@ -129,7 +129,7 @@ class Engine:
         # Only the lease's holder connects; see Standby.hold.
         self._standby = None if lease is None else Standby(
             lease, handlers, self._reader, stopping=self._stopping, gone=self._lease_gone,
-            http=(self.http, *vendor.interrupt), resume=vendor.resume, set_state=self._set_state, log=self.log,
+            http=self.http, set_state=self._set_state, log=self.log,
         )
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Callable
 
 from . import events as ev
 from .dispatch import Handlers
@@ -28,8 +28,7 @@ class Standby:
         *,
         stopping: threading.Event,
         gone: threading.Event,
-        http: Sequence[HttpClient],
-        resume: Optional[Callable[[], None]],
+        http: HttpClient,
         set_state: Callable[[State], None],
         log: logging.Logger,
     ) -> None:
@@ -39,8 +38,7 @@ class Standby:
         self._reader = reader
         self._stopping = stopping
         self.gone = gone  # shared with the reader, which checks it between reads
-        self._http = http  # the engine's and the vendor's HTTP clients
-        self._resume = resume
+        self._http = http  # the engine's; the vendor's (`interrupt`) are read when needed, like its hooks
         self._set_state = set_state
         self._log = log
         self._resume_due = False
@@ -55,12 +53,13 @@ class Standby:
             if not lease.acquire(self._stopping, self.lost):
                 raise Stopping()
             self.gone.clear()
-            for http in self._http:
+            for http in (self._http, *self._reader.vendor.interrupt):
                 http.reset()
             self._log.info("took the lease (fencing token %s)", lease.token)
             self._resume_due = True
-        if self._resume_due and self._resume is not None:
-            self._resume()  # may raise (Redis gone again): retried with the usual backoff
+        resume = self._reader.vendor.resume
+        if self._resume_due and resume is not None:
+            resume()  # may raise (Redis gone again): retried with the usual backoff
         self._resume_due = False
 
     def lost(self, reason: str) -> None:
@@ -68,7 +67,7 @@ class Standby:
         reader = self._reader
         reader.lease_reason = reason
         self.gone.set()
-        for http in self._http:
+        for http in (self._http, *reader.vendor.interrupt):
             http.cancel()
         link, connecting = reader.link, reader.connecting
         if link is not None:
