@@ -20,19 +20,8 @@ from .dispatch import Dispatcher
 from .errors import ConnectionLost, ProtocolError, RtsyncError
 from .events import Event
 from .lease import LeaseLost
-from .sansio import (
-    Connected,
-    Fail,
-    Handshake,
-    Output,
-    Ping,
-    PollingProtocol,
-    Reply,
-    Report,
-    Rotate,
-    Send,
-    WebSocketProtocol,
-)
+from .sansio import (Connected, Fail, Handshake, Output, Ping, PollingProtocol, Reply, Report, Rotate, Send,
+                     WebSocketProtocol)
 from .state import State
 from .wire import Closed, Heard, Incoming, Link, Skipped, WebSocketLink
 from .wire.http import HttpClient
