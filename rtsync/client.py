@@ -2,7 +2,7 @@
 
 A vendor client is this class with a constructor that hands the engine a
 `Vendor` (its protocol, secrets and hooks) and the vendor's own methods;
-the connection loop itself lives in `engine.py`.
+the connection loop itself lives in `engine.py` (and its link loop in `reader.py`).
 """
 
 from __future__ import annotations

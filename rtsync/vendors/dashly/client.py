@@ -23,7 +23,8 @@ from ...sansio import Fail, Handshake
 from ...wire.http import HttpClient
 from .cursor import Cursor, DashlyEvent, validate_channels
 from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
-from .shards import Protocol, Shard, ShardedClient, fits, plan, restore_data, snapshot
+from .replan import ChannelPlan
+from .shards import Protocol, Shard, ShardedClient, plan, restore_data, snapshot
 from .state import DashlyState
 
 register_views(__package__ + ".models")  # typed views: pydantic loads at the first `typed`
@@ -132,8 +133,6 @@ class DashlyClient(ShardedClient):
         saved = checkpoint.load() if checkpoint is not None else None
         self._shards: List[Shard] = []
         self._where: Dict[str, Shard] = {}
-        self._plan_lock = threading.RLock()
-        self._parked: "collections.OrderedDict[str, object]" = collections.OrderedDict()
         for group in plan(channels, self._base):
             self._shards.append(self._new_shard(group, saved))
         self._leased = options.get("lease") is not None
@@ -141,6 +140,12 @@ class DashlyClient(ShardedClient):
             raise ConfigurationError(
                 f"lease= covers one connection, and these {len(channels)} channels need {len(self._shards)} "
                 "(50 channels or 8 KB of URL each); split them over several leased clients")
+        # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
+        self._done_ids: Dict[str, Deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=256))
+        self._done_lock = threading.Lock()
+        self._plan = ChannelPlan(self._shards, self._where, self._base,
+                                 new_shard=lambda group: self._new_shard(group, None), spawn=self._spawn,
+                                 running=lambda: self.running, done_lock=self._done_lock, leased=self._leased)
         self._backoff = backoff or Backoff(base=10.0, cap=10.0, floor=20.0)
         self._options = options
         super().__init__(self._vendor(self._shards[0], secrets), backoff=self._backoff, **options)
@@ -148,9 +153,6 @@ class DashlyClient(ShardedClient):
         for shard in self._shards[1:]:
             self._spawn(shard)
         self._http = self._engine.http
-        # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
-        self._done_ids: Dict[str, Deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=256))
-        self._done_lock = threading.Lock()
         self._saved_at = 0.0
         self._dirty = False
 
@@ -272,97 +274,11 @@ class DashlyClient(ShardedClient):
         A changed connection is replaced from its cursor (WebSocket: the new link opens before the
         old one closes; polling: the next request), so no message is lost or delivered twice.
         """
-        new = [ch for ch in validate_channels(channels, limit=None) if ch not in self._where]
-        with self._plan_lock:
-            last = self._shards[-1]
-            joining = list(last.channels)
-            while new and fits(joining + new[:1], self._base):
-                joining.append(new.pop(0))
-            if len(joining) > len(last.channels):
-                for ch in joining[len(last.channels):]:
-                    self._where[ch] = last
-                self._apply_channels(last, joining)
-            if new and self._leased:
-                raise ConfigurationError(
-                    "these channels need another connection, which lease= does not cover; "
-                    "add them to another leased client")
-            for group in plan(new, self._base) if new else []:
-                fresh = self._new_shard(group, None)
-                for ch in group:
-                    fresh.state.put(ch, self._parked.pop(ch, None))
-                fresh.state.advance(self._shards[0].state.cursor)  # what is published from now on
-                fresh.done = fresh.state.cursor
-                self._shards.append(fresh)
-                self._spawn(fresh)
-                if self.running:
-                    assert fresh.client is not None
-                    fresh.client.start()
+        self._plan.add(channels)
 
     def remove_channels(self, channels: Union[str, Sequence[str]]) -> None:
         """Unsubscribe from channels, now; the connections left resume from their cursors."""
-        gone = [channels] if isinstance(channels, str) else list(channels)
-        with self._plan_lock:
-            if not set(self._where) - set(gone):
-                raise ConfigurationError("cannot remove every channel; stop() the client instead")
-            for ch in gone:
-                shard = self._where.pop(ch, None)
-                if shard is None:
-                    continue
-                left = [c for c in shard.channels if c != ch]
-                if left:
-                    self._apply_channels(shard, left)
-                elif shard is self._shards[0]:
-                    self._take_over(shard)
-                else:
-                    self._shards.remove(shard)
-                    assert shard.client is not None
-                    shard.client.stop()
-                    self._park(ch, shard.state.take(ch))
-
-    def _apply_channels(self, shard: Shard, channels: List[str]) -> None:
-        def change(protocol: Protocol) -> List[Any]:
-            state = protocol.state
-            for ch in set(state.channels) - set(channels):
-                self._park(ch, state.take(ch))
-            for ch in set(channels) - set(state.channels):
-                state.put(ch, self._parked.pop(ch, None))
-            return protocol.set_channels(channels)
-
-        if shard.engine is not None:
-            shard.engine.exchange(change)
-        else:
-            change(shard.protocol)
-
-    def _park(self, channel: str, state: Optional[object]) -> None:
-        """Keep a removed channel's dedupe state: added back, it does not repeat what was delivered."""
-        if state is not None:
-            self._parked[channel] = state
-            while len(self._parked) > 1024:
-                self._parked.popitem(last=False)
-
-    def _take_over(self, first: Shard) -> None:
-        """The first connection lost its last channel: it takes over every channel of the last
-        connection, resuming from that connection's cursor, with its dedupe state (nothing skipped,
-        nothing twice); the last connection ends."""
-        donor = self._shards.pop()
-        assert donor.client is not None and first.engine is not None
-        donor.client.stop()  # what it read reaches our callbacks first
-        moved = {ch: donor.state.take(ch) for ch in donor.channels}
-        cursor = donor.state.cursor
-
-        def take(protocol: Protocol) -> List[Any]:
-            for ch, state in moved.items():
-                protocol.state.put(ch, state)
-            protocol.state.lower(cursor)
-            protocol.state.advance(cursor)
-            return protocol.set_channels(list(moved))
-
-        first.engine.exchange(take)
-        with self._done_lock:
-            if donor.done is not None and (first.done is None or donor.done < first.done):
-                first.done = donor.done
-        for ch in moved:
-            self._where[ch] = first
+        self._plan.remove(channels)
 
     def __repr__(self) -> str:
         shown = f"{len(self.channels)} channels on {len(self._shards)} connections" if len(self._shards) > 1 \
