@@ -30,6 +30,7 @@ import ipaddress
 import json
 import logging
 import socket
+import sys
 import threading
 import warnings
 from typing import Any, Callable, Coroutine, Deque, Dict, Optional, Set, Tuple, TypeVar
@@ -154,9 +155,15 @@ class LocalServer:
     async def _shutdown(self) -> None:
         self._abort_all()
         if self._runner is not None:
+            server = getattr(self._site, "_server", None)
             await self._runner.cleanup()
             self._runner = None
             self._site = None
+            if sys.version_info[:3] == (3, 13, 0) and getattr(server, "_waiters", ()) is None:
+                # CPython 3.13.0 (fixed in 3.13.1): a connection's transport collected after its
+                # server closed wakes the server's waiters, which are None by then, and prints a
+                # TypeError from __del__ into the user's output.
+                server._waiters = []  # type: ignore[union-attr]
 
     async def _final_shutdown(self) -> None:
         """`_shutdown`, then cancel and await every task still on the loop, so none is destroyed pending.
