@@ -50,7 +50,7 @@ def main() -> None:
     if args.vendor == "dashly":
         cls = _dashly_with_bench_blast(cls)
     server = cls(**kwargs).start()
-    print(server.url, flush=True)
+    print(f"http://{server.host}:{server.port}", flush=True)  # the base; each suite adds its path
     threading.Event().wait()
 
 
