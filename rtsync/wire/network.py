@@ -248,7 +248,10 @@ class Network:
                  headers: Optional[Mapping[str, str]] = None) -> None:
         self.verify = verify
         self.cert = cert
-        self.context = _with_cert(ssl_context(verify), verify, cert)
+        if cert is None and isinstance(verify, bool):
+            self.context = _shared_context(verify)
+        else:
+            self.context = _with_cert(ssl_context(verify), verify, cert)
         if proxy is True:
             proxy = None  # "use a proxy" can only mean the environment's
         self.proxy: Union[None, bool, Proxy] = Proxy(proxy) if isinstance(proxy, str) else proxy
@@ -310,6 +313,19 @@ class Network:
                 continue
             merged[name] = value
         return merged
+
+
+_SHARED: Dict[bool, ssl.SSLContext] = {}
+
+
+def _shared_context(verify: bool) -> ssl.SSLContext:
+    """One context per process for `verify=True`/`False` without a client certificate (never changed
+    after it is made): each context holds its own copy of the CA store (~1 MB, ~50 ms to load), and a
+    process with hundreds of idle clients must not hold hundreds of them."""
+    context = _SHARED.get(verify)
+    if context is None:
+        context = _SHARED.setdefault(verify, ssl_context(verify))  # a race makes two; one is kept
+    return context
 
 
 def _with_cert(context: ssl.SSLContext, verify: Verify, cert: Optional[Cert]) -> ssl.SSLContext:
