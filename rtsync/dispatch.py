@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import threading
 import time
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .events import ERROR, Callback, Event
 
 __all__ = ["Dispatcher", "Handlers"]
 
 log = logging.getLogger("rtsync.dispatch")
+
+
+_NONE: Sequence[Tuple[Callback, BaseException]] = ()  # what `run` returns when every callback succeeded
 
 
 def _matches(pattern: str, value: Optional[str]) -> bool:
@@ -78,22 +82,23 @@ class Handlers:
                 self._cache[key] = found
         return found
 
-    def run(self, event: Event) -> List[Tuple[Callback, BaseException]]:
+    def run(self, event: Event) -> Sequence[Tuple[Callback, BaseException]]:
         """Call every matching callback in registration order; return the failures."""
-        failures: List[Tuple[Callback, BaseException]] = []
+        failures: Optional[List[Tuple[Callback, BaseException]]] = None
         for pattern, fn, once in self.matching(event):
             if once and not self._discard((pattern, fn, once)):
                 continue  # a `once` callback another event already consumed
             try:
                 fn(event)
             except BaseException as exc:  # SystemExit, KeyboardInterrupt too: delivery must go on
+                if failures is None:
+                    failures = []
                 failures.append((fn, exc))
-        return failures
+        return _NONE if failures is None else failures
 
 
 _STOP = object()
 _SLOW = 1.0  # a callback this slow is worth one warning: everything queues behind it
-_BATCH = 64
 
 
 class Dispatcher:
@@ -104,6 +109,12 @@ class Dispatcher:
     its timers running meanwhile (see `Client`), and the socket's own flow
     control makes the server wait. `after` runs on the dispatcher thread after
     each event's callbacks (the Dashly checkpoint uses it).
+
+    Readers hand over whole batches (one read's events) through a `SimpleQueue`,
+    whose C `put`/`get` wake the other thread only when it waits: one hand-off
+    per read, not per event. The depth is `_put - _done`, each counter written by
+    one side only (producers under `_put_lock`, the dispatcher thread alone), so
+    the per-event path takes no lock.
     """
 
     def __init__(
@@ -119,8 +130,12 @@ class Dispatcher:
         self.handlers = handlers
         self.maxsize = maxsize
         self._after = after
-        self._queue: Deque[Any] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._put = 0  # events queued, ever (producers, under _put_lock)
+        self._done = 0  # events whose callbacks ran (the dispatcher thread only)
+        self._put_lock = threading.Lock()
+        self._room = threading.Event()  # set by the dispatcher when a producer waits for room
+        self._waiting = False
         self._thread: Optional[threading.Thread] = None
         self._name = name
         self._warned_full = False
@@ -132,53 +147,62 @@ class Dispatcher:
         self._thread.start()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return self._put - self._done
 
     def put(self, event: Event, wait: Optional[Callable[[], bool]] = None) -> bool:
         """Queue one event. While full, call `wait()` (which returns False to give up) between checks."""
-        with self._cond:
-            # A callback's own call (e.g. a subscribe that yields a gap) must not wait for itself.
-            while len(self._queue) >= self.maxsize and not self.on_own_thread():
-                if not self._warned_full:
-                    self._warned_full = True
-                    log.warning(
-                        "event queue full (%d events): reading paused until callbacks catch up",
-                        self.maxsize,
-                    )
-                if wait is None:
-                    self._cond.wait(0.1)
-                    continue
-                self._cond.release()
-                try:
-                    if not wait():
-                        return False
-                finally:
-                    self._cond.acquire()
-            self._queue.append(event)
-            self._cond.notify_all()
-        return True
+        return self.put_many([event], wait)
 
     def put_many(self, events: List[Event], wait: Optional[Callable[[], bool]] = None) -> bool:
-        """Queue several events with one lock round while they fit (the reader's hot path)."""
-        with self._cond:
-            if len(self._queue) + len(events) <= self.maxsize:
-                self._queue.extend(events)
-                self._cond.notify_all()
+        """Queue `events` in order, as one batch while they fit; while full, wait as `put` does."""
+        if self.offer_all(events):
+            return True
+        pending = collections.deque(events)
+        while True:
+            self.offer(pending)
+            if not pending:
                 return True
-        for event in events:
-            if not self.put(event, wait):
+            # A callback's own call (e.g. a subscribe that yields a gap) must not wait for itself.
+            if self.on_own_thread():
+                self._give(list(pending))
+                return True
+            if not self._warned_full:
+                self._warned_full = True
+                log.warning("event queue full (%d events): reading paused until callbacks catch up", self.maxsize)
+            self._waiting = True
+            if wait is None:
+                self._room.wait(0.1)
+            elif not wait():
                 return False
+            self._room.clear()
+
+    def offer_all(self, events: List[Event]) -> bool:
+        """Queue all of `events` as one batch (the list is kept: the caller must not reuse it) if they fit now."""
+        with self._put_lock:
+            if self._put - self._done + len(events) > self.maxsize:
+                return False
+            self._put += len(events)
+            self._queue.put(events)
         return True
+
+    def _give(self, events: List[Event]) -> None:
+        with self._put_lock:
+            self._put += len(events)
+            self._queue.put(events)
 
     def offer(self, events: Deque[Event]) -> None:
         """Move from the left of `events` as many as fit now, without waiting."""
-        with self._cond:
-            room = self.maxsize - len(self._queue)
+        with self._put_lock:
+            room = self.maxsize - (self._put - self._done)
             if room <= 0 or not events:
                 return
-            take = min(room, len(events))
-            self._queue.extend(events.popleft() for _ in range(take))
-            self._cond.notify_all()
+            if room >= len(events):
+                batch = list(events)
+                events.clear()
+            else:
+                batch = [events.popleft() for _ in range(room)]
+            self._put += len(batch)
+            self._queue.put(batch)
 
     def stop(self, timeout: Optional[float] = None) -> bool:
         """Let the thread finish what is queued, then end it. Return True if it ended in time.
@@ -189,11 +213,10 @@ class Dispatcher:
         thread = self._thread
         if thread is None:
             return True
-        with self._cond:
+        with self._put_lock:
             if not self._stop_queued:
                 self._stop_queued = True
-                self._queue.append(_STOP)
-                self._cond.notify_all()
+                self._queue.put(_STOP)
         if self.on_own_thread():
             return False
         thread.join(timeout)
@@ -206,25 +229,20 @@ class Dispatcher:
         return self._thread is threading.current_thread()
 
     def has_room(self) -> bool:
-        return len(self._queue) < self.maxsize
+        return self._put - self._done < self.maxsize
 
     def _run(self) -> None:
-        queue, cond, after = self._queue, self._cond, self._after
+        get, after, handlers, clock = self._queue.get, self._after, self.handlers, time.monotonic
         while True:
-            with cond:
-                while not queue:
-                    cond.wait()
-                # Take a small batch per lock round: fewer hand-offs between the threads.
-                batch = [queue.popleft() for _ in range(min(len(queue), _BATCH))]
-                if len(queue) < self.maxsize // 2:
-                    self._warned_full = False
-                cond.notify_all()
+            batch = get()
+            if batch is _STOP:
+                return
             for item in batch:
-                if item is _STOP:
-                    return
-                began = time.monotonic()
-                self.dispatch(item)
-                took = time.monotonic() - began
+                began = clock()
+                failures = handlers.run(item)
+                if failures:
+                    self._report(item, failures)
+                took = clock() - began
                 if took >= _SLOW and not self._warned_slow:
                     self._warned_slow = True
                     log.warning("callbacks for %s took %.1f s; events wait behind them (this is said once)",
@@ -234,12 +252,20 @@ class Dispatcher:
                         after(item)
                     except BaseException:
                         log.exception("post-dispatch hook failed for %s", item.name)
+                self._done += 1
+                if self._waiting:  # a producer waits for room: tell it now, not at the end of the batch
+                    self._waiting = False
+                    self._room.set()
+            if self._put - self._done < self.maxsize // 2:
+                self._warned_full = False
 
     def dispatch(self, event: Event) -> None:
         """Run callbacks for one event on the calling thread, reporting failures as `rtsync.error`."""
         failures = self.handlers.run(event)
-        if not failures:
-            return
+        if failures:
+            self._report(event, failures)
+
+    def _report(self, event: Event, failures: Sequence[Tuple[Callback, BaseException]]) -> None:
         for fn, exc in failures:
             try:
                 log.error("callback %r failed on %s", _describe(fn), event.name, exc_info=exc)

@@ -347,6 +347,8 @@ class Reader:
             dispatcher.put_many(events)
             return
         backlog = self.backlog
+        if not backlog and dispatcher.offer_all(events):
+            return
         backlog.extend(events)
         dispatcher.offer(backlog)
         if len(backlog) > READ_AHEAD:
