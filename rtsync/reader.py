@@ -141,6 +141,7 @@ class Reader:
             self.apply(outputs, from_link=False)
         except (RtsyncError, Stopping):
             pass
+        self.flush_backlog(wait=False)  # what was read waits for no further read
 
     # ------------------------------------------------------------------
     # Reading
@@ -188,8 +189,11 @@ class Reader:
             idle = _IDLE_WAKEABLE if hasattr(link, "wake") else _IDLE_READ
             timeout = idle if due is None else max(0.0, min(idle, due - clock()))
             if self.backlog:
+                # Handed over only now, just before the read blocks and lets go of the GIL: the
+                # dispatcher wakes to a free interpreter instead of waiting for this loop.
                 self.flush_backlog(wait=False)
-                timeout = min(timeout, _BACKLOG_POLL)
+                if self.backlog:  # callbacks lag: look again soon
+                    timeout = min(timeout, _BACKLOG_POLL)
             try:
                 frames = link.recv(timeout)
             except ConnectionLost:
@@ -201,7 +205,7 @@ class Reader:
                 due = protocol.deadline()
                 if closed is None and due is not None and due <= now:
                     outputs.extend(protocol.tick(now))
-            self.apply(outputs)  # outside the lock: a full queue must not block user-facing calls
+            self.apply(outputs, defer=True)  # outside the lock: a full queue must not block user-facing calls
             if closed is not None:
                 link.close()
                 with self._lock:
@@ -286,7 +290,8 @@ class Reader:
     # ------------------------------------------------------------------
     # Acting on outputs (never with the protocol lock held)
     # ------------------------------------------------------------------
-    def apply(self, outputs: Sequence[Output], from_link: bool = True) -> None:
+    def apply(self, outputs: Sequence[Output], from_link: bool = True, defer: bool = False) -> None:
+        """Act on outputs in order. With `defer`, events stay in the backlog until the next read."""
         if self._deferred and from_link:
             outputs = [*self._deferred, *outputs]
             self._deferred = []
@@ -296,7 +301,7 @@ class Reader:
                 batch.append(out)
                 continue
             if batch:  # events before this output keep their place in line
-                self.deliver(batch)
+                self.deliver(batch, defer)
                 batch = []
             if isinstance(out, Send):
                 self._send(out.text)
@@ -327,11 +332,12 @@ class Reader:
             elif isinstance(out, Rotate):
                 self._rotate(out.reason)
         if batch:
-            self.deliver(batch)
+            self.deliver(batch, defer)
 
-    def deliver(self, events: List[Event]) -> None:
+    def deliver(self, events: List[Event], defer: bool = False) -> None:
         """Queue events in order. On the link thread a full queue does not stop reading at once:
-        up to `READ_AHEAD` more events wait in the backlog while heartbeats keep flowing."""
+        up to `READ_AHEAD` more events wait in the backlog while heartbeats keep flowing; with
+        `defer` they wait there for the next read in any case (`stream` hands them over)."""
         dispatcher = self.dispatcher
         if dispatcher is None:
             return
@@ -347,10 +353,9 @@ class Reader:
             dispatcher.put_many(events)
             return
         backlog = self.backlog
-        if not backlog and dispatcher.offer_all(events):
-            return
         backlog.extend(events)
-        dispatcher.offer(backlog)
+        if not defer:
+            dispatcher.offer(backlog)
         if len(backlog) > READ_AHEAD:
             self.flush_backlog(wait=True)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import codecs
 import logging
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Union
 
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side, State
@@ -85,7 +85,7 @@ class FrameReader:
         """Bytes to write: pongs, the answering close frame, our own frames."""
         return b"".join(self.protocol.data_to_send())
 
-    def feed(self, data: bytes) -> List[Incoming]:
+    def feed(self, data: Union[bytes, bytearray, memoryview]) -> List[Incoming]:
         """Take bytes from the socket; return complete messages and notices, in order.
 
         A frame other than a plain message waits for the next call when messages came before it
@@ -98,8 +98,13 @@ class FrameReader:
         out: List[Incoming] = []
         if self.closed is not None:
             return out  # 1.4: after a close frame, everything else is discarded
-        buf = self._buf
-        buf += data
+        # Frames are cut straight from `data` when nothing was left over from the last call (the
+        # common case): only an incomplete tail is copied into our buffer, not every byte read.
+        buf: Any = self._buf
+        if buf:
+            buf += data
+        else:
+            buf = data
         pos, end = 0, len(buf)
         limit = self.max_message_size
         proto = self.protocol
@@ -155,7 +160,10 @@ class FrameReader:
             self._through_library(frame, out)
             if self.failed or self.closed is not None:
                 break
-        del buf[:pos]
+        if buf is self._buf:
+            del buf[:pos]
+        elif pos < end:
+            self._buf += buf[pos:]
         if self.failed and not out:
             raise self._violation()
         return out  # after a violation, what came before it first: the next feed() raises
