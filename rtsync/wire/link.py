@@ -35,7 +35,7 @@ __all__ = ["Verify", "WebSocketLink", "ssl_context"]
 # Reads go into one buffer per link, grown while reads fill it: a fresh 64-256 KiB bytes
 # object per read cost an mmap, page faults and an munmap each time (about 100 us of CPU
 # per read at 2,000 messages/s), while an idle link keeps only the smallest size.
-_READ_MIN, _READ_MAX = 16 * 1024, 1024 * 1024
+_READ_MIN, _READ_MAX = 4 * 1024, 1024 * 1024
 _CLOSE_WAIT = 0.5  # how long a closing client waits for the server to end TCP (RFC 6455 7.1.1)
 
 
