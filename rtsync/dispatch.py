@@ -237,22 +237,23 @@ class Dispatcher:
             batch = get()
             if batch is _STOP:
                 return
+            began = clock()
             for item in batch:
-                began = clock()
                 failures = handlers.run(item)
                 if failures:
                     self._report(item, failures)
-                took = clock() - began
-                if took >= _SLOW and not self._warned_slow:
-                    self._warned_slow = True
-                    log.warning("callbacks for %s took %.1f s; events wait behind them (this is said once)",
-                                item.name, took)
                 if after is not None:
                     try:
                         after(item)
                     except BaseException:
                         log.exception("post-dispatch hook failed for %s", item.name)
                 self._done += 1
+                ended = clock()  # one clock read per event: this one's end is the next one's start
+                if ended - began >= _SLOW and not self._warned_slow:
+                    self._warned_slow = True
+                    log.warning("callbacks for %s took %.1f s; events wait behind them (this is said once)",
+                                item.name, ended - began)
+                began = ended
                 if self._waiting:  # a producer waits for room: tell it now, not at the end of the batch
                     self._waiting = False
                     self._room.set()

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from . import events as ev
 from .dispatch import Dispatcher
@@ -221,30 +221,27 @@ class Reader:
         """
         outputs: List[Output] = []
         for frame in frames:
-            if isinstance(frame, Heard):
-                protocol.heard(now)
-                continue
-            if isinstance(frame, Closed):
-                return outputs, frame
-            if isinstance(frame, Skipped):
-                protocol.heard(now)
-                outputs.append(Report(frame.error))
-                continue
             try:
-                if isinstance(frame, str):
+                if type(frame) is str:  # nearly every frame: the first check
                     outputs.extend(protocol.received(frame, now))
+                elif isinstance(frame, Heard):
+                    protocol.heard(now)
+                elif isinstance(frame, Closed):
+                    return outputs, frame
+                elif isinstance(frame, Skipped):
+                    protocol.heard(now)
+                    outputs.append(Report(frame.error))
                 else:
                     protocol.heard(now)
-                    outputs.extend(self._binary(protocol, frame, now))
+                    outputs.extend(self._binary(protocol, cast(bytes, frame), now))
             except RtsyncError as exc:
                 outputs.append(Fail(exc))
                 break
             except Exception as exc:  # a vendor decoder's bug must not cost the rest of the read
-                shown = frame[:_SHOWN]
                 self.log.debug("undecodable frame", exc_info=True)
                 outputs.append(Report(ProtocolError(
-                    f"skipped a frame that could not be decoded ({type(exc).__name__}): {shown!r}"
-                )))
+                    f"skipped a frame that could not be decoded ({type(exc).__name__}): "
+                    f"{cast(str, frame)[:_SHOWN]!r}")))
         return outputs, None
 
     @staticmethod
@@ -341,14 +338,20 @@ class Reader:
         dispatcher = self.dispatcher
         if dispatcher is None:
             return
-        ev.stamp(events, datetime.now(timezone.utc))  # protocols read no clock: received_at is set here
+        when = datetime.now(timezone.utc)
+        vendor_events = 0
         for event in events:
-            if not event.name.startswith("rtsync."):
-                self.counts["events"] += 1
-                self.last_event_at = event.received_at
-                self.delivered = self.was_connected  # a link that delivers has proved itself
-            elif event.name == ev.GAP:
+            values = event.__dict__
+            if values["received_at"] is None:  # protocols read no clock: received_at is set here
+                values["received_at"] = when
+            if not values["name"].startswith("rtsync."):
+                vendor_events += 1
+                self.last_event_at = values["received_at"]
+            elif values["name"] == ev.GAP:
                 self.counts["gaps"] += 1
+        if vendor_events:
+            self.counts["events"] += vendor_events
+            self.delivered = self.was_connected  # a link that delivers has proved itself
         if threading.current_thread() is not self.thread:
             dispatcher.put_many(events)
             return
