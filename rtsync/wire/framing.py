@@ -98,13 +98,47 @@ class FrameReader:
         out: List[Incoming] = []
         if self.closed is not None:
             return out  # 1.4: after a close frame, everything else is discarded
-        # Frames are cut straight from `data` when nothing was left over from the last call (the
-        # common case): only an incomplete tail is copied into our buffer, not every byte read.
-        buf: Any = self._buf
-        if buf:
-            buf += data
-        else:
-            buf = data
+        # Frames are cut straight from `data`; only an incomplete tail is copied into our buffer,
+        # and a frame begun in an earlier read takes from `data` only the bytes it still lacks.
+        if self._buf:
+            buf = self._buf
+            need = self._lacking()
+            buf += data if need is None else data[:need]
+            data = b"" if need is None else data[need:]
+            del buf[:self._cut(buf, out)]
+            if buf or self.failed or self.closed is not None:
+                buf += data  # behind a frame held back, or kept for a verdict already given
+                data = b""
+        if data:
+            pos = self._cut(data, out)
+            if pos < len(data) and self.closed is None:
+                self._buf += data[pos:]
+        if self.failed and not out:
+            raise self._violation()
+        return out  # after a violation, what came before it first: the next feed() raises
+
+    def _lacking(self) -> Optional[int]:
+        """How many bytes the frame begun in our buffer still lacks (None: not known yet, or oversized)."""
+        buf = self._buf
+        have = len(buf)
+        if have < 2:
+            return None
+        b0, b1 = buf[0], buf[1]
+        length, head = b1 & 0x7F, 2
+        if length == 126:
+            if have < 4:
+                return None
+            length, head = int.from_bytes(buf[2:4], "big"), 4
+        elif length == 127:
+            if have < 10:
+                return None
+            length, head = int.from_bytes(buf[2:10], "big"), 10
+        if length > self.max_message_size or (b0 & 0x08 and length > 125):
+            return None
+        return max(0, head + (4 if b1 & 0x80 else 0) + length - have)
+
+    def _cut(self, buf: Any, out: List[Incoming]) -> int:
+        """Cut the frames of `buf` into `out`; return how many bytes were used."""
         pos, end = 0, len(buf)
         limit = self.max_message_size
         proto = self.protocol
@@ -160,13 +194,7 @@ class FrameReader:
             self._through_library(frame, out)
             if self.failed or self.closed is not None:
                 break
-        if buf is self._buf:
-            del buf[:pos]
-        elif pos < end:
-            self._buf += buf[pos:]
-        if self.failed and not out:
-            raise self._violation()
-        return out  # after a violation, what came before it first: the next feed() raises
+        return pos
 
     def _violation(self) -> WebSocketProtocolError:
         proto = self.protocol

@@ -208,6 +208,24 @@ def test_fast_path_matches_the_library(frames: List[bytes], cut: int) -> None:
     assert len(fast.outgoing()) == len(slow.outgoing())  # the same pongs and closes (masks differ)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=200), st.binary(max_size=70_000)), max_size=8),
+       st.lists(st.integers(1, 80_000), max_size=12), st.integers(0, 3))
+def test_messages_come_whole_however_the_reads_cut_them(
+    messages: List[object], cuts: List[int], with_ping: int
+) -> None:
+    """Every byte counted once: frames cut from the read, tails kept, a begun frame completed first."""
+    data = b"".join(frame(m.encode(), 0x1) if isinstance(m, str) else frame(m, 0x2) for m in messages)
+    if with_ping:
+        data = frame(b"p", opcode=PING) + data
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    reader, out = FrameReader(1 << 20), []
+    for lo, hi in zip(points, points[1:]):
+        out += feed(reader, memoryview(bytearray(data))[lo:hi])  # as the link passes its read buffer
+    got = [m for m in out if not isinstance(m, Heard)]
+    assert got == messages and not reader.buffered
+
+
 # -- the link's reads on a real socket ----------------------------------------------------------
 def _link_on(sock: socket.socket) -> WebSocketLink:
     link = WebSocketLink(Handshake("ws://unused"))
