@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -13,22 +13,7 @@ from rtsync.events import Event
 from rtsync.testing.dashly import DashlyServer
 from rtsync.vendors.dashly import CHANNEL_DELETED
 from tests.conftest import wait_for
-
-FAST = rtsync.Backoff(base=0.05, cap=0.2)
-TRANSPORTS = ["websocket", "longpoll", "shortpoll"]
-
-
-@pytest.fixture
-def server() -> Iterator[DashlyServer]:
-    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.5) as s:
-        yield s
-
-
-def make(server: DashlyServer, transport: str, channels=("c.1", "c.2"), **kw) -> rtsync.DashlyClient:
-    kw.setdefault("backoff", FAST)
-    kw.setdefault("poll_interval", 0.1)
-    return rtsync.DashlyClient("tok", channels=list(channels), transport=transport, url=server.url, **kw)
-
+from tests.dashly_support import FAST, TRANSPORTS, make, server  # noqa: F401 - server is a fixture
 
 def collect(c: rtsync.Client, pattern: str = "c.*") -> List[Event]:
     got: List[Event] = []

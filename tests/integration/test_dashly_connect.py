@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
@@ -13,16 +13,7 @@ import rtsync
 from rtsync.events import Event
 from rtsync.testing.dashly import DashlyServer
 from tests.conftest import wait_for
-
-FAST = rtsync.Backoff(base=0.05, cap=0.2)
-TRANSPORTS = ["websocket", "longpoll", "shortpoll"]
-
-
-@pytest.fixture
-def server() -> Iterator[DashlyServer]:
-    with DashlyServer(tokens={"tok"}, longpoll_timeout=1.0, ping_interval=0.5) as s:
-        yield s
-
+from tests.dashly_support import FAST, TRANSPORTS, server  # noqa: F401 - server is a fixture
 
 def free_port() -> int:
     with socket.socket() as s:
