@@ -289,7 +289,7 @@ class Engine:
         except BaseException:
             reader.pending.pop(key, None)
             raise
-        if not pending.done.wait(timeout):
+        if not pending.wait(timeout):
             reader.pending.pop(key, None)
             raise CallTimeout(f"no answer within {timeout:g} s")
         if pending.error is not None:

@@ -57,14 +57,30 @@ class Stopping(Exception):
 
 
 class Pending:
-    """A `request()` waiting for its `Reply`."""
+    """A `request()` waiting for its `Reply`.
 
-    __slots__ = ("done", "result", "error")
+    The latch is a plain lock held from the start and released by `finish`: waiting on it is
+    one C call, where a `threading.Event` builds a Condition and a fresh lock per wait.
+    """
+
+    __slots__ = ("_latch", "result", "error")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self._latch = threading.Lock()
+        self._latch.acquire()
         self.result: Any = None
         self.error: Optional[RtsyncError] = None
+
+    def finish(self, result: Any = None, error: Optional[RtsyncError] = None) -> None:
+        self.result, self.error = result, error
+        try:
+            self._latch.release()
+        except RuntimeError:  # finished already
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """True once finished; False if `timeout` seconds passed first."""
+        return self._latch.acquire(timeout=min(max(0.0, timeout), threading.TIMEOUT_MAX))
 
 
 class Reader:
@@ -135,8 +151,7 @@ class Reader:
         if link is not None:
             link.abort()
         for p in pending.values():
-            p.error = ConnectionLost("the connection dropped before the answer came")
-            p.done.set()
+            p.finish(error=ConnectionLost("the connection dropped before the answer came"))
         try:
             self.apply(outputs, from_link=False)
         except (RtsyncError, Stopping):
@@ -318,8 +333,7 @@ class Reader:
             elif isinstance(out, Reply):
                 pending = self.pending.pop(out.key, None)
                 if pending is not None:
-                    pending.result, pending.error = out.result, out.error
-                    pending.done.set()
+                    pending.finish(out.result, out.error)
             elif isinstance(out, Report):
                 text = self.vendor.secrets.redact(str(out.error))
                 self.log.warning("%s", text)
