@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -45,6 +46,10 @@ __all__ = ["MY_MESSAGES", "ROOM_MESSAGES", "QuickMeetProtocol", "call_error", "d
 
 # `"token": "..."` and the like in a frame quoted by a report (also when the cut ends inside the value)
 _SECRET_VALUE = re.compile(r'("(?:token|resume|digest|password|authToken|secret)"\s*:\s*)"(?:[^"\\]|\\.)*"?')
+
+
+def _reraise(exc: Exception) -> List[Output]:
+    raise exc
 
 
 class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
@@ -183,7 +188,13 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.liveness.heard(now)
-        return contained(lambda: self._received(text, now), text, lambda t: quoted(self._masked(t)))
+        # `contained`'s verdict, without building two closures per frame when nothing goes wrong.
+        try:
+            return self._received(text, now)
+        except RtsyncError:
+            raise
+        except Exception as exc:
+            return contained(partial(_reraise, exc), text, lambda t: quoted(self._masked(t)))
 
     def _masked(self, text: str) -> str:
         """The frame with login tokens and credentials masked (reports quote it)."""
@@ -206,6 +217,10 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
         kind = frame.get("msg")
         if kind is not None and not isinstance(kind, str):
             return [self._bad(f"a frame whose msg is a {type(kind).__name__}, not a string", text)]
+        if kind == "changed":  # the frequent kinds first
+            return self._changed(frame, text)
+        if kind == "result":
+            return self._result(frame, now, text)
         if kind == "ping":
             pong: Dict[str, Any] = {"msg": "pong"}
             if "id" in frame:
@@ -218,10 +233,6 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
                 f"the server does not speak DDP version 1 (it offered {short(frame.get('version'))!r}): "
                 "url must point at a Rocket.Chat / QuickMeet.Chat `/websocket` endpoint (a Meteor server "
                 "speaking DDP 1). rtsync will not retry."))]
-        if kind == "result":
-            return self._result(frame, now, text)
-        if kind == "changed":
-            return self._changed(frame, text)
         if kind == "ready":
             subs = frame.get("subs") or []
             if not isinstance(subs, list):

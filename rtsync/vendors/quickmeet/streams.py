@@ -18,9 +18,14 @@ from .ejson import decode_ejson, encode_date, encode_ejson
 from .failures import RATE_LIMITED, call_error, code_of, rate_limit_wait, short
 from .fill import DELETE_MESSAGE, EPHEMERAL, MY_MESSAGES, PROVIDER, ROOM_MESSAGES, GapFill, gap, message_problem
 from .event import QuickMeetEvent
+from .fastpath import plain_message
 from .sync import ChangeLog, kind_of
 
 __all__ = ["StreamSub", "Streams", "dumps"]
+
+
+# Event.make's work without its keywords: the hot path's events, every field given in make's order.
+_event_of = QuickMeetEvent._build
 
 
 def dumps(value: Any) -> str:
@@ -51,6 +56,8 @@ class Streams(GapFill):
     _relinked: bool
     _lossy: bool
     _changes: Dict[str, ChangeLog]
+    #: live room messages `plain_message` can decode skip the general walk (False: always the walk)
+    fast_path = True
 
     if TYPE_CHECKING:  # provided by the class this is mixed into
         def _new_id(self, prefix: str) -> str:
@@ -207,6 +214,10 @@ class Streams(GapFill):
             elif self._my_held is not None:
                 self._my_held.append(message)
             return []
+        if self.fast_path:
+            plain = plain_message(args, raw)
+            if plain is not None:
+                return self._live_message(rid, args, event_name, raw, *plain)
         out = self._deliver_messages(rid, [message], event_name, raw)
         if len(args) > 1 and out and isinstance(out[0], QuickMeetEvent):  # __my_messages__' room details
             try:
@@ -217,6 +228,21 @@ class Streams(GapFill):
             out[0] = QuickMeetEvent.make(event.name, provider=PROVIDER, channel=event.channel,
                                          data=[*event.data, *extra], id=event.id, raw=raw)
         return out
+
+    def _live_message(self, rid: str, args: List[Any], channel: str, raw: str, data: Dict[str, Any],
+                      ident: str, ts: int, version: int) -> List[Output]:
+        """`_deliver_messages` for one live message `plain_message` decoded, and its room details."""
+        if not self._seen.add((ident, version)):
+            return []  # the same version of a message again (gap fill overlapping live delivery)
+        if ts > self._last_seen.get(rid, 0):
+            self._last_seen[rid] = ts
+        if channel == MY_MESSAGES and ts > (self._my_since or 0):
+            self._my_since = ts
+        if len(args) > 1:  # __my_messages__' room details: no `$` in them (plain_message made sure)
+            return [_event_of({"name": ROOM_MESSAGES, "channel": channel, "data": [data, *args[1:]], "id": ident,
+                               "provider": PROVIDER, "received_at": None, "raw": raw})]
+        return [_event_of({"name": ROOM_MESSAGES, "channel": channel, "data": [data], "id": ident,
+                           "provider": PROVIDER, "received_at": None, "raw": None})]
 
     # -- room and subscription changes ---------------------------------------
     def _sync_call(self, kind: str) -> Send:
