@@ -13,7 +13,7 @@ from rtsync.errors import ProtocolError
 from rtsync.events import Event
 from rtsync.sansio import Report
 from rtsync.vendors.quickmeet.ejson import CustomType, decode_ejson, encode_ejson
-from rtsync.vendors.quickmeet.fastpath import plain_message
+from rtsync.vendors.quickmeet.fastpath import plain_message, plain_result
 from rtsync.vendors.quickmeet.fill import message_problem, version_of
 from rtsync.vendors.quickmeet.protocol import QuickMeetProtocol
 
@@ -111,6 +111,28 @@ def test_plain_message_is_the_general_decode_or_declines(frame: tuple) -> None:
     assert same(decode_ejson(args[1:]), args[1:])
     assert ident == args[0]["_id"] and (ident, version) == version_of(args[0])
     assert ts == args[0]["ts"]["$date"]
+
+
+@settings(max_examples=300)
+@given(st.one_of(NESTED, PLAIN), st.booleans(), st.integers(0, 4))
+def test_plain_result_is_the_general_decode(result: Any, ascii: bool, spelling: int) -> None:
+    text = json.dumps({"msg": "result", "id": "m1", "result": result}, ensure_ascii=ascii, allow_nan=False)
+    if spelling == 0:
+        text = text.replace("$", "\\u0024")
+    elif spelling == 1:
+        text = text.replace('"result":', '"deep":' + "[" * 320 + "]" * 320 + ',"result":', 1)
+    parsed = json.loads(text)["result"]
+    try:
+        want = decode_ejson(parsed)
+    except ProtocolError as exc:
+        try:
+            plain_result(parsed, text)
+        except ProtocolError as again:
+            assert str(again) == str(exc)
+        else:
+            raise AssertionError("the fast path took what the walk refuses")
+        return
+    assert same(plain_result(parsed, text), want)
 
 
 def test_the_common_message_takes_the_fast_path() -> None:

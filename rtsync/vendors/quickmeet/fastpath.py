@@ -16,9 +16,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
-from .ejson import date_of_ms
+from .ejson import date_of_ms, decode_ejson
 
-__all__ = ["plain_message"]
+__all__ = ["plain_message", "plain_result"]
 
 #: Top-level fields that carry a message's dates (others fall back to the general walk).
 _DATE_FIELDS = ("ts", "_updatedAt", "editedAt")
@@ -74,3 +74,12 @@ def _ms(value: Any) -> Optional[int]:
         return None
     ms = value.get("$date")
     return ms if type(ms) is int else None
+
+
+def plain_result(result: Any, text: str) -> Any:
+    """`decode_ejson(result)` (ProtocolError included), skipping the walk when `text`, the frame it came
+    in, has no string starting with `$` and nests too little for the walk to fail: it is `result` itself."""
+    if '"$' in text or "\\u0024" in text or (
+            len(text) > 2 * _MAX_BRACKETS and text.count("{") + text.count("[") >= _MAX_BRACKETS):
+        return decode_ejson(result)
+    return result

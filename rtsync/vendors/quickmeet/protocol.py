@@ -35,11 +35,12 @@ from ...errors import AuthenticationError, ConnectionLost, ProtocolError, Rtsync
 from ...policy import close_error
 from ...sansio import BoundedSet, Connected, Fail, Handshake, Liveness, Output, Reply, Report, Send, \
     WebSocketProtocol, contained, json_object, quoted
-from .ejson import decode_ejson, encode_date
+from .ejson import decode_ejson, encode_date, encode_ejson
+from .fastpath import plain_result
 from .failures import VersionMismatch, call_error, short
 from .fill import MY_MESSAGES, ROOM_MESSAGES
 from .login import Login
-from .streams import Streams, StreamSub, dumps
+from .streams import ENCODER, Streams, StreamSub, dumps
 from .sync import ChangeLog
 
 __all__ = ["MY_MESSAGES", "ROOM_MESSAGES", "QuickMeetProtocol", "call_error", "decode_ejson", "encode_date"]
@@ -163,7 +164,9 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
 
         Raises TypeError (before anything is sent) for params EJSON cannot carry."""
         call_id = self._new_id("m")
-        frame = dumps({"msg": "method", "id": call_id, "method": method, "params": params})
+        # `dumps` of the whole frame, without walking the envelope we build ourselves.
+        frame = ENCODER.encode({"msg": "method", "id": call_id, "method": encode_ejson(method),
+                                 "params": encode_ejson(params)})
         self._internal[call_id] = ("call", method)
         return call_id, self._send_when_ready(frame)
 
@@ -266,6 +269,13 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
             return [self._bad(f"a result whose id is a {type(call_id).__name__}, not a string", raw)]
         purpose, context = self._internal.pop(call_id, ("unknown", None))
         error, result = frame.get("error"), frame.get("result")
+        if purpose == "call":  # the frequent one first
+            if error is not None:
+                return [Reply(call_id, error=call_error(str(context), error))]
+            try:
+                return [Reply(call_id, result=plain_result(result, raw))]
+            except ProtocolError as exc:  # the caller hears why, now, instead of waiting for its timeout
+                return [Reply(call_id, error=ProtocolError(f"{context}: the result could not be decoded ({exc})"))]
         if purpose == "login":
             return self._login_failed(error, context) if error is not None else self._logged_in(result, now)
         if purpose == "refresh":
@@ -289,13 +299,6 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
             return self._my_rooms(result, error, now)
         if purpose == "sync":
             return self._synced(context, result, error)
-        if purpose == "call":
-            if error is not None:
-                return [Reply(call_id, error=call_error(str(context), error))]
-            try:
-                return [Reply(call_id, result=decode_ejson(result))]
-            except ProtocolError as exc:  # the caller hears why, now, instead of waiting for its timeout
-                return [Reply(call_id, error=ProtocolError(f"{context}: the result could not be decoded ({exc})"))]
         return []
 
     def _internal_call(self, purpose: str, context: Any, method: str, params: List[Any]) -> Send:
@@ -325,7 +328,10 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
             due = min(due, self._refresh_due)
         if self.state != "ready":
             return due  # rate-limited subs go out again with the next login anyway
-        return min([due, *(s.retry_at for s in self.subs.values() if s.retry_at is not None)])
+        for sub in self.subs.values():  # asked several times per call and per read: no generator
+            if sub.retry_at is not None and sub.retry_at < due:
+                due = sub.retry_at
+        return due
 
     def tick(self, now: float) -> List[Output]:
         if (self._filling or self._my_held is not None) and self._fill_due is not None and now >= self._fill_due:

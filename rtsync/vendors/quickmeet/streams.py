@@ -21,16 +21,21 @@ from .event import QuickMeetEvent
 from .fastpath import plain_message
 from .sync import ChangeLog, kind_of
 
-__all__ = ["StreamSub", "Streams", "dumps"]
+__all__ = ["ENCODER", "StreamSub", "Streams", "dumps"]
 
 
 # Event.make's work without its keywords: the hot path's events, every field given in make's order.
 _event_of = QuickMeetEvent._build
 
 
+# What `json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)` does, without
+# building an encoder per frame (it keeps no state between calls, so threads may share it).
+ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """A frame as compact JSON, Python values encoded as EJSON."""
-    return json.dumps(encode_ejson(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return ENCODER.encode(encode_ejson(value))
 
 
 class StreamSub:
