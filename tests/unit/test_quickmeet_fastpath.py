@@ -78,8 +78,10 @@ def frames(draw: Any) -> tuple:
     frame = {"msg": "changed", "collection": "stream-room-messages", "id": "id",
              "fields": {"eventName": channel, "args": args}}
     text = json.dumps(frame, ensure_ascii=draw(st.booleans()), allow_nan=False)
-    if draw(st.integers(0, 5)) == 0:  # `$` escaped: the same JSON, a text without `"$`
-        text = text.replace("$", "\\u0024")
+    if draw(st.integers(0, 4)) == 0:  # some `$` escaped: the same JSON, fewer `"$` in the text
+        parts = text.split("$")
+        escaped = draw(st.lists(st.booleans(), min_size=len(parts) - 1, max_size=len(parts) - 1))
+        text = parts[0] + "".join(("\\u0024" if e else "$") + part for e, part in zip(escaped, parts[1:]))
     if draw(st.integers(0, 9)) == 0:  # nested past the walk's depth guard
         text = text.replace('"msg":', '"deep":' + "[" * 320 + "]" * 320 + ',"msg":', 1)
     return text, json.loads(text)["fields"]["args"]

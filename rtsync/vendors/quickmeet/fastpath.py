@@ -13,7 +13,6 @@ also words any report.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Dict, List, Optional, Tuple
 
 from .ejson import date_of_ms, decode_ejson
@@ -22,6 +21,7 @@ __all__ = ["plain_message", "plain_result"]
 
 #: Top-level fields that carry a message's dates (others fall back to the general walk).
 _DATE_FIELDS = ("ts", "_updatedAt", "editedAt")
+_LATER_DATES = _DATE_FIELDS[1:]
 #: Beyond this many brackets the general walk may meet the interpreter's recursion limit
 #: (a ProtocolError there); its verdict is then the one given, so such frames go to it.
 _MAX_BRACKETS = 300
@@ -35,51 +35,49 @@ def plain_message(args: List[Any], text: str) -> Optional[Tuple[Dict[str, Any], 
     themselves (no `$` anywhere else in the frame)."""
     message = args[0]
     ident = message.get("_id")
-    if type(ident) is not str:
+    ts = message.get("ts")
+    if type(ident) is not str or type(ts) is not dict or len(ts) != 1:
         return None
-    dollars = text.count('"$')
-    if dollars > len(_DATE_FIELDS) or "\\u0024" in text or (
-            len(text) > 2 * _MAX_BRACKETS and text.count("{") + text.count("[") >= _MAX_BRACKETS):
+    ts_ms = ts.get("$date")
+    if type(ts_ms) is not int:
+        return None
+    if _escaped_or_deep(text):
         return None
     data = dict(message)
-    found = 0
-    ts_ms = updated_ms = 0
-    for key in _DATE_FIELDS:
-        value = message.get(key)
-        if value is None:
-            if key == "ts":
-                return None  # a message without a time: the general path knows what to do
-            continue
-        ms = _ms(value)
-        if ms is None:
-            return None
-        try:
-            when: datetime = date_of_ms(ms)
-        except (OverflowError, OSError, ValueError):
-            return None  # out of datetime's range: the general path reports it
-        data[key] = when
-        found += 1
-        if key == "ts":
-            ts_ms = ms
-        elif key == "_updatedAt":
-            updated_ms = ms
-    if found != dollars:
-        return None  # some other `$` string in the frame: only the walk can tell what it is
-    return data, ident, ts_ms, updated_ms or ts_ms
-
-
-def _ms(value: Any) -> Optional[int]:
-    """The milliseconds of `{"$date": <int>}`, else None (a float, bool or plain number is the walk's)."""
-    if type(value) is not dict or len(value) != 1:
+    try:
+        data["ts"] = date_of_ms(ts_ms)
+        updated_ms = 0
+        found = 1
+        for key in _LATER_DATES:
+            value = message.get(key)
+            if value is None:
+                continue
+            ms = value.get("$date") if type(value) is dict and len(value) == 1 else None
+            if type(ms) is not int:
+                return None  # a plain number, a float, another form: the walk's
+            data[key] = date_of_ms(ms)
+            found += 1
+            if key == "_updatedAt":
+                updated_ms = ms
+    except (OverflowError, OSError, ValueError):
+        return None  # out of datetime's range: the general path reports it
+    # Each date converted spells one `"$`; another is a form (or a string) only the walk can judge.
+    # Counting `$` alone is cheaper, and settles it unless some text holds a `$`.
+    if text.count("$") != found and text.count('"$') != found:
         return None
-    ms = value.get("$date")
-    return ms if type(ms) is int else None
+    return data, ident, ts_ms, updated_ms or ts_ms
 
 
 def plain_result(result: Any, text: str) -> Any:
     """`decode_ejson(result)` (ProtocolError included), skipping the walk when `text`, the frame it came
     in, has no string starting with `$` and nests too little for the walk to fail: it is `result` itself."""
-    if '"$' in text or "\\u0024" in text or (
-            len(text) > 2 * _MAX_BRACKETS and text.count("{") + text.count("[") >= _MAX_BRACKETS):
+    if "$" in text and '"$' in text or _escaped_or_deep(text):
         return decode_ejson(result)
     return result
+
+
+def _escaped_or_deep(text: str) -> bool:
+    """A `$` spelled `\\u0024` (the text cannot prove where `$` strings are), or so many brackets that
+    the walk may fail on depth. One-character tests first: they are a tenth of the cost."""
+    return "\\" in text and "\\u0024" in text or (
+        len(text) > 2 * _MAX_BRACKETS and text.count("{") + text.count("[") >= _MAX_BRACKETS)

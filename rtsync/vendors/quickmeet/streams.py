@@ -18,7 +18,7 @@ from .ejson import decode_ejson, encode_date, encode_ejson
 from .failures import RATE_LIMITED, call_error, code_of, rate_limit_wait, short
 from .fill import DELETE_MESSAGE, EPHEMERAL, MY_MESSAGES, PROVIDER, ROOM_MESSAGES, GapFill, gap, message_problem
 from .event import QuickMeetEvent
-from .fastpath import plain_message
+from .fastpath import plain_message, plain_result
 from .sync import ChangeLog, kind_of
 
 __all__ = ["ENCODER", "StreamSub", "Streams", "dumps"]
@@ -177,6 +177,14 @@ class Streams(GapFill):
 
     # -- stream events -------------------------------------------------------
     def _changed(self, frame: Dict[str, Any], raw: str) -> List[Output]:
+        if self.fast_path and frame.get("collection") == ROOM_MESSAGES:
+            fields = frame.get("fields")
+            if type(fields) is dict:
+                event_name, args = fields.get("eventName"), fields.get("args")
+                if type(event_name) is str and type(args) is list and args and type(args[0]) is dict:
+                    live = self._live_message(args, event_name, raw)
+                    if live is not None:
+                        return live
         stream = frame.get("collection")
         if not isinstance(stream, str) or not stream.startswith("stream-"):
             return []
@@ -193,7 +201,7 @@ class Streams(GapFill):
         if stream == ROOM_MESSAGES and args and isinstance(args[0], dict):
             return self._room_message(args, event_name, raw)
         try:
-            data = decode_ejson(args)
+            data = plain_result(args, raw) if self.fast_path else decode_ejson(args)
         except ProtocolError as exc:
             return [self._bad(f"a {stream} event: {exc}", raw)]
         if stream == "stream-notify-room" and event_name.endswith(DELETE_MESSAGE) and args and \
@@ -219,10 +227,6 @@ class Streams(GapFill):
             elif self._my_held is not None:
                 self._my_held.append(message)
             return []
-        if self.fast_path:
-            plain = plain_message(args, raw)
-            if plain is not None:
-                return self._live_message(rid, args, event_name, raw, *plain)
         out = self._deliver_messages(rid, [message], event_name, raw)
         if len(args) > 1 and out and isinstance(out[0], QuickMeetEvent):  # __my_messages__' room details
             try:
@@ -234,9 +238,17 @@ class Streams(GapFill):
                                          data=[*event.data, *extra], id=event.id, raw=raw)
         return out
 
-    def _live_message(self, rid: str, args: List[Any], channel: str, raw: str, data: Dict[str, Any],
-                      ident: str, ts: int, version: int) -> List[Output]:
-        """`_deliver_messages` for one live message `plain_message` decoded, and its room details."""
+    def _live_message(self, args: List[Any], channel: str, raw: str) -> Optional[List[Output]]:
+        """What `_room_message` gives for a live message `plain_message` can decode, or None: not that case."""
+        message = args[0]
+        rid = message.get("rid")
+        rid = rid if type(rid) is str and rid else channel
+        if rid in self._filling or channel == MY_MESSAGES and self._my_held is not None:
+            return None  # held behind a fill
+        plain = plain_message(args, raw)
+        if plain is None:
+            return None
+        data, ident, ts, version = plain
         if not self._seen.add((ident, version)):
             return []  # the same version of a message again (gap fill overlapping live delivery)
         if ts > self._last_seen.get(rid, 0):
