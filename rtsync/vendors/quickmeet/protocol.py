@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import json
 import re
-from functools import partial
 from datetime import datetime
+from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError

@@ -61,7 +61,7 @@ class Streams(GapFill):
     _relinked: bool
     _lossy: bool
     _changes: Dict[str, ChangeLog]
-    #: live room messages `plain_message` can decode skip the general walk (False: always the walk)
+    #: stream events whose frame proves the EJSON walk needless skip it (`fastpath`); False: the walk for all
     fast_path = True
 
     if TYPE_CHECKING:  # provided by the class this is mixed into
