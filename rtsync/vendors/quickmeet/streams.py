@@ -18,14 +18,24 @@ from .ejson import decode_ejson, encode_date, encode_ejson
 from .failures import RATE_LIMITED, call_error, code_of, rate_limit_wait, short
 from .fill import DELETE_MESSAGE, EPHEMERAL, MY_MESSAGES, PROVIDER, ROOM_MESSAGES, GapFill, gap, message_problem
 from .event import QuickMeetEvent
+from .fastpath import plain_message, plain_result
 from .sync import ChangeLog, kind_of
 
-__all__ = ["StreamSub", "Streams", "dumps"]
+__all__ = ["ENCODER", "StreamSub", "Streams", "dumps"]
+
+
+# Event.make's work without its keywords: the hot path's events, every field given in make's order.
+_event_of = QuickMeetEvent._build
+
+
+# What `json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)` does, without
+# building an encoder per frame (it keeps no state between calls, so threads may share it).
+ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def dumps(value: Any) -> str:
     """A frame as compact JSON, Python values encoded as EJSON."""
-    return json.dumps(encode_ejson(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return ENCODER.encode(encode_ejson(value))
 
 
 class StreamSub:
@@ -51,6 +61,8 @@ class Streams(GapFill):
     _relinked: bool
     _lossy: bool
     _changes: Dict[str, ChangeLog]
+    #: stream events whose frame proves the EJSON walk needless skip it (`fastpath`); False: the walk for all
+    fast_path = True
 
     if TYPE_CHECKING:  # provided by the class this is mixed into
         def _new_id(self, prefix: str) -> str:
@@ -165,6 +177,14 @@ class Streams(GapFill):
 
     # -- stream events -------------------------------------------------------
     def _changed(self, frame: Dict[str, Any], raw: str) -> List[Output]:
+        if self.fast_path and frame.get("collection") == ROOM_MESSAGES:
+            fields = frame.get("fields")
+            if type(fields) is dict:
+                event_name, args = fields.get("eventName"), fields.get("args")
+                if type(event_name) is str and type(args) is list and args and type(args[0]) is dict:
+                    live = self._live_message(args, event_name, raw)
+                    if live is not None:
+                        return live
         stream = frame.get("collection")
         if not isinstance(stream, str) or not stream.startswith("stream-"):
             return []
@@ -181,7 +201,7 @@ class Streams(GapFill):
         if stream == ROOM_MESSAGES and args and isinstance(args[0], dict):
             return self._room_message(args, event_name, raw)
         try:
-            data = decode_ejson(args)
+            data = plain_result(args, raw) if self.fast_path else decode_ejson(args)
         except ProtocolError as exc:
             return [self._bad(f"a {stream} event: {exc}", raw)]
         if stream == "stream-notify-room" and event_name.endswith(DELETE_MESSAGE) and args and \
@@ -217,6 +237,29 @@ class Streams(GapFill):
             out[0] = QuickMeetEvent.make(event.name, provider=PROVIDER, channel=event.channel,
                                          data=[*event.data, *extra], id=event.id, raw=raw)
         return out
+
+    def _live_message(self, args: List[Any], channel: str, raw: str) -> Optional[List[Output]]:
+        """What `_room_message` gives for a live message `plain_message` can decode, or None: not that case."""
+        message = args[0]
+        rid = message.get("rid")
+        rid = rid if type(rid) is str and rid else channel
+        if rid in self._filling or channel == MY_MESSAGES and self._my_held is not None:
+            return None  # held behind a fill
+        plain = plain_message(args, raw)
+        if plain is None:
+            return None
+        data, ident, ts, version = plain
+        if not self._seen.add((ident, version)):
+            return []  # the same version of a message again (gap fill overlapping live delivery)
+        if ts > self._last_seen.get(rid, 0):
+            self._last_seen[rid] = ts
+        if channel == MY_MESSAGES and ts > (self._my_since or 0):
+            self._my_since = ts
+        if len(args) > 1:  # __my_messages__' room details: no `$` in them (plain_message made sure)
+            return [_event_of({"name": ROOM_MESSAGES, "channel": channel, "data": [data, *args[1:]], "id": ident,
+                               "provider": PROVIDER, "received_at": None, "raw": raw})]
+        return [_event_of({"name": ROOM_MESSAGES, "channel": channel, "data": [data], "id": ident,
+                           "provider": PROVIDER, "received_at": None, "raw": None})]
 
     # -- room and subscription changes ---------------------------------------
     def _sync_call(self, kind: str) -> Send:
