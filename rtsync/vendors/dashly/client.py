@@ -369,7 +369,7 @@ class DashlyClient(ShardedClient):
             done = shard.done
             # A Cursor only for a newer one: within a second's replay tags arrive out of order
             if done is None or epoch > done.epoch or (epoch == done.epoch and tag > done.tag):
-                shard.done = Cursor(epoch, tag, event.time)
+                shard.done = Cursor.of(epoch, tag, event.time)
             self._done_ids[event.channel or ""].append(int(event.id or 0))
             self._dirty = True
         return True
