@@ -22,6 +22,7 @@ from ...redact import Secrets
 from ...sansio import Fail, Handshake
 from ...wire.http import HttpClient
 from .cursor import Cursor, DashlyEvent, validate_channels
+from .envelope import EPOCHS
 from .protocol import LongPollProtocol, ShortPollProtocol, WebSocketStream
 from .replan import ChannelPlan
 from .shards import Protocol, Shard, ShardedClient, plan, restore_data, snapshot
@@ -292,7 +293,8 @@ class DashlyClient(ShardedClient):
 
     # -- checkpoints --------------------------------------------------------
     def _delivered(self, event: Event) -> None:
-        if not self._record_done(event):
+        # Runs on the dispatcher thread after every event: without a checkpoint, nothing to note.
+        if self.checkpoint is None or not self._record_done(event):
             return
         now = time.monotonic()
         if now - self._saved_at >= self.checkpoint_interval:
@@ -359,10 +361,15 @@ class DashlyClient(ShardedClient):
         shard = self._where.get(event.channel or "")
         if shard is None:
             return False
-        cursor = Cursor.parse(event.time, event.tag)
+        tag, epoch = event.tag, EPOCHS.get(event.time)
+        if type(tag) is not int or tag < 0 or epoch is None:  # not as DashlyState makes them: parse it
+            cursor = Cursor.parse(event.time, event.tag)
+            epoch, tag = cursor.epoch, cursor.tag
         with self._done_lock:
-            if shard.done is None or cursor > shard.done:
-                shard.done = cursor
+            done = shard.done
+            # A Cursor only for a newer one: within a second's replay tags arrive out of order
+            if done is None or epoch > done.epoch or (epoch == done.epoch and tag > done.tag):
+                shard.done = Cursor.of(epoch, tag, event.time)
             self._done_ids[event.channel or ""].append(int(event.id or 0))
             self._dirty = True
         return True

@@ -43,6 +43,15 @@ class Cursor:
     tag: int
     time: str = field(compare=False)
 
+    @classmethod
+    def of(cls, epoch: int, tag: int, time: str) -> "Cursor":
+        """`Cursor(epoch, tag, time)` in a third of the time, for parts already checked (the
+        after-callback hook makes one per event): the frozen `__init__` sets each field by a call."""
+        cursor = _new(cls)
+        fields = cursor.__dict__
+        fields["epoch"], fields["tag"], fields["time"] = epoch, tag, time
+        return cursor
+
     def query(self) -> str:
         # quote(), not urlencode(): the module decodes %20 but not "+" (silent loss).
         return f"tag={self.tag}&time={quote(self.time, safe='')}"
@@ -75,6 +84,7 @@ def parse_tag(value: Any) -> int:
 
 
 _epoch = epoch_of
+_new = object.__new__
 
 
 def validate_channels(channels: Sequence[str], limit: Optional[int] = MAX_CHANNELS) -> List[str]:

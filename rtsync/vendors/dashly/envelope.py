@@ -49,21 +49,22 @@ def format_http_date(epoch: float) -> str:
     return formatdate(epoch, usegmt=True)
 
 
-_epoch_cache: Dict[str, Optional[int]] = {}
+#: HTTP-date text -> epoch (None: not a date), as `epoch_of` found it; the same dict object for good
+EPOCHS: Dict[str, Optional[int]] = {}
 
 
 def epoch_of(text: str) -> Optional[int]:
     """Seconds since the epoch for an HTTP-date, or None; cached because one value serves a second."""
-    found = _epoch_cache.get(text, -1)
+    found = EPOCHS.get(text, -1)
     if found != -1:
         return found
     try:
         value: Optional[int] = int(parsedate_to_datetime(text).timestamp())
     except Exception:  # TypeError, ValueError, IndexError, OverflowError: all "not a date"
         value = None
-    if len(_epoch_cache) > 1024:
-        _epoch_cache.clear()
-    _epoch_cache[text] = value
+    if len(EPOCHS) > 1024:
+        EPOCHS.clear()
+    EPOCHS[text] = value
     return value
 
 
@@ -99,12 +100,11 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def read_fields(envelope: Dict[str, Any]) -> Fields:
+def read_fields(envelope: Dict[str, Any], msg_id: int) -> Fields:
     """The checked `(id, channel, epoch, tag, time)` of a message with `id > 0`; Poison otherwise.
 
-    Call only after `message_id()` said the id is positive.
+    `msg_id`: what `message_id()` read, positive (a counter is read once).
     """
-    msg_id = counter(envelope.get("id"), "id", 1)
     channel = envelope.get("channel")
     if type(channel) is not str:
         raise Poison(f"channel is {_kind(channel)}, not a string")

@@ -82,16 +82,19 @@ def _guarded(what: str) -> Callable[[_F], _F]:
             except RtsyncError:
                 raise
             except Exception as exc:
-                first = args[0] if args else None
-                if isinstance(first, HttpResponse):
-                    first = first.body.decode("utf-8", "replace")
-                detail = f": {shown(first)}" if isinstance(first, str) else ""
-                return [Report(ProtocolError(
-                    f"skipped a Dashly {what} that could not be handled ({type(exc).__name__}){detail}"))]
+                return [_unhandled(what, exc, args[0] if args else None)]
 
         return cast(_F, guarded)
 
     return wrap
+
+
+def _unhandled(what: str, exc: Exception, first: Any) -> Report:
+    """The Report of `_guarded`: what failed, and the start of the input it failed on."""
+    if isinstance(first, HttpResponse):
+        first = first.body.decode("utf-8", "replace")
+    detail = f": {shown(first)}" if isinstance(first, str) else ""
+    return Report(ProtocolError(f"skipped a Dashly {what} that could not be handled ({type(exc).__name__}){detail}"))
 
 
 def _explain(headers: Mapping[str, str]) -> str:
@@ -200,10 +203,15 @@ class WebSocketStream(_Base, WebSocketProtocol):
         self._opened_before = True
         return [Connected(resumed=resumed, detail=self._detail())]
 
-    @_guarded("frame")
     def received(self, text: str, now: float) -> List[Output]:
-        self.liveness.heard(now)
-        return self.state.accept(text, now)
+        # `_guarded`, written out: on every frame its wrapper would cost a call, this try nothing
+        try:
+            self.liveness.heard(now)
+            return self.state.accept(text, now)
+        except RtsyncError:
+            raise
+        except Exception as exc:
+            return [_unhandled("frame", exc, text)]
 
     def heard(self, now: float) -> None:
         self.liveness.heard(now)

@@ -11,6 +11,8 @@ from ...sansio import BoundedSet, Output, Report
 from ...sansio import loads as _loads  # json, or orjson with the `fast` extra
 from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
 from .envelope import (
+    EPOCHS as _EPOCHS,
+    MAX_COUNTER,
     Poison,
     counter,
     epoch_of,
@@ -23,6 +25,10 @@ from .envelope import (
 )
 
 __all__ = ["DashlyState"]
+
+#: False sends every message through `_one` (the general path); tests compare the two
+FAST_PATH = True
+_build = DashlyEvent._build
 
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
 #: a poison message's own (time, tag) moves the cursor only this far past the newest good one
@@ -180,14 +186,55 @@ class DashlyState:
     # -- decoding ----------------------------------------------------------
     def accept(self, text: str, now: float) -> List[Output]:
         """Events (and Reports) for one frame or body; each message is decoded on its own."""
-        out: List[Output] = []
         try:
             envelope = _loads(text)  # a WebSocket frame is exactly one envelope: the fast path
         except (ValueError, RecursionError):
             envelope = None
         if type(envelope) is dict:
+            if FAST_PATH:
+                # The common message, decided here rather than by `_one` (written out: a call
+                # costs as much as several of these checks): well-formed fields, the next id
+                # of a known channel. What `_one` and `_fresh` do for it reduces to this: only
+                # an id below the highest one, or a known one, proves a restart; no id is
+                # skipped; a channel's `since` only drops ids below the highest one, or on a
+                # channel with none yet; every id remembered is below this one. Anything else,
+                # valid or not, goes to `_one`: nothing is changed before the last check.
+                msg_id = envelope.get("id")
+                if type(msg_id) is str and msg_id.isdigit() and msg_id.isascii() and len(msg_id) < 19:
+                    msg_id = int(msg_id)
+                channel = envelope.get("channel")
+                ch = self._channels.get(channel) if type(channel) is str else None
+                time_text = envelope.get("time")
+                tag = envelope.get("tag")
+                if type(tag) is str and tag.isdigit() and tag.isascii() and len(tag) < 19:
+                    tag = int(tag)
+                if (
+                    ch is not None and type(msg_id) is int and msg_id - 1 == ch.high > 0
+                    and msg_id <= MAX_COUNTER and msg_id not in ch.seen
+                    and type(tag) is int and 0 <= tag <= MAX_COUNTER
+                    and type(time_text) is str and (epoch := _EPOCHS.get(time_text)) is not None
+                    and not (self._removed and channel in self._removed)
+                ):
+                    # _digest(), written out; a second's first time text went through epoch_of()
+                    digest = hash(text) if text[0] == "{" and text[-1] == "}" else hash(text.strip())
+                    key = (epoch, tag)
+                    ch.high, ch.high_key, ch.high_exact = msg_id, key, True
+                    seen = ch.seen
+                    seen[msg_id] = (epoch, tag, digest, self.generation)
+                    if len(seen) > 2 * self.window:
+                        self._trim(ch)
+                    newest = self._max
+                    if newest is None or key > newest:
+                        self._max, self._max_time = key, time_text
+                    return [_build({
+                        "name": PING if channel == "ping" else channel, "channel": channel,
+                        "data": envelope.get("message"), "id": msg_id, "provider": PROVIDER,
+                        "received_at": None, "raw": text, "tag": tag, "time": time_text,
+                    })]
+            out: List[Output] = []
             self._contained(envelope, text, now, out)
             return out
+        out = []
         for envelope, raw in iter_envelopes(text):
             if type(envelope) is dict:
                 self._contained(envelope, raw, now, out)
@@ -224,7 +271,7 @@ class DashlyState:
             key = salvage_key(raw)
         if key is not None and self._max is not None and 0 < key[0] <= self._max[0] + _SALVAGE_SLACK:
             self.advance(Cursor(*key))
-        if not self._poisoned.add(hash(raw.strip())):
+        if not self._poisoned.add(_digest(raw)):
             return None  # replayed by a resume or a confirming poll: reported once already
         return Report(ProtocolError(f"skipped a Dashly message ({why}): {shown(raw)}"))
 
@@ -233,11 +280,11 @@ class DashlyState:
         if msg_id <= 0:
             out.extend(self._reserved(msg_id, envelope, raw))
             return
-        msg_id, channel, epoch, tag, time_text = read_fields(envelope)
+        msg_id, channel, epoch, tag, time_text = read_fields(envelope, msg_id)
         if self._removed and channel in self._removed:
             return  # unsubscribed meanwhile: the old link's last words
         key = (epoch, tag)
-        if not self._fresh(channel, msg_id, key, hash(raw.strip()), now, out):
+        if not self._fresh(channel, msg_id, key, _digest(raw), now, out):
             return
         if self._max is None or key > self._max:
             self._max, self._max_time = key, time_text
@@ -286,10 +333,14 @@ class DashlyState:
             ch.high, ch.high_key, ch.high_exact = msg_id, key, True
         ch.seen[msg_id] = mark
         if len(ch.seen) > 2 * self.window:
-            floor = ch.high - self.window
-            ch.seen = {i: m for i, m in ch.seen.items() if i > floor}
-            ch.carried = {i for i in ch.carried if i > floor}
+            self._trim(ch)
         return True
+
+    def _trim(self, ch: _Channel) -> None:
+        """Forget the ids a window below the highest: their repeats are dropped by id alone."""
+        floor = ch.high - self.window
+        ch.seen = {i: m for i, m in ch.seen.items() if i > floor}
+        ch.carried = {i for i in ch.carried if i > floor}
 
     def _restarted(
         self, name: str, old: _Channel, msg_id: int, key: Tuple[int, int], now: float, out: List[Output]
@@ -386,6 +437,12 @@ class DashlyState:
     def _deleted(self, channel: str, message: Any, raw: str) -> List[Output]:
         self._channels.pop(channel, None)  # its ids restart at 1 if it comes back
         return [Event.make(CHANNEL_DELETED, provider=PROVIDER, channel=channel, data=message, raw=raw)]
+
+
+def _digest(raw: str) -> int:
+    """What identifies a message's text (surrounding whitespace aside). A frame of the module's
+    template has none: hash() of the text itself is cached by the str, and strip() is skipped."""
+    return hash(raw) if raw and raw[0] == "{" and raw[-1] == "}" else hash(raw.strip())
 
 
 def _gap(channel: str, ids: List[int], reason: str) -> Event:
