@@ -25,15 +25,9 @@ import json
 from typing import Any, Callable, List, Mapping, Optional, Sequence, TypeVar, Union, cast
 from urllib.parse import quote
 
-from ...errors import (
-    AuthenticationError,
-    ConnectionLost,
-    ProtocolError,
-    RequestRejected,
-    RtsyncError,
-)
+from ...errors import ProtocolError, RequestRejected, RtsyncError
 from ...credentials import CredentialSource
-from ...policy import close_error, seconds, status_error
+from ...policy import close_error
 from ...sansio import (
     Connected,
     Fail,
@@ -49,6 +43,7 @@ from ...sansio import (
 )
 from .cursor import CHANNEL_DELETED, MAX_CHANNELS, Cursor, DashlyEvent, parse_tag, validate_channels
 from .envelope import Poison, counter, format_http_date, iter_envelopes, shown
+from .refusals import explain, header, http_failure
 from .state import DashlyState
 
 __all__ = [
@@ -95,38 +90,6 @@ def _unhandled(what: str, exc: Exception, first: Any) -> Report:
         first = first.body.decode("utf-8", "replace")
     detail = f": {shown(first)}" if isinstance(first, str) else ""
     return Report(ProtocolError(f"skipped a Dashly {what} that could not be handled ({type(exc).__name__}){detail}"))
-
-
-def _explain(headers: Mapping[str, str]) -> str:
-    for key, value in headers.items():
-        if key.lower() == "x-nginx-pushstream-explain":
-            return f": {value}"
-    return ""
-
-
-def _header(headers: Mapping[str, str], name: str) -> Optional[str]:
-    name = name.lower()
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
-
-
-def http_failure(status: int, headers: Mapping[str, str]) -> RtsyncError:
-    """Classify a non-2xx/304 answer: 401/403 auth (final), other 4xx final, the rest transient."""
-    explain = _explain(headers)
-    if status in (401, 403) and not explain:
-        return AuthenticationError(
-            f"Dashly refused the auth_token (HTTP {status}). Check the token; rtsync will not retry."
-        )
-    if status == 429:  # nginx's limit_req in front of the module: wait, as the policy does everywhere
-        return status_error(status, f"Dashly (HTTP 429{explain})", seconds(_header(headers, "retry-after")))
-    if status == 414:  # nginx: the request line passed its 8 KB buffer
-        return RequestRejected("Dashly answered HTTP 414: the URL is too long (channel names, or the "
-                               "auth_token); use fewer or shorter channels per connection", status=status)
-    if 400 <= status < 500 and status != 408:
-        return RequestRejected(f"Dashly rejected the subscription (HTTP {status}{explain})", status=status)
-    return ConnectionLost(f"Dashly answered HTTP {status}{explain}")
 
 
 class _Base:
@@ -281,7 +244,7 @@ class _Polling(_Base, PollingProtocol):
         self.state.new_link()
         status = response.status
         dynamic = self._source is not None and self._source.dynamic
-        if status in (401, 403) and dynamic and not self._reasked and not _explain(response.headers):
+        if status in (401, 403) and dynamic and not self._reasked and not explain(response.headers):
             # A rotating token was refused between connections: ask the callable once more first.
             self._reasked, self._connected = True, False
             return []
@@ -307,7 +270,7 @@ class _Polling(_Base, PollingProtocol):
         return out
 
     def _validators(self, headers: Mapping[str, str]) -> Optional[Cursor]:
-        modified, etag = _header(headers, "Last-Modified"), _header(headers, "Etag")
+        modified, etag = header(headers, "Last-Modified"), header(headers, "Etag")
         if not modified:
             return None
         try:
@@ -324,7 +287,7 @@ class _Polling(_Base, PollingProtocol):
         if self.state.cursor is not None:
             return
         cursor = self._validators(headers)
-        date = _header(headers, "Date")
+        date = header(headers, "Date")
         if cursor is None and date:
             try:
                 cursor = Cursor.parse(date, 0)

@@ -6,7 +6,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ...errors import ProtocolError
-from ...events import GAP, Event
+from ...events import Event
 from ...sansio import BoundedSet, Output, Report
 from ...sansio import loads as _loads  # json, or orjson with the `fast` extra
 from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
@@ -23,6 +23,7 @@ from .envelope import (
     salvage_key,
     shown,
 )
+from .window import Channel, digest, fits, gap_event
 
 __all__ = ["DashlyState"]
 
@@ -33,32 +34,6 @@ _build = DashlyEvent._build
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
 #: a poison message's own (time, tag) moves the cursor only this far past the newest good one
 _SALVAGE_SLACK = 3600
-
-
-# What a delivered id is remembered with: (epoch, tag, digest of the text, link generation).
-# None: restored from a checkpoint, known by id only.
-_Print = Optional[Tuple[int, int, int, int]]
-
-
-class _Channel:
-    __slots__ = ("high", "high_key", "high_exact", "seen", "carried", "missing", "floor", "since")
-
-    def __init__(self) -> None:
-        self.floor = 0  # ids at or below this were delivered before (restored from a checkpoint)
-        # A channel added while running: the newest (epoch, tag) read before it was added. A
-        # stepped-back request brings its older messages too; delivered after newer ones they
-        # would arrive out of order, and they were published before the channel was asked for.
-        self.since: Optional[Tuple[int, int]] = None
-        self.high = 0
-        self.high_key: Optional[Tuple[int, int]] = None  # (epoch, tag) of the highest id
-        self.high_exact = True  # False: high_key is only an upper bound (restored)
-        self.seen: Dict[int, _Print] = {}
-        # ids kept from before a restart only because their id and (time, tag) are above the
-        # restart's first message: a restart within the same second (tags from 1 again) gives
-        # the old life's ids that too, so another text under such an id is this life's message
-        # (it replaces the old one), not one more restart
-        self.carried: Set[int] = set()
-        self.missing: Dict[int, float] = {}  # id -> when we noticed it was missing
 
 
 class DashlyState:
@@ -103,7 +78,7 @@ class DashlyState:
         self._added: Set[str] = set()  # channels added while running, not yet in a request
         self._max: Optional[Tuple[int, int]] = None  # newest (epoch, tag) over ids > 0
         self._max_time = ""
-        self._channels: Dict[str, _Channel] = {}
+        self._channels: Dict[str, Channel] = {}
         self.generation = 0  # one per link (WebSocket) or response (polling): a life can only end between
         self.resets = 0
         self._poisoned: BoundedSet[int] = BoundedSet(256)  # digests of messages reported as undecodable
@@ -137,7 +112,7 @@ class DashlyState:
         return self._channels.pop(name, None)
 
     def put(self, name: str, channel: Optional[object]) -> None:
-        if isinstance(channel, _Channel):
+        if isinstance(channel, Channel):
             self._channels[name] = channel
         elif name not in self._channels and self._max is not None:
             self._channel(name).since = self._max
@@ -145,7 +120,7 @@ class DashlyState:
 
     def asking(self) -> None:
         """A request (or handshake) carrying the channel list is being made: channels added since
-        the last one start from what has been read so far (see `_Channel.since`)."""
+        the last one start from what has been read so far (see `Channel.since`)."""
         if self._added:
             for name in self._added:
                 ch = self._channels.get(name)
@@ -177,10 +152,10 @@ class DashlyState:
             ch.floor = min(ch.seen, default=1) - 1
             ch.high_key, ch.high_exact = self._max, False
 
-    def _channel(self, name: str) -> _Channel:
+    def _channel(self, name: str) -> Channel:
         ch = self._channels.get(name)
         if ch is None:
-            ch = self._channels[name] = _Channel()
+            ch = self._channels[name] = Channel()
         return ch
 
     # -- decoding ----------------------------------------------------------
@@ -215,7 +190,7 @@ class DashlyState:
                     and type(time_text) is str and (epoch := _EPOCHS.get(time_text)) is not None
                     and not (self._removed and channel in self._removed)
                 ):
-                    # _digest(), written out; a second's first time text went through epoch_of()
+                    # digest(), written out; a second's first time text went through epoch_of()
                     digest = hash(text) if text[0] == "{" and text[-1] == "}" else hash(text.strip())
                     key = (epoch, tag)
                     ch.high, ch.high_key, ch.high_exact = msg_id, key, True
@@ -271,7 +246,7 @@ class DashlyState:
             key = salvage_key(raw)
         if key is not None and self._max is not None and 0 < key[0] <= self._max[0] + _SALVAGE_SLACK:
             self.advance(Cursor(*key))
-        if not self._poisoned.add(_digest(raw)):
+        if not self._poisoned.add(digest(raw)):
             return None  # replayed by a resume or a confirming poll: reported once already
         return Report(ProtocolError(f"skipped a Dashly message ({why}): {shown(raw)}"))
 
@@ -284,7 +259,7 @@ class DashlyState:
         if self._removed and channel in self._removed:
             return  # unsubscribed meanwhile: the old link's last words
         key = (epoch, tag)
-        if not self._fresh(channel, msg_id, key, _digest(raw), now, out):
+        if not self._fresh(channel, msg_id, key, digest(raw), now, out):
             return
         if self._max is None or key > self._max:
             self._max, self._max_time = key, time_text
@@ -299,7 +274,7 @@ class DashlyState:
         """Dedupe by (channel, id, what was delivered under it) and track gaps; False means drop."""
         ch = self._channels.get(name) or self._channel(name)
         if ch.since is not None and key <= ch.since and (not ch.high or msg_id < ch.high):
-            return False  # published before the channel was added (see _Channel.since)
+            return False  # published before the channel was added (see Channel.since)
         mark = (key[0], key[1], digest, self.generation)
         if msg_id in ch.seen:
             known = ch.seen[msg_id]
@@ -311,7 +286,7 @@ class DashlyState:
                 if known[3] != mark[3]:
                     ch.seen[msg_id] = mark  # seen on this link too: it belongs to the life this link sees
                 return False  # the same stored message again
-            elif msg_id in ch.carried and self._fits(ch, msg_id, key):
+            elif msg_id in ch.carried and fits(ch, msg_id, key):
                 # The id was only presumed to be this life's (a same-second restart gives the old
                 # life's higher ids higher tags too): this is this life's message under it.
                 ch.carried.discard(msg_id)
@@ -336,15 +311,15 @@ class DashlyState:
             self._trim(ch)
         return True
 
-    def _trim(self, ch: _Channel) -> None:
+    def _trim(self, ch: Channel) -> None:
         """Forget the ids a window below the highest: their repeats are dropped by id alone."""
         floor = ch.high - self.window
         ch.seen = {i: m for i, m in ch.seen.items() if i > floor}
         ch.carried = {i for i in ch.carried if i > floor}
 
     def _restarted(
-        self, name: str, old: _Channel, msg_id: int, key: Tuple[int, int], now: float, out: List[Output]
-    ) -> _Channel:
+        self, name: str, old: Channel, msg_id: int, key: Tuple[int, int], now: float, out: List[Output]
+    ) -> Channel:
         """Channel `name` started a new life at `msg_id`: report what the old one still owed, keep
         what provably belongs to the new one (same link and in id/tag order with this message, or
         newer by both), and expect the new life's lower ids."""
@@ -355,9 +330,9 @@ class DashlyState:
             self._max, self._max_time = (key[0], 0), format_http_date(key[0])
         if old.missing:
             late = sorted(old.missing)
-            out.append(_gap(name, late, "the channel restarted (server restart, or deleted or expired "
+            out.append(gap_event(name, late, "the channel restarted (server restart, or deleted or expired "
                                         "on the server) before these messages were received"))
-        ch = self._channels[name] = _Channel()
+        ch = self._channels[name] = Channel()
         # The message this one contradicts is of an older life, and so is everything that came on
         # its link or response (a life can only end between them). What came on this message's
         # own is of the new life; a higher id with a newer (time, tag) from another link is only
@@ -385,18 +360,6 @@ class DashlyState:
                 ch.missing[i] = now
         return ch
 
-    @staticmethod
-    def _fits(ch: _Channel, msg_id: int, key: Tuple[int, int]) -> bool:
-        """Whether `msg_id` at `key` keeps id and (time, tag) order with the channel's ids known to
-        be of its present life (not carried, not restored)."""
-        for i, m in ch.seen.items():
-            if m is None or i == msg_id or i in ch.carried:
-                continue
-            mkey = (m[0], m[1])
-            if (i < msg_id and mkey >= key) or (i > msg_id and mkey <= key):
-                return False
-        return True
-
     def due_gaps(self, now: float, force: bool = False) -> List[Output]:
         """`rtsync.gap` events for ids still missing `gap_grace` seconds after we noticed them."""
         out: List[Output] = []
@@ -408,7 +371,7 @@ class DashlyState:
                 continue
             for i in late:
                 del ch.missing[i]
-            out.append(_gap(name, late, "message ids skipped and not recovered by resume "
+            out.append(gap_event(name, late, "message ids skipped and not recovered by resume "
                                         "(expired from the server's store, or lost in transit)"))
         return out
 
@@ -437,15 +400,3 @@ class DashlyState:
     def _deleted(self, channel: str, message: Any, raw: str) -> List[Output]:
         self._channels.pop(channel, None)  # its ids restart at 1 if it comes back
         return [Event.make(CHANNEL_DELETED, provider=PROVIDER, channel=channel, data=message, raw=raw)]
-
-
-def _digest(raw: str) -> int:
-    """What identifies a message's text (surrounding whitespace aside). A frame of the module's
-    template has none: hash() of the text itself is cached by the str, and strip() is skipped."""
-    return hash(raw) if raw and raw[0] == "{" and raw[-1] == "}" else hash(raw.strip())
-
-
-def _gap(channel: str, ids: List[int], reason: str) -> Event:
-    return Event.make(GAP, provider=PROVIDER, channel=channel,
-                      data={"channel": channel, "missing": len(ids), "missing_ids": ids, "reason": reason})
-
