@@ -8,7 +8,7 @@ import threading
 from typing import Callable, Dict, List
 
 import websocket
-from common import Compare, Counter, Suite, blast, post, raw_loop
+from common import Compare, Counter, Suite, blast, client_rate, post, raw_loop
 
 KEY = "bench-key"
 SECRET = "bench-secret-of-at-least-thirty-two-bytes"
@@ -41,14 +41,8 @@ def rtsync_arm(url: str, quick: bool, signed: bool = False) -> Dict[str, float]:
     import rtsync
 
     n = N // 5 if quick else N
-    counter = Counter(n)
     client = rtsync.DialpadClient(KEY, url=url, secret=SECRET if signed else None)
-    client.on("call.*", lambda e: counter.hit())
-    with client:
-        if not client.wait_connected(30):
-            raise RuntimeError("not connected")
-        _send(url, n, signed)
-        return {"events/s": counter.rate()}
+    return client_rate(client, "call.*", n, lambda: _send(url, n, signed))
 
 
 def raw_skip(url: str, quick: bool, signed: bool = False) -> Dict[str, float]:

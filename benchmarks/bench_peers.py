@@ -15,10 +15,10 @@ import json
 import shutil
 import threading
 import time
-from typing import Any, Callable, Dict, List
+from typing import Callable, Dict, List
 
 import websocket
-from common import Compare, Counter, Suite, blast, pad_to, raw_loop
+from common import Compare, Counter, Suite, blast, client_rate, pad_to, raw_loop
 
 # -- QuickMeet (DDP) -----------------------------------------------------------------
 
@@ -124,15 +124,10 @@ def vox_rtsync(url: str, quick: bool, cable: str = "") -> Dict[str, float]:
     import rtsync
 
     n = VOX // 5 if quick else VOX
-    counter = Counter(n)
     client = rtsync.VoxsigClient(TOKEN, account_id=1, user_id=1, url=cable or f"{url.replace('http', 'ws')}/cable",
                                  presence_interval=3600)
-    client.on("message.created", lambda e: counter.hit())
-    with client:
-        if not client.wait_connected(30):
-            raise RuntimeError("not connected")
-        _vox_send(url, cable, json.dumps(IDENT, separators=(",", ":")), n)
-        return {"events/s": counter.rate()}
+    return client_rate(client, "message.created", n,
+                       lambda: _vox_send(url, cable, json.dumps(IDENT, separators=(",", ":")), n))
 
 
 def vox_actioncable_client(url: str, quick: bool, cable: str = "") -> Dict[str, float]:
@@ -236,14 +231,8 @@ def doshii_rtsync(url: str, quick: bool, gc_off: bool = False) -> Dict[str, floa
     if gc_off:
         gc.disable()
     n = DOSHII_N // 3 if quick else DOSHII_N
-    counter = Counter(n)
     client = rtsync.DoshiiClient(CLIENT_ID, url=_doshii_url(url))
-    client.on("order_*", lambda e: counter.hit())
-    with client:
-        if not client.wait_connected(30):
-            raise RuntimeError("not connected")
-        blast(url, DOSHII_FRAME, n)
-        return {"events/s": counter.rate()}
+    return client_rate(client, "order_*", n, lambda: blast(url, DOSHII_FRAME, n))
 
 
 def doshii_raw_skip(url: str, quick: bool, gc_off: bool = False) -> Dict[str, float]:

@@ -196,6 +196,17 @@ class Counter:
         return (self.target - 1) / (self.last - self.first)
 
 
+def client_rate(client: Any, pattern: str, n: int, send: Callable[[], None]) -> Dict[str, float]:
+    """Events/s of an rtsync client's `on(pattern)` callback: connect, `send()` n events, count them."""
+    counter = Counter(n)
+    client.on(pattern, lambda e: counter.hit())
+    with client:
+        if not client.wait_connected(30):
+            raise RuntimeError("not connected")
+        send()
+        return {"events/s": counter.rate()}
+
+
 def raw_loop(ws: Any, counter: Counter, decode: Callable[[Any], Any], is_event: Callable[[Any], bool]) -> None:
     """The plain websocket-client loop: `recv()` + decode until `counter` is full."""
     while not counter.done.is_set():

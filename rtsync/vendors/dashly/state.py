@@ -191,11 +191,11 @@ class DashlyState:
                     and not (self._removed and channel in self._removed)
                 ):
                     # digest(), written out; a second's first time text went through epoch_of()
-                    digest = hash(text) if text[0] == "{" and text[-1] == "}" else hash(text.strip())
+                    text_hash = hash(text) if text[0] == "{" and text[-1] == "}" else hash(text.strip())
                     key = (epoch, tag)
                     ch.high, ch.high_key, ch.high_exact = msg_id, key, True
                     seen = ch.seen
-                    seen[msg_id] = (epoch, tag, digest, self.generation)
+                    seen[msg_id] = (epoch, tag, text_hash, self.generation)
                     if len(seen) > 2 * self.window:
                         self._trim(ch)
                     newest = self._max
