@@ -70,6 +70,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 #: 3.9-3.12, tens of thousands on 3.13) and orjson's is 1024, so one limit of ours gives every Python
 #: the same verdict, and keeps what we hand on (EJSON, pydantic, users' code) far from the stack's end.
 MAX_DEPTH = 500
+_SHORT = 2 * MAX_DEPTH  # no text this short holds MAX_DEPTH + 1 opening brackets and their closes
 
 
 def loads(text: str) -> Any:
@@ -83,7 +84,8 @@ def loads(text: str) -> Any:
         value = _fast_loads(text)
     except _FastError:
         value = json.loads(text)
-    return shallow(value, text)
+    # Most frames are too short to nest that deep: no call for them (this runs once per frame).
+    return value if len(text) <= _SHORT else shallow(value, text)
 
 
 def _may_nest_deeply(text: str) -> bool:
@@ -91,7 +93,7 @@ def _may_nest_deeply(text: str) -> bool:
 
     Counted with `find`, which skips with memchr, and only up to the limit: `count` reads every
     character and took longer than orjson's whole decode of a 64 KB frame."""
-    if len(text) <= 2 * MAX_DEPTH:
+    if len(text) <= _SHORT:
         return False
     seen = 0
     for bracket in "[{":
