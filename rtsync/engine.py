@@ -34,8 +34,9 @@ from .dispatch import Dispatcher, Handlers
 from .errors import CallTimeout, ConnectionLost, ProtocolError, RtsyncError
 from .events import Event
 from .lease import Lease
+from .pending import Pending
 from .policy import Backoff, RetryBudget
-from .reader import Pending, Reader, Stopping
+from .reader import Reader, Stopping
 from .redact import Secrets
 from .sansio import Handshake, Output, PollingProtocol, WebSocketProtocol
 from .standby import Standby

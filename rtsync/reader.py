@@ -20,6 +20,7 @@ from .dispatch import Dispatcher
 from .errors import ConnectionLost, ProtocolError, RtsyncError
 from .events import Event
 from .lease import LeaseLost
+from .pending import Pending
 from .sansio import (Connected, Fail, Handshake, Output, Ping, PollingProtocol, Reply, Report, Rotate, Send,
                      WebSocketProtocol)
 from .state import State
@@ -30,7 +31,7 @@ from .wire.network import Network
 if TYPE_CHECKING:  # the engine imports this module
     from .engine import Vendor
 
-__all__ = ["READ_AHEAD", "Pending", "Reader", "Stopping"]
+__all__ = ["READ_AHEAD", "Reader", "Stopping"]
 
 # How long a blocking read may last before the protocol's deadline is asked
 # again, on a link that cannot be woken: a timer set from a user thread
@@ -54,33 +55,6 @@ _SHOWN = 120
 
 class Stopping(Exception):
     """Raised inside the link thread when `stop()` was called: unwinds it without a reconnect."""
-
-
-class Pending:
-    """A `request()` waiting for its `Reply`.
-
-    The latch is a plain lock held from the start and released by `finish`: waiting on it is
-    one C call, where a `threading.Event` builds a Condition and a fresh lock per wait.
-    """
-
-    __slots__ = ("_latch", "result", "error")
-
-    def __init__(self) -> None:
-        self._latch = threading.Lock()
-        self._latch.acquire()
-        self.result: Any = None
-        self.error: Optional[RtsyncError] = None
-
-    def finish(self, result: Any = None, error: Optional[RtsyncError] = None) -> None:
-        self.result, self.error = result, error
-        try:
-            self._latch.release()
-        except RuntimeError:  # finished already
-            pass
-
-    def wait(self, timeout: float) -> bool:
-        """True once finished; False if `timeout` seconds passed first."""
-        return self._latch.acquire(timeout=min(max(0.0, timeout), threading.TIMEOUT_MAX))
 
 
 class Reader:

@@ -17,7 +17,7 @@ import select
 import socket
 import ssl
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import websocket
@@ -61,6 +61,7 @@ class WebSocketLink:
         self._what = f"WebSocket handshake with {display_url or 'the server'}"
         self._reader = FrameReader(max_message_size)
         self._lock = threading.Lock()  # the FrameReader's state and the socket's write side
+        self._reading = threading.Lock()  # held by recv while it polls and reads the descriptors
         self._closed = False
         self._sock: Optional[socket.socket] = None
         self._poller: Any = None
@@ -218,20 +219,24 @@ class WebSocketLink:
     def abort(self) -> None:
         """Shut the socket at once; a `recv`, connect or handshake blocked in another thread fails at once."""
         self._closed = True
-        waker, self._waker = self._waker, None
-        for end in waker or ():
-            end.close()
+        self.wake()  # a recv waiting in poll returns now...
         sock = self._sock
-        if sock is None:
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            sock.close()
-        except OSError:
-            pass
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        # ...and only then are its descriptors closed: closed under a poll, their numbers could be
+        # reused by another connection of the process, which the poll would then wait on.
+        with self._reading:
+            waker, self._waker = self._waker, None
+            for end in waker or ():
+                end.close()
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
 
     # -- reads (reader thread only) ----------------------------------------
     def recv(self, timeout: Optional[float]) -> List[Incoming]:
@@ -248,12 +253,20 @@ class WebSocketLink:
                 return items
         sock = self._sock
         assert sock is not None, "recv() before connect()"
+        with self._reading:  # abort() closes the descriptors only between reads
+            if self._closed:
+                raise ConnectionLost("the connection is closed")
+            data = self._read(sock, timeout)
+        return self._feed(data) if data else []
+
+    def _read(self, sock: socket.socket, timeout: Optional[float]) -> Any:
+        """The bytes available after waiting up to `timeout` (empty: none came); ConnectionLost at the end."""
         # Wait with poll, never with settimeout(): the timeout is the socket's, shared with
         # writes from other threads, and settimeout(0) would make it non-blocking (BlockingIOError).
         pending = getattr(sock, "pending", None)  # bytes the TLS layer holds are invisible to poll
         try:
             if not (pending is not None and pending()) and not self._readable(sock, timeout):
-                return []
+                return b""
             if self._readv is not None:
                 got = self._readv(sock.fileno(), self._inbufs)
             else:
@@ -264,12 +277,12 @@ class WebSocketLink:
             while got and pending is not None and pending():  # drain what TLS already decrypted
                 data = bytes(data) + sock.recv(len(self._inbuf))
         except (socket.timeout, ssl.SSLWantReadError, BlockingIOError):  # the last: readv on a spurious wake
-            return []
+            return b""
         except (OSError, ValueError) as exc:  # ValueError: a socket closed meanwhile
             raise ConnectionLost(f"connection lost: {type(exc).__name__}") from None
         if not got:
             raise ConnectionLost("connection closed by the server without a close frame")
-        return self._feed(data)
+        return data
 
     def _grow(self) -> None:
         self._inbuf = bytearray(2 * len(self._inbuf))

@@ -7,6 +7,7 @@ import resource
 import socket
 import struct
 import threading
+import time
 from typing import List
 
 import pytest
@@ -295,6 +296,39 @@ def test_wake_ends_a_long_wait_at_once_and_loses_no_data() -> None:
         link.wake()  # after abort: harmless
         with pytest.raises(ConnectionLost):
             link.recv(None)
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_abort_ends_a_waiting_read_before_its_descriptors_can_be_reused() -> None:
+    # Closed under a waiting poll, the numbers could go to another connection of the process and
+    # the poll would wait on that one (stop() then timed out): abort wakes the read, then closes.
+    ours, theirs = socket.socketpair()
+    try:
+        link = _link_on(ours)
+        link._make_waker()  # noqa: SLF001 - connect() makes it
+        numbers = {ours.fileno(), *(end.fileno() for end in link._waker or ())}  # noqa: SLF001
+        ended: List[str] = []
+
+        def read() -> None:
+            try:
+                link.recv(None)  # no deadline: only abort() can end it
+            except ConnectionLost:
+                ended.append("lost")
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.2)
+        link.abort()
+        reused = [socket.socket() for _ in range(4)]  # the freed numbers go to new sockets at once
+        try:
+            assert numbers & {s.fileno() for s in reused}
+            reader.join(5)
+            assert not reader.is_alive() and ended == ["lost"]
+        finally:
+            for s in reused:
+                s.close()
     finally:
         ours.close()
         theirs.close()
