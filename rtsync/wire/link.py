@@ -257,6 +257,8 @@ class WebSocketLink:
             if self._closed:
                 raise ConnectionLost("the connection is closed")
             data = self._read(sock, timeout)
+            if not data and self._closed:  # woken by abort(), not by a deadline
+                raise ConnectionLost("the connection is closed")
         return self._feed(data) if data else []
 
     def _read(self, sock: socket.socket, timeout: Optional[float]) -> Any:
