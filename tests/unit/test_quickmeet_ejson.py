@@ -26,14 +26,16 @@ VALUES = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dic
                       max_leaves=20)
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equality where NaN equals NaN (EJSON carries it; Python's == does not)."""
+def same(a: Any, b: Any, ordered: bool = False) -> bool:
+    """Equality that checks types (True is not 1) and where NaN equals NaN (EJSON carries it;
+    Python's == does not); `ordered` also compares the order of every dict's keys."""
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y, ordered) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        keys_match = list(a) == list(b) if ordered else a.keys() == b.keys()
+        return keys_match and all(same(a[k], b[k], ordered) for k in a)
     return type(a) is type(b) and a == b
 
 

@@ -16,6 +16,7 @@ from rtsync.vendors.quickmeet.ejson import CustomType, decode_ejson, encode_ejso
 from rtsync.vendors.quickmeet.fastpath import plain_message, plain_result
 from rtsync.vendors.quickmeet.fill import message_problem, version_of
 from rtsync.vendors.quickmeet.protocol import QuickMeetProtocol
+from tests.unit.test_quickmeet_ejson import same as ejson_same
 
 LOGIN = {"user": {"username": "him"}, "password": {"digest": "d" * 64, "algorithm": "sha-256"}}
 LOGIN_OK = '{"msg":"result","id":"login1","result":{"id":"me","token":"tok-tok-tok","type":"password"}}'
@@ -95,14 +96,8 @@ def frames(draw: Any) -> Frame:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equality that also checks types (True is not 1) and that NaN equals NaN."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
+    """The EJSON tests' equality, with every dict's key order compared too."""
+    return ejson_same(a, b, ordered=True)
 
 
 @settings(max_examples=400)
