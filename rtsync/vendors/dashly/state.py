@@ -177,7 +177,7 @@ class DashlyState:
                 msg_id = envelope.get("id")
                 if type(msg_id) is str and msg_id.isdigit() and msg_id.isascii() and len(msg_id) < 19:
                     msg_id = int(msg_id)
-                channel = envelope.get("channel")
+                channel: Any = envelope.get("channel")
                 ch = self._channels.get(channel) if type(channel) is str else None
                 time_text = envelope.get("time")
                 tag = envelope.get("tag")
@@ -201,11 +201,7 @@ class DashlyState:
                     newest = self._max
                     if newest is None or key > newest:
                         self._max, self._max_time = key, time_text
-                    return [_build({
-                        "name": PING if channel == "ping" else channel, "channel": channel,
-                        "data": envelope.get("message"), "id": msg_id, "provider": PROVIDER,
-                        "received_at": None, "raw": text, "tag": tag, "time": time_text,
-                    })]
+                    return [_event(envelope, channel, msg_id, text, tag, time_text)]
             out: List[Output] = []
             self._contained(envelope, text, now, out)
             return out
@@ -263,10 +259,7 @@ class DashlyState:
             return
         if self._max is None or key > self._max:
             self._max, self._max_time = key, time_text
-        out.append(DashlyEvent._build({
-            "name": PING if channel == "ping" else channel, "channel": channel, "data": envelope.get("message"), "id": msg_id,
-            "provider": PROVIDER, "received_at": None, "raw": raw, "tag": tag, "time": time_text,
-        }))
+        out.append(_event(envelope, channel, msg_id, raw, tag, time_text))
 
     def _fresh(
         self, name: str, msg_id: int, key: Tuple[int, int], digest: int, now: float, out: List[Output]
@@ -331,7 +324,7 @@ class DashlyState:
         if old.missing:
             late = sorted(old.missing)
             out.append(gap_event(name, late, "the channel restarted (server restart, or deleted or expired "
-                                        "on the server) before these messages were received"))
+                                             "on the server) before these messages were received"))
         ch = self._channels[name] = Channel()
         # The message this one contradicts is of an older life, and so is everything that came on
         # its link or response (a life can only end between them). What came on this message's
@@ -372,7 +365,7 @@ class DashlyState:
             for i in late:
                 del ch.missing[i]
             out.append(gap_event(name, late, "message ids skipped and not recovered by resume "
-                                        "(expired from the server's store, or lost in transit)"))
+                                             "(expired from the server's store, or lost in transit)"))
         return out
 
     def gap_deadline(self) -> Optional[float]:
@@ -400,3 +393,11 @@ class DashlyState:
     def _deleted(self, channel: str, message: Any, raw: str) -> List[Output]:
         self._channels.pop(channel, None)  # its ids restart at 1 if it comes back
         return [Event.make(CHANNEL_DELETED, provider=PROVIDER, channel=channel, data=message, raw=raw)]
+
+
+def _event(envelope: Dict[str, Any], channel: str, msg_id: int, raw: str, tag: int, time_text: str) -> DashlyEvent:
+    """The event of an accepted message (both paths build it here)."""
+    return _build({
+        "name": PING if channel == "ping" else channel, "channel": channel, "data": envelope.get("message"),
+        "id": msg_id, "provider": PROVIDER, "received_at": None, "raw": raw, "tag": tag, "time": time_text,
+    })
