@@ -230,7 +230,7 @@ class Reader:
                 self.log.debug("undecodable frame", exc_info=True)
                 outputs.append(Report(ProtocolError(
                     f"skipped a frame that could not be decoded ({type(exc).__name__}): "
-                    f"{cast(str, frame)[:_SHOWN]!r}")))
+                    f"{cast(Union[str, bytes], frame)[:_SHOWN]!r}")))
         return outputs, None
 
     @staticmethod
