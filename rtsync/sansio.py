@@ -58,6 +58,7 @@ __all__ = [
     "json_object",
     "loads",
     "shallow",
+    "undecodable",
 ]
 
 @dataclass(frozen=True)
@@ -160,8 +161,12 @@ def contained(decode: Callable[[], List[Output]], text: str,
     except RtsyncError:
         raise
     except Exception as exc:
-        return [Report(ProtocolError(
-            f"skipped a frame that could not be decoded ({type(exc).__name__}): {quote(text)}"))]
+        return [undecodable(exc, text, quote)]
+
+
+def undecodable(exc: Exception, text: str, quote: Callable[[str], str] = quoted) -> Report:
+    """The Report for a frame whose decoding raised `exc` (what `contained` gives)."""
+    return Report(ProtocolError(f"skipped a frame that could not be decoded ({type(exc).__name__}): {quote(text)}"))
 
 
 class Liveness:

@@ -28,13 +28,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError
 from ...policy import close_error
 from ...sansio import BoundedSet, Connected, Fail, Handshake, Liveness, Output, Reply, Report, Send, \
-    WebSocketProtocol, contained, json_object, quoted
+    WebSocketProtocol, json_object, quoted, undecodable
 from .ejson import decode_ejson, encode_date, encode_ejson
 from .fastpath import plain_result
 from .failures import VersionMismatch, call_error, short
@@ -47,10 +46,6 @@ __all__ = ["MY_MESSAGES", "ROOM_MESSAGES", "QuickMeetProtocol", "call_error", "d
 
 # `"token": "..."` and the like in a frame quoted by a report (also when the cut ends inside the value)
 _SECRET_VALUE = re.compile(r'("(?:token|resume|digest|password|authToken|secret)"\s*:\s*)"(?:[^"\\]|\\.)*"?')
-
-
-def _reraise(exc: Exception) -> List[Output]:
-    raise exc
 
 
 class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
@@ -197,7 +192,7 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
         except RtsyncError:
             raise
         except Exception as exc:
-            return contained(partial(_reraise, exc), text, lambda t: quoted(self._masked(t)))
+            return [undecodable(exc, text, lambda t: quoted(self._masked(t)))]
 
     def _masked(self, text: str) -> str:
         """The frame with login tokens and credentials masked (reports quote it)."""
