@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Optional
 
-__all__ = ["MAX_DEPTH", "loads", "shallow"]
+__all__ = ["MAX_DEPTH", "loads", "more_brackets_than", "shallow"]
 
 _fast_loads: Optional[Callable[[str], Any]]
 try:  # the `fast` extra: several times quicker than json on every frame
@@ -37,18 +37,21 @@ def loads(text: str) -> Any:
 
 
 def _may_nest_deeply(text: str) -> bool:
-    """Whether `text` holds more than MAX_DEPTH opening brackets (all that deep nesting needs).
+    """Whether `text` holds more than MAX_DEPTH opening brackets (all that deep nesting needs)."""
+    return len(text) > _SHORT and more_brackets_than(text, MAX_DEPTH)
+
+
+def more_brackets_than(text: str, limit: int) -> bool:
+    """Whether `text` holds more than `limit` opening brackets (`[` and `{`, in strings too).
 
     Counted with `find`, which skips with memchr, and only up to the limit: `count` reads every
     character and took longer than orjson's whole decode of a 64 KB frame."""
-    if len(text) <= _SHORT:
-        return False
     seen = 0
     for bracket in "[{":
         at = text.find(bracket)
         while at >= 0:
             seen += 1
-            if seen > MAX_DEPTH:
+            if seen > limit:
                 return True
             at = text.find(bracket, at + 1)
     return False

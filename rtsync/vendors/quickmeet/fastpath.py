@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...jsontext import more_brackets_than
 from .ejson import date_of_ms, decode_ejson
 
 __all__ = ["plain_message", "plain_result"]
@@ -80,4 +81,4 @@ def _escaped_or_deep(text: str) -> bool:
     """A `$` spelled `\\u0024` (the text cannot prove where `$` strings are), or so many brackets that
     the walk may fail on depth. One-character tests first: they are a tenth of the cost."""
     return "\\" in text and "\\u0024" in text or (
-        len(text) > 2 * _MAX_BRACKETS and text.count("{") + text.count("[") >= _MAX_BRACKETS)
+        len(text) > 2 * _MAX_BRACKETS and more_brackets_than(text, _MAX_BRACKETS - 1))
