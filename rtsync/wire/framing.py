@@ -71,6 +71,10 @@ class FrameReader:
         self._dropping = False  # the open fragmented message outgrew max_message_size
         self._error: Optional[BaseException] = None  # why we failed the link ourselves
         self.closed: Optional[Closed] = None
+        #: `buffered or failed` as of the last `feed`, read by the link on every read (no call)
+        self.more = False
+        #: the library may hold bytes to send (pongs, closes): only then is `outgoing()` worth a call
+        self.to_send = False
 
     @property
     def buffered(self) -> bool:
@@ -83,6 +87,7 @@ class FrameReader:
 
     def outgoing(self) -> bytes:
         """Bytes to write: pongs, the answering close frame, our own frames."""
+        self.to_send = False
         return b"".join(self.protocol.data_to_send())
 
     def feed(self, data: Union[bytes, bytearray, memoryview]) -> List[Incoming]:
@@ -93,10 +98,11 @@ class FrameReader:
         fails the link: then the call raises WebSocketProtocolError (send `outgoing()` first: it
         holds the failing close frame).
         """
-        if self.failed:
+        if self._error is not None or self.protocol.parser_exc is not None:  # `failed`, without a call
             raise self._violation()
         out: List[Incoming] = []
         if self.closed is not None:
+            self.more = False
             return out  # 1.4: after a close frame, everything else is discarded
         # Frames are cut straight from `data`; only an incomplete tail is copied into our buffer,
         # and a frame begun in an earlier read takes from `data` only the bytes it still lacks.
@@ -113,8 +119,10 @@ class FrameReader:
             pos = self._cut(data, out)
             if pos < len(data) and self.closed is None:
                 self._buf += data[pos:]
-        if self.failed and not out:
+        failed = self.failed
+        if failed and not out:
             raise self._violation()
+        self.more = failed or (bool(self._buf) and self.closed is None)
         return out  # after a violation, what came before it first: the next feed() raises
 
     def _lacking(self) -> Optional[int]:
@@ -141,7 +149,8 @@ class FrameReader:
         """Cut the frames of `buf` into `out`; return how many bytes were used."""
         pos, end = 0, len(buf)
         limit = self.max_message_size
-        proto = self.protocol
+        # Only the library changes these (a frame through it ends this loop or is followed by a look again).
+        fast = self.protocol.state is _OPEN and not self._open
         while True:
             if self._skip:
                 take = min(self._skip, end - pos)
@@ -171,12 +180,12 @@ class FrameReader:
                 pos += self._oversized(buf, pos, b0, b1, head, length, out)
                 if self.failed:
                     break
+                fast = self.protocol.state is _OPEN and not self._open
                 continue
             stop = pos + head + length
             if stop > end:
                 break
-            if (b0 == _FAST_TEXT or b0 == _FAST_BINARY) and b1 < 0x80 and not self._open \
-                    and proto.state is _OPEN:
+            if fast and (b0 == _FAST_TEXT or b0 == _FAST_BINARY) and b1 < 0x80:
                 start, pos = pos + head, stop
                 if b0 == _FAST_BINARY:
                     out.append(bytes(buf[start:stop]))
@@ -194,6 +203,7 @@ class FrameReader:
             self._through_library(frame, out)
             if self.failed or self.closed is not None:
                 break
+            fast = self.protocol.state is _OPEN and not self._open
         return pos
 
     def _violation(self) -> WebSocketProtocolError:
@@ -221,6 +231,7 @@ class FrameReader:
 
     def _through_library(self, frame: bytes, out: List[Incoming], oversized: int = 0) -> None:
         proto = self.protocol
+        self.to_send = True
         if self._open and frame[0] & 0x0F == 0x8:
             # A close may interrupt a fragmented message (5.4, Autobahn 7.1.5): the partial message
             # is dropped and the close answered normally; websockets would fail the link with 1002.
@@ -275,19 +286,24 @@ class FrameReader:
 
     def _fail(self, code: int, reason: str) -> None:
         proto = self.protocol
+        self.to_send = True
         proto.fail(code, reason)
         self._error = ProtocolError(reason)
 
     # -- writes -------------------------------------------------------------
     def send_text(self, text: str) -> None:
+        self.to_send = True
         self.protocol.send_text(text.encode("utf-8"))
 
     def send_binary(self, data: bytes) -> None:
+        self.to_send = True
         self.protocol.send_binary(data)
 
     def send_ping(self, payload: bytes = b"") -> None:
+        self.to_send = True
         self.protocol.send_ping(payload)
 
     def send_close(self, code: int = 1000, reason: str = "") -> None:
+        self.to_send = True
         if self.protocol.state is _OPEN:
             self.protocol.send_close(code, reason)

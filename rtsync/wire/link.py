@@ -64,7 +64,9 @@ class WebSocketLink:
         self._reading = threading.Lock()  # held by recv while it polls and reads the descriptors
         self._closed = False
         self._sock: Optional[socket.socket] = None
-        self._poller: Any = None
+        self._poller: Any = None  # the socket's and the waker's, once connected (where poll() exists)
+        self._fd = -1
+        self._pending: Optional[Callable[[], int]] = None  # an SSL socket's: bytes it decrypted already
         self._inbuf = bytearray(_READ_MIN)
         self._inview = memoryview(self._inbuf)
         self._inbufs = [self._inbuf]
@@ -121,17 +123,26 @@ class WebSocketLink:
             self.abort()
             raise ConnectionLost("the connection was closed while opening")
         self.subprotocol = (self._ws.getheaders() or {}).get("sec-websocket-protocol")
-        self._sock = self._ws.sock
-        if type(self._sock) is socket.socket and hasattr(os, "readv"):
+        sock = self._sock = self._ws.sock
+        self._pending = getattr(sock, "pending", None)
+        if type(sock) is socket.socket and hasattr(os, "readv"):
             self._readv = os.readv
         self._make_waker()
         return self
 
     def _make_waker(self) -> None:
+        """The waker, and the poller that watches it with the socket (where poll() exists)."""
+        sock = self._sock
+        assert sock is not None
         waker = socket.socketpair()
         for end in waker:
             end.setblocking(False)
         self._waker = waker
+        self._fd = sock.fileno()
+        if hasattr(select, "poll"):  # Windows: select() in _readable
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+            self._poller.register(waker[0], select.POLLIN)
 
     def _open(self, host: str, port: int, secure: bool) -> socket.socket:
         """TCP (and TLS) to host:port, through a proxy if one applies; `abort()` ends any step at once."""
@@ -247,30 +258,38 @@ class WebSocketLink:
         """
         if self._closed:
             raise ConnectionLost("the connection is closed")
-        if self._reader.buffered or self._reader.failed:
+        if self._reader.more:
             items = self._feed(b"")  # frames held back behind the previous read's messages
             if items:
                 return items
-        sock = self._sock
-        assert sock is not None, "recv() before connect()"
         with self._reading:  # abort() closes the descriptors only between reads
             if self._closed:
                 raise ConnectionLost("the connection is closed")
-            data = self._read(sock, timeout)
+            data = self._read(timeout)
             if not data and self._closed:  # woken by abort(), not by a deadline
                 raise ConnectionLost("the connection is closed")
         return self._feed(data) if data else []
 
-    def _read(self, sock: socket.socket, timeout: Optional[float]) -> Any:
+    def _read(self, timeout: Optional[float]) -> Any:
         """The bytes available after waiting up to `timeout` (empty: none came); ConnectionLost at the end."""
         # Wait with poll, never with settimeout(): the timeout is the socket's, shared with
         # writes from other threads, and settimeout(0) would make it non-blocking (BlockingIOError).
-        pending = getattr(sock, "pending", None)  # bytes the TLS layer holds are invisible to poll
+        sock = self._sock
+        assert sock is not None, "recv() before connect()"
+        pending = self._pending  # bytes the TLS layer holds are invisible to poll
         try:
-            if not (pending is not None and pending()) and not self._readable(sock, timeout):
-                return b""
+            if not (pending is not None and pending()):
+                poller = self._poller
+                if poller is None:
+                    if not self._readable(sock, timeout):
+                        return b""
+                else:
+                    ready = poller.poll(None if timeout is None else timeout * 1000)
+                    # Nearly always one descriptor, the socket's: the rest is the waker's business.
+                    if not (len(ready) == 1 and ready[0][0] == self._fd) and not self._woken(ready):
+                        return b""
             if self._readv is not None:
-                got = self._readv(sock.fileno(), self._inbufs)
+                got = self._readv(self._fd, self._inbufs)
             else:
                 got = sock.recv_into(self._inbuf)
             data: Any = self._inview[:got]
@@ -296,32 +315,35 @@ class WebSocketLink:
             try:
                 return self._reader.feed(data)
             finally:
-                try:
-                    self._flush()  # pongs, the answering close frame, the failing close frame
-                except OSError:
-                    pass
+                if self._reader.to_send:
+                    try:
+                        self._flush()  # pongs, the answering close frame, the failing close frame
+                    except OSError:
+                        pass
 
     def _readable(self, sock: socket.socket, timeout: Optional[float]) -> bool:
-        """Wait for bytes on `sock`; False after `timeout`, or at once when `wake()` was called."""
+        """Wait for bytes on `sock` where poll() is missing (Windows); False after `timeout` or a `wake()`."""
         waker = self._waker
         if waker is None:
             return _readable(sock, timeout, None)
-        if not hasattr(select, "poll"):  # Windows: select() there has no descriptor limit
-            ready = select.select([sock, waker[0]], [], [], timeout)[0]
-        else:
-            if self._poller is None:
-                self._poller = select.poll()
-                self._poller.register(sock, select.POLLIN)
-                self._poller.register(waker[0], select.POLLIN)
-            events = self._poller.poll(None if timeout is None else timeout * 1000)
-            ready = [sock if fd == sock.fileno() else waker[0] for fd, _ in events]
+        ready = select.select([sock, waker[0]], [], [], timeout)[0]  # no descriptor limit there
         if waker[0] in ready:
-            try:
-                while waker[0].recv(4096):
-                    pass
-            except OSError:  # drained (BlockingIOError) or closed by abort()
-                pass
+            self._drain_waker()
         return sock in ready
+
+    def _woken(self, ready: List[Tuple[int, int]]) -> bool:
+        """What poll() found besides the socket alone: drain the waker; True if the socket is readable too."""
+        if any(fd != self._fd for fd, _ in ready):
+            self._drain_waker()
+        return any(fd == self._fd for fd, _ in ready)
+
+    def _drain_waker(self) -> None:
+        waker = self._waker
+        try:
+            while waker is not None and waker[0].recv(4096):
+                pass
+        except OSError:  # drained (BlockingIOError) or closed by abort()
+            pass
 
 
 def _readable(sock: socket.socket, timeout: Optional[float], poller: Any) -> bool:
