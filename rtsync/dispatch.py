@@ -85,7 +85,8 @@ class Handlers:
     def run(self, event: Event) -> Sequence[Tuple[Callback, BaseException]]:
         """Call every matching callback in registration order; return the failures."""
         failures: Optional[List[Tuple[Callback, BaseException]]] = None
-        for pattern, fn, once in self.matching(event):
+        found = self._cache.get((event.name, event.channel))  # `matching`, without its call once cached
+        for pattern, fn, once in self.matching(event) if found is None else found:
             if once and not self._discard((pattern, fn, once)):
                 continue  # a `once` callback another event already consumed
             try:

@@ -162,7 +162,7 @@ class Engine:
             self._handlers if self._standby is None else self._standby.gate,
             maxsize=self._queue_size,
             name=f"rtsync-{self.vendor.name}-dispatch",
-            after=self._after_callbacks,
+            after=self._after_hook(),
         )
         self._dispatcher.start()
         self._thread = reader.thread = threading.Thread(
@@ -198,6 +198,13 @@ class Engine:
             self._thread = self._reader.thread = None
             self._dispatcher = self._reader.dispatcher = None
         self._stopped()
+
+    def _after_hook(self) -> Optional[Callable[[Event], None]]:
+        """What runs after each event's callbacks: the one hook itself where there is one (a call per event less)."""
+        hooks = [hook for hook in (self._tap, self.vendor.delivered) if hook is not None]
+        if self._standby is None and len(hooks) <= 1:
+            return hooks[0] if hooks else None
+        return self._after_callbacks
 
     def _after_callbacks(self, event: Event) -> None:
         if self._standby is not None and self._standby.gate.was_dropped(event):
@@ -324,6 +331,7 @@ class Engine:
     # ------------------------------------------------------------------
     def _run(self) -> None:
         reader, standby = self._reader, self._standby
+        reader.ident = threading.get_ident()
         try:
             while not self._stopping.is_set():
                 reader.was_connected = reader.delivered = False

@@ -27,7 +27,7 @@ class Inbox:
     it gets is an `rtsync.gap` saying how many it missed.
     """
 
-    def __init__(self, size: int, provider: str, handled: Optional[Callable[[Event], bool]] = None) -> None:
+    def __init__(self, size: int, provider: str, handled: Optional[Callable[[Event], object]] = None) -> None:
         self._handled = handled
         self._events: Deque[Event] = collections.deque(maxlen=size)  # appending drops the oldest
         self._size = size

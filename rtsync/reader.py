@@ -90,6 +90,7 @@ class Reader:
         self.lease_reason = ""
         # Set by the engine on start: the thread that runs this loop and the queue it fills.
         self.thread: Optional[threading.Thread] = None
+        self.ident: Optional[int] = None  # that thread's, once it runs (compared on every read)
         self.dispatcher: Optional[Dispatcher] = None
         self.link: Optional[Link] = None
         self.connecting: Optional[Link] = None
@@ -170,13 +171,22 @@ class Reader:
             outputs = protocol.opened(clock())
         self.apply(outputs)
         while True:
-            self.check_stop()
+            # No check_stop() here: stop() and a lost lease abort the link, so its recv raises.
             link = self.link  # a Rotate may have replaced it
             assert link is not None
+            # Timers are due before the next read blocks: one look at the deadline per read.
             with self._lock:
                 due = protocol.deadline()
+                now = clock()
+                ticked = None
+                if due is not None and due <= now:
+                    ticked = protocol.tick(now)
+                    due = protocol.deadline()
+            if ticked:
+                self.apply(ticked, defer=True)
+                continue  # what the timer did (a probe, a rotation) may set another deadline
             idle = _IDLE_WAKEABLE if hasattr(link, "wake") else _IDLE_READ
-            timeout = idle if due is None else max(0.0, min(idle, due - clock()))
+            timeout = idle if due is None else max(0.0, min(idle, due - now))
             if self.backlog:
                 # Handed over only now, just before the read blocks and lets go of the GIL: the
                 # dispatcher wakes to a free interpreter instead of waiting for this loop.
@@ -188,12 +198,8 @@ class Reader:
             except ConnectionLost:
                 self.check_stop()
                 raise
-            now = clock()
             with self._lock:
-                outputs, closed = self._decode(protocol, frames, now)
-                due = protocol.deadline()
-                if closed is None and due is not None and due <= now:
-                    outputs.extend(protocol.tick(now))
+                outputs, closed = self._decode(protocol, frames, clock())
             self.apply(outputs, defer=True)  # outside the lock: a full queue must not block user-facing calls
             if closed is not None:
                 link.close()
@@ -340,7 +346,7 @@ class Reader:
         if vendor_events:
             self.counts["events"] += vendor_events
             self.delivered = self.was_connected  # a link that delivers has proved itself
-        if threading.current_thread() is not self.thread:
+        if self.ident != threading.get_ident():
             dispatcher.put_many(events)
             return
         backlog = self.backlog
