@@ -29,7 +29,7 @@ __all__ = ["DashlyState"]
 
 #: False sends every message through `_one` (the general path); tests compare the two
 FAST_PATH = True
-_build = DashlyEvent._build
+_new, _set = object.__new__, object.__setattr__
 
 _DELETED_CHANNEL_RE = re.compile(r'"channel"\s*:\s*"([^"]*)"')
 #: a poison message's own (time, tag) moves the cursor only this far past the newest good one
@@ -369,7 +369,12 @@ class DashlyState:
         return out
 
     def gap_deadline(self) -> Optional[float]:
-        earliest = min((t for ch in self._channels.values() for t in ch.missing.values()), default=None)
+        earliest: Optional[float] = None
+        for ch in self._channels.values():  # asked before every read: no generator for channels with no gap
+            if ch.missing:
+                first = min(ch.missing.values())
+                if earliest is None or first < earliest:
+                    earliest = first
         return None if earliest is None else earliest + self.gap_grace
 
     def _reserved(self, msg_id: int, envelope: Mapping[str, Any], raw: str) -> List[Output]:
@@ -396,8 +401,10 @@ class DashlyState:
 
 
 def _event(envelope: Dict[str, Any], channel: str, msg_id: int, raw: str, tag: int, time_text: str) -> DashlyEvent:
-    """The event of an accepted message (both paths build it here)."""
-    return _build({
+    """The event of an accepted message (both paths build it here; `Event._build`, written out)."""
+    event = _new(DashlyEvent)
+    _set(event, "__dict__", {
         "name": PING if channel == "ping" else channel, "channel": channel, "data": envelope.get("message"),
         "id": msg_id, "provider": PROVIDER, "received_at": None, "raw": raw, "tag": tag, "time": time_text,
     })
+    return event
