@@ -134,6 +134,20 @@ def test_subscribe_ready_nosub_and_routing_on_collection_and_event_name() -> Non
         p.subscribe("stream-notify-room", "")
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_live_room_message_keeps_its_frame_as_raw(fast_path: bool) -> None:
+    # Event.raw is the frame as received; live room messages once carried None unless room details followed.
+    p = logged_in()
+    p.fast_path = fast_path
+    sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")
+    p.received(json.dumps({"msg": "ready", "subs": [sub_id]}), 0)
+    (e,) = p.received(ROOM_MESSAGE, 0)
+    assert e.raw == ROOM_MESSAGE
+    odd = ROOM_MESSAGE.replace('"mentions":[]', '"mentions":[{"$binary":"AA=="}]')  # not for the fast path
+    (e,) = p.received(odd.replace("357Cde8axgiCYd3kY", "other"), 0)
+    assert e.raw == odd.replace("357Cde8axgiCYd3kY", "other")
+
+
 def test_reconnect_relogs_in_with_the_token_resubscribes_same_ids_and_fills_gaps_in_order() -> None:
     p = logged_in()
     sub_id, _ = p.subscribe("stream-room-messages", "GENERAL")

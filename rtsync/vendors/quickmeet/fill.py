@@ -271,7 +271,10 @@ class GapFill:
     # -- delivery -------------------------------------------------------------
     def _deliver_messages(self, rid: str, messages: List[Any], channel: str,
                           raw: Optional[str] = None) -> List[Output]:
-        """Events for the messages not seen yet; ill-typed ones are skipped (one Report), never their siblings."""
+        """Events for the messages not seen yet; ill-typed ones are skipped (one Report), never their siblings.
+
+        `raw` is the frame of a live message (its event keeps it); a fill's messages came in a
+        method's answer, and their events have none."""
         out: List[Output] = []
         bad: List[str] = []
         for message in messages:
@@ -293,7 +296,7 @@ class GapFill:
                 self._my_since = ts
             ident = message.get("_id")
             out.append(QuickMeetEvent.make(
-                ROOM_MESSAGES, provider=PROVIDER, channel=channel, data=[data],
+                ROOM_MESSAGES, provider=PROVIDER, channel=channel, data=[data], raw=raw,
                 id=ident if isinstance(ident, (str, int)) and not isinstance(ident, bool) else None))
         if bad:
             what = f"{len(bad)} of {len(messages)} messages in {rid!r}" if len(messages) > 1 else "a message"

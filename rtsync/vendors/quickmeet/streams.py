@@ -255,11 +255,10 @@ class Streams(GapFill):
             self._last_seen[rid] = ts
         if channel == MY_MESSAGES and ts > (self._my_since or 0):
             self._my_since = ts
-        # __my_messages__' room details follow the message (no `$` in them: plain_message made sure);
-        # as on the general path, only such an event keeps the frame as `raw`.
-        details = len(args) > 1
-        return [_event_of({"name": ROOM_MESSAGES, "channel": channel, "data": [data, *args[1:]] if details else [data],
-                           "id": ident, "provider": PROVIDER, "received_at": None, "raw": raw if details else None})]
+        # __my_messages__' room details follow the message (no `$` in them: plain_message made sure)
+        return [_event_of({"name": ROOM_MESSAGES, "channel": channel,
+                           "data": [data, *args[1:]] if len(args) > 1 else [data],
+                           "id": ident, "provider": PROVIDER, "received_at": None, "raw": raw})]
 
     # -- room and subscription changes ---------------------------------------
     def _sync_call(self, kind: str) -> Send:
