@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Protocol, Union
+from typing import Any, Callable, Dict, Optional, Protocol, Union
 
 from .errors import ConfigurationError
 
-__all__ = ["Checkpoint", "FileCheckpoint"]
+__all__ = ["Checkpoint", "CheckpointWriter", "FileCheckpoint"]
 
 
 class Checkpoint(Protocol):
@@ -80,3 +82,43 @@ class FileCheckpoint:
             except OSError:
                 pass
             raise
+
+
+class _Saves(Protocol):
+    def save(self, state: Dict[str, Any]) -> Any: ...
+
+
+class CheckpointWriter:
+    """Saves what a client's callbacks have finished with: at most every `interval` seconds while
+    events are delivered, and whenever `save()` is called (on stop, before a connect).
+
+    `lock` guards `dirty` and whatever `snapshot()` reads; the client notes finished events under
+    it (setting `dirty`), then calls `due()` on the callback thread.
+    """
+
+    def __init__(self, checkpoint: Optional[_Saves], interval: float,
+                 snapshot: Callable[[], Dict[str, Any]]) -> None:
+        self.checkpoint = checkpoint
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.dirty = False
+        self._snapshot = snapshot
+        self._saved_at = 0.0
+
+    def due(self) -> None:
+        """A finished event was noted: save if `interval` has passed since the last save."""
+        now = time.monotonic()
+        if now - self._saved_at >= self.interval:
+            self._saved_at = now
+            self.save()
+
+    def save(self) -> None:
+        """Write the snapshot if anything changed since the last write (no-op without a checkpoint)."""
+        if self.checkpoint is None:
+            return
+        with self.lock:
+            if not self.dirty:
+                return
+            self.dirty = False
+            data = self._snapshot()
+        self.checkpoint.save(data)

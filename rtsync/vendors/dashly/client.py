@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Set, Union
 
-from ...checkpoint import Checkpoint
+from ...checkpoint import Checkpoint, CheckpointWriter
 from ...credentials import Credential, CredentialSource
 from ...errors import ConfigurationError, ConnectionLost, RateLimited, RtsyncError
 from ...dispatch import Dispatcher
@@ -124,7 +123,6 @@ class DashlyClient(ShardedClient):
             raise ConfigurationError("poll_interval must be positive")
         self.transport = transport
         self.checkpoint = checkpoint
-        self.checkpoint_interval = checkpoint_interval
         self.fail_fast = fail_fast
         self._url = url
         self._base = _scheme_for(url, transport)
@@ -143,7 +141,9 @@ class DashlyClient(ShardedClient):
                 "(50 channels or 8 KB of URL each); split them over several leased clients")
         # What callbacks have finished with: this, not what was read, is what a checkpoint saves.
         self._done_ids: Dict[str, Deque[int]] = collections.defaultdict(lambda: collections.deque(maxlen=256))
-        self._done_lock = threading.Lock()
+        self._writer = CheckpointWriter(checkpoint, checkpoint_interval,
+                                        snapshot=lambda: snapshot(self._shards, self._done_ids))
+        self._done_lock = self._writer.lock
         self._plan = ChannelPlan(self._shards, self._where, self._base,
                                  new_shard=lambda group: self._new_shard(group, None), spawn=self._spawn,
                                  running=lambda: self.running, done_lock=self._done_lock, leased=self._leased)
@@ -154,8 +154,6 @@ class DashlyClient(ShardedClient):
         for shard in self._shards[1:]:
             self._spawn(shard)
         self._http = self._engine.http
-        self._saved_at = 0.0
-        self._dirty = False
 
     # -- connections ------------------------------------------------------------
     def _new_shard(self, channels: List[str], saved: Optional[Mapping[str, Any]]) -> Shard:
@@ -184,7 +182,7 @@ class DashlyClient(ShardedClient):
         first = not self._shards or shard is self._shards[0]
         return Vendor("dashly", shard.protocol, secrets, prepare=lambda: self._prepare(shard),
                       classify=lambda error: self._classify(shard, error),
-                      delivered=self._delivered if first else None,
+                      delivered=self._delivered if first and self.checkpoint is not None else None,
                       stopped=self.save_checkpoint if first else None,
                       resume=(lambda: self._resume(shard)) if first else None)
 
@@ -224,7 +222,7 @@ class DashlyClient(ShardedClient):
                     if shard.done is None:
                         # Where this run starts: a replica taking over (or the next run) after a
                         # crash before the first event must start here, not later.
-                        shard.done, self._dirty = shard.state.cursor, True
+                        shard.done, self._writer.dirty = shard.state.cursor, True
                 self.save_checkpoint()
         return protocol.handshake()
 
@@ -252,7 +250,7 @@ class DashlyClient(ShardedClient):
                 "delete it to start from now") from None
         shard.state = shard.protocol.state = state
         with self._done_lock:
-            shard.done, self._dirty = state.cursor, mine is not None
+            shard.done, self._writer.dirty = state.cursor, mine is not None
             for ch in shard.channels:
                 self._done_ids.pop(ch, None)
             for ch, seen in ids.items():
@@ -294,23 +292,12 @@ class DashlyClient(ShardedClient):
     # -- checkpoints --------------------------------------------------------
     def _delivered(self, event: Event) -> None:
         # Runs on the dispatcher thread after every event: without a checkpoint, nothing to note.
-        if self.checkpoint is None or not self._record_done(event):
-            return
-        now = time.monotonic()
-        if now - self._saved_at >= self.checkpoint_interval:
-            self._saved_at = now
-            self.save_checkpoint()
+        if self._record_done(event):
+            self._writer.due()
 
     def save_checkpoint(self) -> None:
         """Write the cursors of the events callbacks have finished with (no-op without a checkpoint)."""
-        if self.checkpoint is None:
-            return
-        with self._done_lock:
-            if not self._dirty:
-                return
-            self._dirty = False
-            data = snapshot(self._shards, self._done_ids)
-        self.checkpoint.save(data)
+        self._writer.save()
 
     def _short_poll(self, shard: Shard, timeout: float, http: HttpClient) -> List[Any]:
         """One short-poll request through a cancellable HTTP client; the protocol's outputs."""
@@ -350,7 +337,7 @@ class DashlyClient(ShardedClient):
                 if cursor is not None and (shard.done is None or cursor > shard.done):
                     # A 304 bootstrap or trailing validators: nothing undelivered lies before it.
                     with self._done_lock:
-                        shard.done, self._dirty = cursor, True
+                        shard.done, self._writer.dirty = cursor, True
         self.save_checkpoint()
         return events
 
@@ -371,5 +358,5 @@ class DashlyClient(ShardedClient):
             if done is None or epoch > done.epoch or (epoch == done.epoch and tag > done.tag):
                 shard.done = Cursor.of(epoch, tag, event.time)
             self._done_ids[event.channel or ""].append(int(event.id or 0))
-            self._dirty = True
+            self._writer.dirty = True
         return True

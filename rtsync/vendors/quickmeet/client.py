@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol, Tuple
 
+from ...checkpoint import CheckpointWriter
 from ...client import Client
 from ...compat import renamed_arguments
 from ...credentials import Credential, CredentialSource
@@ -137,10 +137,10 @@ class QuickMeetClient(BotMethods, Client):
             ping_after=ping_interval, dead_after=ping_timeout, handshake_timeout=handshake_timeout,
             wall_clock=time.time, refresh_before=refresh_before)
         secrets.watch("resume token", lambda: self.protocol.resume_token)  # the server issues new ones
-        self.checkpoint, self.checkpoint_interval = checkpoint, checkpoint_interval
+        self.checkpoint = checkpoint
         self._done: Dict[str, Tuple[int, List[str]]] = {}  # rid -> (newest ts callbacks finished, ids at it)
-        self._done_lock = threading.Lock()
-        self._dirty, self._saved_at = False, 0.0
+        self._writer = CheckpointWriter(checkpoint, checkpoint_interval, snapshot=self._snapshot)
+        self._done_lock = self._writer.lock
         if checkpoint is not None:
             self._restore(checkpoint.load())
         super().__init__(Vendor("quickmeet", self.protocol, secrets, prepare=self._prepare,
@@ -350,20 +350,14 @@ class QuickMeetClient(BotMethods, Client):
                 self._done[rid] = (ms, [str(message.get("_id"))])
             elif ms == held:
                 ids.append(str(message.get("_id")))
-            self._dirty = True
-        now = time.monotonic()
-        if now - self._saved_at >= self.checkpoint_interval:
-            self._saved_at = now
-            self.save_checkpoint()
+            self._writer.dirty = True
+        self._writer.due()
 
     def save_checkpoint(self) -> None:
         """Write each room's newest message callbacks have finished with (no-op without a checkpoint)."""
-        if self.checkpoint is None:
-            return
-        with self._done_lock:
-            if not self._dirty:
-                return
-            self._dirty = False
-            rooms: Dict[str, Any] = {rid: [ms, ids[-50:]] for rid, (ms, ids) in self._done.items()}
-            mine = max((ms for ms, _ in self._done.values()), default=None)
-        self.checkpoint.save({"vendor": "quickmeet", "rooms": rooms, "mine": mine})
+        self._writer.save()
+
+    def _snapshot(self) -> Dict[str, Any]:
+        rooms: Dict[str, Any] = {rid: [ms, ids[-50:]] for rid, (ms, ids) in self._done.items()}
+        mine = max((ms for ms, _ in self._done.values()), default=None)
+        return {"vendor": "quickmeet", "rooms": rooms, "mine": mine}
