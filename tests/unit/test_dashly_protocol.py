@@ -198,17 +198,36 @@ def test_longpoll_304_bootstraps_then_one_request_per_batch() -> None:
     assert isinstance(out[0], Connected) and state.cursor == Cursor.parse(now, 0)
     first = lp.request().url
     assert first.startswith("https://rt.example/longpoll/c.1?auth_token=t&tag=0&time=")
-    lp.response(resp(200, msg(1, "c.1", 1, now), Last_Modified=now, Etag="W/1"), 0)
-    assert "tag=1&" in lp.request().url  # no re-ask: the next batch at once
-    lp.response(resp(200, msg(2, "c.1", 2, now), Last_Modified=now, Etag="W/2"), 0)
-    assert "tag=2&" in lp.request().url
-    lp.response(resp(200, msg(3, "c.1", 3, now), Last_Modified=now, Etag="W/3"), 0)
+    # Tags 2, 4, 6: other channels' messages came between (the tag counts every publish), so each
+    # live answer may have overtaken one of ours stored just before it.
+    lp.response(resp(200, msg(1, "c.1", 2, now), Last_Modified=now, Etag="W/2"), 0)
+    assert "tag=2&" in lp.request().url  # no re-ask: the next batch at once
+    lp.response(resp(200, msg(2, "c.1", 4, now), Last_Modified=now, Etag="W/4"), 0)
+    assert "tag=4&" in lp.request().url
+    lp.response(resp(200, msg(3, "c.1", 6, now), Last_Modified=now, Etag="W/6"), 0)
     # confirm_every live answers: one re-ask from the cursor before the first of them
     assert lp.request().url == first
-    out = lp.response(resp(200, "".join(msg(i, "c.1", i, now) for i in (1, 2, 3)),
-                           Last_Modified=now, Etag="W/3"), 0)
+    out = lp.response(resp(200, "".join(msg(i, "c.1", 2 * i, now) for i in (1, 2, 3)),
+                           Last_Modified=now, Etag="W/6"), 0)
     assert [e for e in out if isinstance(e, DashlyEvent)] == []  # all repeats
-    assert "tag=3&" in lp.request().url
+    assert "tag=6&" in lp.request().url
+
+
+def test_longpoll_answers_that_directly_follow_the_cursor_need_no_confirming() -> None:
+    # Same second, the next tag: nothing was published in between that they could have overtaken.
+    state = DashlyState(["c.1"])
+    lp = LongPollProtocol("https://rt.example", "t", state, confirm_every=2)
+    now, later = "Mon, 23 Nov 2026 03:19:06 GMT", "Mon, 23 Nov 2026 03:19:07 GMT"
+    state.advance(Cursor.parse(now, 0))
+    for i in range(1, 8):
+        assert f"tag={i - 1}&" in lp.request().url
+        lp.response(resp(200, msg(i, "c.1", i, now), Last_Modified=now, Etag=f"W/{i}"), 0)
+    assert "tag=7&" in lp.request().url
+    # The first message of the next second may follow unseen ones of this second: not proven.
+    lp.response(resp(200, msg(8, "c.1", 1, later), Last_Modified=later, Etag="W/1"), 0)
+    assert "tag=1&" in lp.request().url
+    lp.response(resp(200, msg(9, "c.1", 3, later), Last_Modified=later, Etag="W/3"), 0)
+    assert "tag=7&" in lp.request().url  # two unproven answers: re-ask from before the first
 
 
 def test_longpoll_reasks_when_a_hole_shows_and_fills_it() -> None:
@@ -227,7 +246,7 @@ def test_longpoll_reasks_when_a_hole_shows_and_fills_it() -> None:
     assert "tag=3&" in lp.request().url
     lp.response(resp(200, msg(3, "a", 4, now), Last_Modified=now, Etag="W/4"), 0)
     reask = lp.request().url
-    assert "tag=0&" in reask  # from the cursor sent before the first unconfirmed answer
+    assert "tag=1&" in reask  # from the cursor sent before the first unconfirmed answer (b.1's)
     out = lp.response(resp(200, msg(1, "a", 1, now) + msg(2, "a", 2, now) + msg(3, "a", 4, now)
                            + msg(1, "b", 3, now), Last_Modified=now, Etag="W/4"), 0)
     assert [(e.channel, e.id) for e in out if isinstance(e, DashlyEvent)] == [("a", 2)]
@@ -241,12 +260,12 @@ def test_longpoll_reasks_after_an_idle_304() -> None:
     now = "Mon, 23 Nov 2026 03:19:06 GMT"
     state.advance(Cursor.parse(now, 0))
     sent = lp.request().url
-    lp.response(resp(200, msg(1, "a", 1, now), Last_Modified=now, Etag="W/1"), 0)
-    assert "tag=1&" in lp.request().url
+    lp.response(resp(200, msg(1, "a", 2, now), Last_Modified=now, Etag="W/2"), 0)  # tag 1 is unseen
+    assert "tag=2&" in lp.request().url
     lp.response(resp(304, Last_Modified="Mon, 23 Nov 2026 03:19:31 GMT", Etag="W/0"), 0)
     assert lp.request().url == sent  # a free moment: confirm now
-    lp.response(resp(200, msg(1, "a", 1, now), Last_Modified=now, Etag="W/1"), 0)
-    assert "tag=1&" in lp.request().url
+    lp.response(resp(200, msg(1, "a", 2, now), Last_Modified=now, Etag="W/2"), 0)
+    assert "tag=2&" in lp.request().url
 
 
 def test_shortpoll_bootstraps_from_server_date_not_our_clock() -> None:
