@@ -65,7 +65,7 @@ class Client:
     ) -> None:
         network = Network(verify=verify, cert=cert, proxy=proxy, headers=headers)  # validated up front
         self._handlers = Handlers()
-        self._inbox = Inbox(queue_size, vendor.name, handled=self._handlers.matching)  # a list: true if any
+        self._inbox = Inbox(queue_size, vendor.name)
         self._engine = Engine(
             vendor, self._handlers, queue_size=queue_size, backoff=backoff, retry_budget=retry_budget,
             connect_timeout=connect_timeout, max_message_size=max_message_size, verify=verify, link=link,

@@ -82,11 +82,15 @@ class Handlers:
                 self._cache[key] = found
         return found
 
-    def run(self, event: Event) -> Sequence[Tuple[Callback, BaseException]]:
-        """Call every matching callback in registration order; return the failures."""
+    def run(self, event: Event) -> Optional[Sequence[Tuple[Callback, BaseException]]]:
+        """Call every matching callback in registration order; return the failures (None: no callback matched)."""
         failures: Optional[List[Tuple[Callback, BaseException]]] = None
         found = self._cache.get((event.name, event.channel))  # `matching`, without its call once cached
-        for pattern, fn, once in self.matching(event) if found is None else found:
+        if found is None:
+            found = self.matching(event)
+        if not found:
+            return None
+        for pattern, fn, once in found:
             if once and not self._discard((pattern, fn, once)):
                 continue  # a `once` callback another event already consumed
             try:
@@ -108,8 +112,9 @@ class Dispatcher:
     When the queue holds `maxsize` events, `put` blocks the reader (nothing is
     dropped) until the callbacks catch up or `abort` is set; the reader keeps
     its timers running meanwhile (see `Client`), and the socket's own flow
-    control makes the server wait. `after` runs on the dispatcher thread after
-    each event's callbacks (the Dashly checkpoint uses it).
+    control makes the server wait. After each event's callbacks, on the
+    dispatcher thread, `tap(event, handled)` sees it (the client's `receive()`
+    side) and then `after(event)` (a vendor's checkpoint).
 
     Readers hand over whole batches (one read's events) through a `SimpleQueue`,
     whose C `put`/`get` wake the other thread only when it waits: one hand-off
@@ -124,12 +129,14 @@ class Dispatcher:
         *,
         maxsize: int = 10_000,
         name: str = "rtsync-dispatch",
+        tap: Optional[Callable[[Event, bool], None]] = None,
         after: Optional[Callable[[Event], None]] = None,
     ) -> None:
         if maxsize < 1:
             raise ValueError("queue_size must be at least 1")
         self.handlers = handlers
         self.maxsize = maxsize
+        self._tap = tap
         self._after = after
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._put = 0  # events queued, ever (producers, under _put_lock)
@@ -233,19 +240,23 @@ class Dispatcher:
         return self._put - self._done < self.maxsize
 
     def _run(self) -> None:
-        get, after, handlers, clock = self._queue.get, self._after, self.handlers, time.monotonic
+        get, tap, after, clock = self._queue.get, self._tap, self._after, time.monotonic
+        run = self.handlers.run
         while True:
             batch = get()
             if batch is _STOP:
                 return
             began = clock()
             for item in batch:
-                failures = handlers.run(item)
+                failures = run(item)
                 if failures:
                     self._report(item, failures)
-                if after is not None:
+                if tap is not None or after is not None:
                     try:
-                        after(item)
+                        if tap is not None:
+                            tap(item, failures is not None)
+                        if after is not None:
+                            after(item)
                     except BaseException:
                         log.exception("post-dispatch hook failed for %s", item.name)
                 self._done += 1

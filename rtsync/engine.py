@@ -90,7 +90,7 @@ class Engine:
         max_message_size: int = 16 * 1024 * 1024,
         verify: Verify = True,
         link: Optional[Callable[[Handshake], Link]] = None,
-        tap: Optional[Callable[[Event], None]] = None,
+        tap: Optional[Callable[[Event, bool], None]] = None,
         network: Optional[Network] = None,
         lease: Optional[Lease] = None,
     ) -> None:
@@ -162,7 +162,9 @@ class Engine:
             self._handlers if self._standby is None else self._standby.gate,
             maxsize=self._queue_size,
             name=f"rtsync-{self.vendor.name}-dispatch",
-            after=self._after_hook(),
+            tap=self._tap if self._standby is None else self._gated_tap,
+            after=self.vendor.delivered if self._standby is None or self.vendor.delivered is None
+            else self._gated_delivered,
         )
         self._dispatcher.start()
         self._thread = reader.thread = threading.Thread(
@@ -199,19 +201,15 @@ class Engine:
             self._dispatcher = self._reader.dispatcher = None
         self._stopped()
 
-    def _after_hook(self) -> Optional[Callable[[Event], None]]:
-        """What runs after each event's callbacks: the one hook itself where there is one (a call per event less)."""
-        hooks = [hook for hook in (self._tap, self.vendor.delivered) if hook is not None]
-        if self._standby is None and len(hooks) <= 1:
-            return hooks[0] if hooks else None
-        return self._after_callbacks
+    # A replica without its lease drops what was queued: neither receive() nor a checkpoint sees it.
+    def _gated_tap(self, event: Event, handled: bool) -> None:
+        assert self._standby is not None
+        if self._tap is not None and not self._standby.gate.was_dropped(event):
+            self._tap(event, handled)
 
-    def _after_callbacks(self, event: Event) -> None:
-        if self._standby is not None and self._standby.gate.was_dropped(event):
-            return  # never checkpoint what a replica without its lease did not deliver
-        if self._tap is not None:
-            self._tap(event)
-        if self.vendor.delivered is not None:
+    def _gated_delivered(self, event: Event) -> None:
+        assert self._standby is not None and self.vendor.delivered is not None
+        if not self._standby.gate.was_dropped(event):
             self.vendor.delivered(event)
 
     def in_callback(self) -> bool:

@@ -27,8 +27,7 @@ class Inbox:
     it gets is an `rtsync.gap` saying how many it missed.
     """
 
-    def __init__(self, size: int, provider: str, handled: Optional[Callable[[Event], object]] = None) -> None:
-        self._handled = handled
+    def __init__(self, size: int, provider: str) -> None:
         self._events: Deque[Event] = collections.deque(maxlen=size)  # appending drops the oldest
         self._size = size
         self._provider = provider
@@ -37,13 +36,14 @@ class Inbox:
         self._waiting = False  # a receive() is blocked: only then does put() take the lock
         self._missed = 0
 
-    def put(self, event: Event) -> None:
+    def put(self, event: Event, handled: bool) -> None:
+        """Keep `event` (`handled`: a callback ran for it). The dispatcher's tap, after its callbacks."""
         # On every event of every client, receive() used or not: no lock unless a reader waits.
         # A reader sets _waiting and looks at the deque under the lock before it sleeps, so an
         # event appended before that is seen, and one appended after finds _waiting set.
         events = self._events
         if not self._pulling:
-            if len(events) >= _UNPULLED and self._handled is not None and self._handled(event):
+            if handled and len(events) >= _UNPULLED:
                 events.popleft()
         elif len(events) >= self._size:
             self._missed += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Optional, Protocol, Sequence, Tuple
 
 from .dispatch import Handlers
 from .errors import ConnectionLost
@@ -75,7 +75,7 @@ class LeaseGate(Handlers):
     def admits(self, event: Event) -> bool:
         return event.name in _ALWAYS or self.lease.valid()
 
-    def run(self, event: Event) -> Sequence[Tuple[Callback, BaseException]]:
+    def run(self, event: Event) -> Optional[Sequence[Tuple[Callback, BaseException]]]:
         if event is self._marker:
             self._passed.set()
         if not self.admits(event):
