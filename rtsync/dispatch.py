@@ -144,6 +144,9 @@ class Dispatcher:
         self._put_lock = threading.Lock()
         self._room = threading.Event()  # set by the dispatcher when a producer waits for room
         self._waiting = False
+        # Called by the dispatcher once half the queue is free again: a reader holding events
+        # that did not fit (`offer`) is woken to hand them over, instead of finding out later.
+        self._refill: Optional[Callable[[], None]] = None
         self._thread: Optional[threading.Thread] = None
         self._name = name
         self._warned_full = False
@@ -198,19 +201,21 @@ class Dispatcher:
             self._put += len(events)
             self._queue.put(events)
 
-    def offer(self, events: Deque[Event]) -> None:
-        """Move from the left of `events` as many as fit now, without waiting."""
+    def offer(self, events: Deque[Event], refill: Optional[Callable[[], None]] = None) -> None:
+        """Move from the left of `events` as many as fit now, without waiting; if some are left,
+        `refill()` is called (once, on the dispatcher thread) when half the queue is free again."""
         with self._put_lock:
             room = self.maxsize - (self._put - self._done)
-            if room <= 0 or not events:
-                return
-            if room >= len(events):
-                batch = list(events)
-                events.clear()
-            else:
-                batch = [events.popleft() for _ in range(room)]
-            self._put += len(batch)
-            self._queue.put(batch)
+            if events and room > 0:
+                if room >= len(events):
+                    batch = list(events)
+                    events.clear()
+                else:
+                    batch = [events.popleft() for _ in range(room)]
+                self._put += len(batch)
+                self._queue.put(batch)
+            if events and refill is not None:
+                self._refill = refill  # the queue is full now: the dispatcher has events to finish
 
     def stop(self, timeout: Optional[float] = None) -> bool:
         """Let the thread finish what is queued, then end it. Return True if it ended in time.
@@ -269,6 +274,10 @@ class Dispatcher:
                 if self._waiting:  # a producer waits for room: tell it now, not at the end of the batch
                     self._waiting = False
                     self._room.set()
+                if self._refill is not None and self._put - self._done <= self.maxsize // 2:
+                    refill, self._refill = self._refill, None
+                    if refill is not None:
+                        refill()
             if self._put - self._done < self.maxsize // 2:
                 self._warned_full = False
 

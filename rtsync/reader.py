@@ -361,7 +361,9 @@ class Reader:
         dispatcher, backlog = self.dispatcher, self.backlog
         if dispatcher is None or not backlog:
             return
-        dispatcher.offer(backlog)
+        link = self.link
+        # A reader whose events did not all fit is woken when there is room, not at its next poll.
+        dispatcher.offer(backlog, getattr(link, "wake", None) if link is not None else None)
         if wait and backlog:
             events = list(backlog)
             backlog.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import List
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -130,6 +131,29 @@ def test_full_queue_blocks_the_producer_without_dropping() -> None:
     t.join(5)
     assert d.stop(5)
     assert got == list(range(10))
+
+
+def test_events_that_did_not_fit_are_asked_for_once_half_the_queue_is_free() -> None:
+    # The reader keeps what did not fit and is woken to hand it over: without the call it found
+    # out only at its next look (20 ms later), and a burst larger than queue_size crawled.
+    import collections
+
+    h = Handlers()
+    release = threading.Event()
+    got = []
+    h.add("*", lambda e: (release.wait(5), got.append(e.data)))
+    d = Dispatcher(h, maxsize=4, name="rtsync-test-dispatch")
+    d.start()
+    calls: List[int] = []
+    backlog = collections.deque(ev("n", data=i) for i in range(10))
+    d.offer(backlog, lambda: calls.append(len(d)))
+    assert len(backlog) == 6 and calls == []  # four fit; the rest wait for room
+    release.set()
+    assert wait_for(lambda: calls)
+    assert calls == [2]  # once, as soon as half the queue was free
+    assert wait_for(lambda: (d.offer(backlog), not backlog)[1])  # the rest, as room appears
+    assert d.stop(5)
+    assert got == list(range(10)) and calls == [2]
 
 
 def test_put_gives_up_when_wait_says_so() -> None:
