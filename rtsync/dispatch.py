@@ -274,10 +274,10 @@ class Dispatcher:
                 if self._waiting:  # a producer waits for room: tell it now, not at the end of the batch
                     self._waiting = False
                     self._room.set()
-                if self._refill is not None and self._put - self._done <= self.maxsize // 2:
-                    refill, self._refill = self._refill, None
-                    if refill is not None:
-                        refill()
+                refill = self._refill
+                if refill is not None and self._put - self._done <= self.maxsize // 2:
+                    self._refill = None
+                    refill()
             if self._put - self._done < self.maxsize // 2:
                 self._warned_full = False
 

@@ -163,8 +163,7 @@ class Engine:
             maxsize=self._queue_size,
             name=f"rtsync-{self.vendor.name}-dispatch",
             tap=self._tap if self._standby is None else self._gated_tap,
-            after=self.vendor.delivered if self._standby is None or self.vendor.delivered is None
-            else self._gated_delivered,
+            after=self.vendor.delivered if self._standby is None else self._gated_delivered,
         )
         self._dispatcher.start()
         self._thread = reader.thread = threading.Thread(
@@ -208,8 +207,8 @@ class Engine:
             self._tap(event, handled)
 
     def _gated_delivered(self, event: Event) -> None:
-        assert self._standby is not None and self.vendor.delivered is not None
-        if not self._standby.gate.was_dropped(event):
+        assert self._standby is not None
+        if self.vendor.delivered is not None and not self._standby.gate.was_dropped(event):
             self.vendor.delivered(event)
 
     def in_callback(self) -> bool:

@@ -361,9 +361,8 @@ class Reader:
         dispatcher, backlog = self.dispatcher, self.backlog
         if dispatcher is None or not backlog:
             return
-        link = self.link
         # A reader whose events did not all fit is woken when there is room, not at its next poll.
-        dispatcher.offer(backlog, getattr(link, "wake", None) if link is not None else None)
+        dispatcher.offer(backlog, getattr(self.link, "wake", None))
         if wait and backlog:
             events = list(backlog)
             backlog.clear()
