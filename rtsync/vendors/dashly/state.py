@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from ...errors import ProtocolError
 from ...events import Event
 from ...sansio import BoundedSet, Output, Report
+from ...jsontext import QUICK, quick_loads
 from ...sansio import loads as _loads  # json, or orjson with the `fast` extra
 from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
 from .envelope import (
@@ -161,10 +162,17 @@ class DashlyState:
     # -- decoding ----------------------------------------------------------
     def accept(self, text: str, now: float) -> List[Output]:
         """Events (and Reports) for one frame or body; each message is decoded on its own."""
-        try:
-            envelope = _loads(text)  # a WebSocket frame is exactly one envelope: the fast path
-        except (ValueError, RecursionError):
-            envelope = None
+        envelope: Any = None
+        if quick_loads is not None and len(text) <= QUICK:  # `_loads`'s answer without its call
+            try:
+                envelope = quick_loads(text)
+            except ValueError:
+                pass
+        if type(envelope) is not dict:
+            try:
+                envelope = _loads(text)  # a WebSocket frame is exactly one envelope: the fast path
+            except (ValueError, RecursionError):
+                envelope = None
         if type(envelope) is dict:
             if FAST_PATH:
                 # The common message, decided here rather than by `_one` (written out: a call

@@ -29,8 +29,8 @@ from ...errors import ProtocolError
 
 __all__ = ["CustomType", "date_of_ms", "decode_ejson", "encode_date", "encode_ejson"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MILLISECOND = timedelta(milliseconds=1)
+EPOCH = _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MILLISECOND = _MILLISECOND = timedelta(milliseconds=1)  # EPOCH + MILLISECOND * ms: see date_of_ms
 
 
 @dataclass(frozen=True)

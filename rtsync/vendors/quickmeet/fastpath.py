@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from ...jsontext import more_brackets_than
-from .ejson import date_of_ms, decode_ejson
+from .ejson import EPOCH, MILLISECOND, decode_ejson
 
 __all__ = ["plain_message", "plain_result"]
 
@@ -42,11 +42,11 @@ def plain_message(args: List[Any], text: str) -> Optional[Tuple[Dict[str, Any], 
     ts_ms = ts.get("$date")
     if type(ts_ms) is not int:
         return None
-    if _escaped_or_deep(text):
-        return None
+    if ("\\" in text or len(text) > 2 * _MAX_BRACKETS) and _escaped_or_deep(text):
+        return None  # (no call for most frames: they hold no backslash and are short)
     data = dict(message)
-    try:
-        data["ts"] = date_of_ms(ts_ms)
+    try:  # date_of_ms(), written out
+        data["ts"] = EPOCH + MILLISECOND * ts_ms
         updated_ms = 0
         found = 1
         for key in _LATER_DATES:
@@ -56,7 +56,7 @@ def plain_message(args: List[Any], text: str) -> Optional[Tuple[Dict[str, Any], 
             ms = value.get("$date") if type(value) is dict and len(value) == 1 else None
             if type(ms) is not int:
                 return None  # a plain number, a float, another form: the walk's
-            data[key] = date_of_ms(ms)
+            data[key] = EPOCH + MILLISECOND * ms
             found += 1
             if key == "_updatedAt":
                 updated_ms = ms

@@ -24,8 +24,7 @@ from .sync import ChangeLog, kind_of
 __all__ = ["ENCODER", "StreamSub", "Streams", "dumps"]
 
 
-# Event.make's work without its keywords: the hot path's events, every field given in make's order.
-_event_of = QuickMeetEvent._build
+_new, _set = object.__new__, object.__setattr__
 
 
 # What `json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)` does, without
@@ -255,10 +254,13 @@ class Streams(GapFill):
             self._last_seen[rid] = ts
         if channel == MY_MESSAGES and ts > (self._my_since or 0):
             self._my_since = ts
-        # __my_messages__' room details follow the message (no `$` in them: plain_message made sure)
-        return [_event_of({"name": ROOM_MESSAGES, "channel": channel,
-                           "data": [data, *args[1:]] if len(args) > 1 else [data],
-                           "id": ident, "provider": PROVIDER, "received_at": None, "raw": raw})]
+        # Event.make's work, written out (every field in its order). __my_messages__' room details
+        # follow the message (no `$` in them: plain_message made sure).
+        event = _new(QuickMeetEvent)
+        _set(event, "__dict__", {"name": ROOM_MESSAGES, "channel": channel,
+                                 "data": [data, *args[1:]] if len(args) > 1 else [data],
+                                 "id": ident, "provider": PROVIDER, "received_at": None, "raw": raw})
+        return [event]
 
     # -- room and subscription changes ---------------------------------------
     def _sync_call(self, kind: str) -> Send:
