@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
-from typing import List
+from typing import List, Tuple
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -110,13 +111,19 @@ def test_error_in_error_handler_does_not_loop() -> None:
     assert calls == ["x", ERROR]
 
 
-def test_full_queue_blocks_the_producer_without_dropping() -> None:
+def held_dispatcher(maxsize: int) -> Tuple[Dispatcher, threading.Event, List[object]]:
+    """A started dispatcher whose callback waits for `release`, then notes each event's data."""
     h = Handlers()
     release = threading.Event()
-    got = []
+    got: List[object] = []
     h.add("*", lambda e: (release.wait(5), got.append(e.data)))
-    d = Dispatcher(h, maxsize=3, name="rtsync-test-dispatch")
+    d = Dispatcher(h, maxsize=maxsize, name="rtsync-test-dispatch")
     d.start()
+    return d, release, got
+
+
+def test_full_queue_blocks_the_producer_without_dropping() -> None:
+    d, release, got = held_dispatcher(3)
     waits = []
 
     def producer() -> None:
@@ -136,14 +143,7 @@ def test_full_queue_blocks_the_producer_without_dropping() -> None:
 def test_events_that_did_not_fit_are_asked_for_once_half_the_queue_is_free() -> None:
     # The reader keeps what did not fit and is woken to hand it over: without the call it found
     # out only at its next look (20 ms later), and a burst larger than queue_size crawled.
-    import collections
-
-    h = Handlers()
-    release = threading.Event()
-    got = []
-    h.add("*", lambda e: (release.wait(5), got.append(e.data)))
-    d = Dispatcher(h, maxsize=4, name="rtsync-test-dispatch")
-    d.start()
+    d, release, got = held_dispatcher(4)
     calls: List[int] = []
     backlog = collections.deque(ev("n", data=i) for i in range(10))
     d.offer(backlog, lambda: calls.append(len(d)))
