@@ -9,7 +9,6 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
     Iterable,
     List,
     Optional,
@@ -144,13 +143,6 @@ class Event:
         }
         if extra:
             values.update(extra)
-        obj = _new(cls)
-        _set(obj, "__dict__", values)
-        return obj
-
-    @classmethod
-    def _build(cls: Type[_E], values: Dict[str, Any]) -> _E:
-        """An event whose `values` (every field, in `make`'s order) the caller built itself."""
         obj = _new(cls)
         _set(obj, "__dict__", values)
         return obj

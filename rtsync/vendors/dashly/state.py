@@ -7,9 +7,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ...errors import ProtocolError
 from ...events import Event
-from ...sansio import BoundedSet, Output, Report
 from ...jsontext import QUICK, quick_loads
-from ...sansio import loads as _loads  # json, or orjson with the `fast` extra
+from ...jsontext import loads as _loads  # json, or orjson with the `fast` extra
+from ...sansio import BoundedSet, Output, Report
 from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
 from .envelope import (
     EPOCHS as _EPOCHS,
@@ -409,7 +409,7 @@ class DashlyState:
 
 
 def _event(envelope: Dict[str, Any], channel: str, msg_id: int, raw: str, tag: int, time_text: str) -> DashlyEvent:
-    """The event of an accepted message (both paths build it here; `Event._build`, written out)."""
+    """The event of an accepted message (both paths build it here; `Event.make`'s work, written out)."""
     event = _new(DashlyEvent)
     _set(event, "__dict__", {
         "name": PING if channel == "ping" else channel, "channel": channel, "data": envelope.get("message"),

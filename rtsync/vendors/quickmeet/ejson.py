@@ -27,10 +27,10 @@ from typing import Any, Dict
 
 from ...errors import ProtocolError
 
-__all__ = ["CustomType", "date_of_ms", "decode_ejson", "encode_date", "encode_ejson"]
+__all__ = ["EPOCH", "MILLISECOND", "CustomType", "date_of_ms", "decode_ejson", "encode_date", "encode_ejson"]
 
-EPOCH = _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MILLISECOND = _MILLISECOND = timedelta(milliseconds=1)  # EPOCH + MILLISECOND * ms: see date_of_ms
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MILLISECOND = timedelta(milliseconds=1)  # EPOCH + MILLISECOND * ms: see date_of_ms
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ def _shown(value: Any) -> str:
 def date_of_ms(ms: int) -> datetime:
     """Whole milliseconds since the epoch as an aware UTC datetime; OverflowError out of range.
 
-    The same value as `_EPOCH + timedelta(milliseconds=ms)`, in a third of the time (building a
+    The same value as `EPOCH + timedelta(milliseconds=ms)`, in a third of the time (building a
     timedelta from arguments is the slow part; multiplying one is not)."""
-    return _EPOCH + _MILLISECOND * ms
+    return EPOCH + MILLISECOND * ms
 
 
 def _date(ms: Any) -> datetime:
@@ -95,7 +95,7 @@ def _date(ms: Any) -> datetime:
             pass
     elif isinstance(ms, (int, float)) and not isinstance(ms, bool) and math.isfinite(ms):
         try:  # exact for whole milliseconds (`fromtimestamp(ms / 1000)` is off by one for some)
-            return _EPOCH + timedelta(milliseconds=ms)
+            return EPOCH + timedelta(milliseconds=ms)
         except (OverflowError, OSError, ValueError):
             pass
     raise ProtocolError(f"an EJSON date is not a number of milliseconds in range: {{'$date': {_shown(ms)}}}")
@@ -133,7 +133,7 @@ def encode_ejson(value: Any) -> Any:
         return {"$InfNaN": 0 if math.isnan(value) else (1 if value > 0 else -1)}
     if isinstance(value, datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        delta = moment - _EPOCH
+        delta = moment - EPOCH
         return {"$date": (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000}
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$binary": base64.b64encode(bytes(value)).decode("ascii")}
