@@ -288,5 +288,5 @@ def suites() -> List[Suite]:
                          ["rails rtsync", "rails actioncable-client", "rails raw skip_utf8+json"], {}, [
                              Compare("rails rtsync", "rails actioncable-client", "events/s"),
                              Compare("rails rtsync", "rails raw skip_utf8+json", "events/s", target=1.0),
-                         ], rounds=1, units=ev, timeout=240))
+                         ], rounds=5, units=ev, timeout=240))
     return out
