@@ -327,8 +327,9 @@ class Reader:
 
     def deliver(self, events: List[Event], defer: bool = False) -> None:
         """Queue events in order. On the link thread a full queue does not stop reading at once:
-        up to `READ_AHEAD` more events wait in the backlog while heartbeats keep flowing; with
-        `defer` they wait there for the next read in any case (`stream` hands them over)."""
+        up to `READ_AHEAD` more events wait in the backlog while heartbeats keep flowing (the
+        dispatcher wakes the link once there is room for them); with `defer` they wait there for
+        the next read in any case (`stream` hands them over)."""
         dispatcher = self.dispatcher
         if dispatcher is None:
             return
@@ -352,7 +353,7 @@ class Reader:
         backlog = self.backlog
         backlog.extend(events)
         if not defer:
-            dispatcher.offer(backlog)
+            dispatcher.offer(backlog, getattr(self.link, "wake", None))
         if len(backlog) > READ_AHEAD:
             self.flush_backlog(wait=True)
 
@@ -361,7 +362,6 @@ class Reader:
         dispatcher, backlog = self.dispatcher, self.backlog
         if dispatcher is None or not backlog:
             return
-        # A reader whose events did not all fit is woken when there is room, not at its next poll.
         dispatcher.offer(backlog, getattr(self.link, "wake", None))
         if wait and backlog:
             events = list(backlog)
