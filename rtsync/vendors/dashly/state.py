@@ -7,9 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ...errors import ProtocolError
 from ...events import Event
-from ...jsontext import QUICK, quick_loads
-from ...jsontext import loads as _loads  # json, or orjson with the `fast` extra
-from ...sansio import BoundedSet, Output, Report
+from ...sansio import BoundedSet, Output, Report, json_object
 from .cursor import CHANNEL_DELETED, PING, PROVIDER, Cursor, DashlyEvent
 from .envelope import (
     EPOCHS as _EPOCHS,
@@ -162,17 +160,7 @@ class DashlyState:
     # -- decoding ----------------------------------------------------------
     def accept(self, text: str, now: float) -> List[Output]:
         """Events (and Reports) for one frame or body; each message is decoded on its own."""
-        envelope: Any = None
-        if quick_loads is not None and len(text) <= QUICK:  # `_loads`'s answer without its call
-            try:
-                envelope = quick_loads(text)
-            except ValueError:
-                pass
-        if type(envelope) is not dict:
-            try:
-                envelope = _loads(text)  # a WebSocket frame is exactly one envelope: the fast path
-            except (ValueError, RecursionError):
-                envelope = None
+        envelope = json_object(text)  # a WebSocket frame is exactly one envelope: the fast path
         if type(envelope) is dict:
             if FAST_PATH:
                 # The common message, decided here rather than by `_one` (written out: a call

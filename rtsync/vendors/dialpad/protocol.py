@@ -249,9 +249,9 @@ class DialpadProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.heard(now)
-        return contained(lambda: self._received(text), text, _quote)
+        return contained(self._received, text, now, _quote)
 
-    def _received(self, text: str) -> List[Output]:
+    def _received(self, text: str, now: float) -> List[Output]:
         data, problem = self._decode(text)
         if problem is not None:
             return [Report(problem)]

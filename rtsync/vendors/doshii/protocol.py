@@ -81,7 +81,7 @@ class DoshiiProtocol(WebSocketProtocol):
         return self.liveness.opened(now)  # the first heartbeat "completes the handshake"
 
     def received(self, text: str, now: float) -> List[Output]:
-        return contained(lambda: self._received(text, now), text)
+        return contained(self._received, text, now)
 
     def _received(self, text: str, now: float) -> List[Output]:
         if text.startswith("primus::"):

@@ -31,10 +31,9 @@ from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ...errors import AuthenticationError, ConnectionLost, ProtocolError, RtsyncError
-from ...jsontext import QUICK, quick_loads
 from ...policy import close_error
 from ...sansio import BoundedSet, Connected, Fail, Handshake, Liveness, Output, Reply, Report, Send, \
-    WebSocketProtocol, json_object, quoted, undecodable
+    WebSocketProtocol, contained, json_object, quoted
 from .ejson import decode_ejson, encode_date, encode_ejson
 from .fastpath import plain_result
 from .failures import VersionMismatch, call_error, short
@@ -187,13 +186,7 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.liveness.heard(now)
-        # `contained`'s verdict, without building two closures per frame when nothing goes wrong.
-        try:
-            return self._received(text, now)
-        except RtsyncError:
-            raise
-        except Exception as exc:
-            return [undecodable(exc, text, lambda t: quoted(self._masked(t)))]
+        return contained(self._received, text, now, self._quoted)
 
     def _masked(self, text: str) -> str:
         """The frame with login tokens and credentials masked (reports quote it)."""
@@ -205,21 +198,16 @@ class QuickMeetProtocol(Login, Streams, WebSocketProtocol):
                 text = text.replace(secret, "***")
         return text
 
+    def _quoted(self, text: str) -> str:
+        return quoted(self._masked(text))
+
     def _bad(self, what: str, text: str) -> Report:
-        return Report(ProtocolError(f"skipped {what}: {quoted(self._masked(text))}"))
+        return Report(ProtocolError(f"skipped {what}: {self._quoted(text)}"))
 
     def _received(self, text: str, now: float) -> List[Output]:
-        frame: Any = None
-        if quick_loads is not None and len(text) <= QUICK:  # nearly every frame: no call for the verdict
-            try:
-                frame = quick_loads(text)
-            except ValueError:
-                pass
-        if type(frame) is not dict:
-            frame = json_object(text)
-            if isinstance(frame, Report):
-                masked = json_object(text, shown=self._masked(text))  # the same verdict, credentials masked
-                return [masked] if isinstance(masked, Report) else [frame]
+        frame = json_object(text, quote=self._quoted)  # credentials masked, and only in a report
+        if isinstance(frame, Report):
+            return [frame]
         kind = frame.get("msg")
         if kind is not None and not isinstance(kind, str):
             return [self._bad(f"a frame whose msg is a {type(kind).__name__}, not a string", text)]

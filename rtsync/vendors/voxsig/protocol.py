@@ -46,7 +46,6 @@ from ...errors import (
     RtsyncError,
 )
 from ...events import Event
-from ...jsontext import QUICK, quick_loads
 from ...policy import close_error
 from ...sansio import (
     Connected,
@@ -57,9 +56,9 @@ from ...sansio import (
     Report,
     Send,
     WebSocketProtocol,
+    contained,
     json_object,
     quoted,
-    undecodable,
 )
 
 __all__ = ["DISCONNECT_REASONS", "SUBPROTOCOLS", "SubscriptionTimeout", "VoxsigProtocol", "build_identifier"]
@@ -215,13 +214,7 @@ class VoxsigProtocol(WebSocketProtocol):
 
     def received(self, text: str, now: float) -> List[Output]:
         self.liveness.heard(now)
-        # `contained`'s verdict, without building two closures per frame when nothing goes wrong.
-        try:
-            return self._received(text, now)
-        except RtsyncError:
-            raise
-        except Exception as exc:
-            return [undecodable(exc, text, lambda t: quoted(self._masked(t)))]
+        return contained(self._received, text, now, self._quoted)
 
     def _masked(self, text: str) -> str:
         """The frame with our identifiers (and so our tokens) masked, as events keep it in `raw`."""
@@ -231,21 +224,16 @@ class VoxsigProtocol(WebSocketProtocol):
             text = text.replace(token, "***")
         return text
 
+    def _quoted(self, text: str) -> str:
+        return quoted(self._masked(text))
+
     def _bad(self, what: str, text: str) -> Report:
-        return Report(ProtocolError(f"skipped {what}: {quoted(self._masked(text))}"))
+        return Report(ProtocolError(f"skipped {what}: {self._quoted(text)}"))
 
     def _received(self, text: str, now: float) -> List[Output]:
-        frame: Any = None
-        if quick_loads is not None and len(text) <= QUICK:  # nearly every frame: no call for the verdict
-            try:
-                frame = quick_loads(text)
-            except ValueError:
-                pass
-        if type(frame) is not dict:
-            frame = json_object(text)
-            if isinstance(frame, Report):  # masked only now: masking every good frame twice cost a fifth
-                masked = json_object(text, shown=self._masked(text))
-                return [masked] if isinstance(masked, Report) else [frame]
+        frame = json_object(text, quote=self._quoted)  # masked only for a report: masking every frame cost a fifth
+        if isinstance(frame, Report):
+            return [frame]
         kind = frame.get("type")
         if kind is not None and not isinstance(kind, str):
             return [self._bad(f"a frame whose type is a {type(kind).__name__}, not a string", text)]
