@@ -227,6 +227,32 @@ def test_messages_come_whole_however_the_reads_cut_them(
     assert got == messages and not reader.buffered
 
 
+def test_a_read_of_many_messages_is_returned_in_batches_of_256() -> None:
+    # Callbacks get the first events of a big read while the rest are decoded, and a batch's
+    # objects die young instead of waiting for thousands of others.
+    reader = FrameReader(1 << 20)
+    texts = [f"m{i}" for i in range(1000)]
+    data = b"".join(frame(t.encode()) for t in texts)
+    tail = frame(b"last")
+    batches = [reader.feed(data + tail[:3])]
+    while reader.more and batches[-1]:  # as the link calls it: until a call gives nothing
+        batches.append(reader.feed(b""))
+    assert [len(b) for b in batches] == [256, 256, 256, 232, 0]
+    assert sum(batches, []) == texts and reader.buffered  # the begun frame waits for its bytes
+    assert reader.feed(tail[3:]) == ["last"] and not reader.more and not reader.buffered
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(max_size=20), min_size=200, max_size=900), st.lists(st.integers(1, 20_000), max_size=6))
+def test_batches_lose_and_repeat_nothing_however_the_reads_cut_them(messages: List[str], cuts: List[int]) -> None:
+    data = b"".join(frame(m.encode()) for m in messages)
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    reader, out = FrameReader(1 << 20), []
+    for lo, hi in zip(points, points[1:]):
+        out += feed(reader, data[lo:hi])
+    assert out == messages and not reader.buffered
+
+
 # -- the link's reads on a real socket ----------------------------------------------------------
 def _link_on(sock: socket.socket) -> WebSocketLink:
     link = WebSocketLink(Handshake("ws://unused"))
