@@ -41,8 +41,8 @@ _CLOSE_PROTOCOL, _CLOSE_INVALID_DATA = 1002, 1007
 # Messages returned by one `feed`; the rest stay buffered (`more`) for the next. A 1 MiB read of
 # small messages is thousands of events: handed over as one batch, they all live until the
 # callbacks reach them, so the cyclic GC walks them again and again, and the first callback waits
-# for the last decode. In batches of 256, QuickMeet streams ran 13% faster (117k -> 132k events/s, medians of six
-# alternating runs).
+# for the last decode. In batches of 256, QuickMeet streams ran 13% faster (117k -> 132k
+# events/s, medians of six alternating runs).
 _BATCH = 256
 
 
