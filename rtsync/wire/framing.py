@@ -156,19 +156,35 @@ class FrameReader:
     def _cut(self, buf: Any, out: List[Incoming]) -> int:
         """Cut the frames of `buf` into `out`; return how many bytes were used."""
         pos, end = 0, len(buf)
+        if self._skip:  # the rest of an oversized payload, discarded
+            pos = min(self._skip, end)
+            self._skip -= pos
+            if self._skip:
+                return pos
         limit = self.max_message_size
         # Only the library changes these (a frame through it ends this loop or is followed by a look again).
         fast = self.protocol.state is _OPEN and not self._open
-        while True:
-            if self._skip:
-                take = min(self._skip, end - pos)
-                pos += take
-                self._skip -= take
-                if self._skip:
-                    break
-            if end - pos < 2:
-                break
+        while end - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
+            if b0 == _FAST_TEXT and b1 < 127 and fast:  # nearly every frame: text, up to 64 KiB, unmasked
+                if b1 < 126:
+                    start = pos + 2
+                    stop = start + b1
+                elif end - pos >= 4:
+                    start = pos + 4
+                    stop = start + (buf[pos + 2] << 8 | buf[pos + 3])
+                else:
+                    break
+                if stop - start <= limit:
+                    if stop > end or len(out) == _BATCH:
+                        break
+                    try:  # a view of the link's buffer (a copy only of a frame begun in an earlier read)
+                        out.append(str(buf[start:stop], "utf-8"))
+                    except UnicodeDecodeError as exc:
+                        self._invalid_utf8(exc)
+                        break
+                    pos = stop
+                    continue
             length = b1 & 0x7F
             head = 2
             if length == 126:
@@ -203,7 +219,7 @@ class FrameReader:
                 try:  # decoded straight from the buffer: no copy of the payload first
                     out.append(_utf8(memoryview(buf)[start:stop], "strict", True)[0])
                 except UnicodeDecodeError as exc:
-                    self._fail(_CLOSE_INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
+                    self._invalid_utf8(exc)
                     break
                 continue
             if out:
@@ -215,6 +231,9 @@ class FrameReader:
                 break
             fast = self.protocol.state is _OPEN and not self._open
         return pos
+
+    def _invalid_utf8(self, exc: UnicodeDecodeError) -> None:
+        self._fail(_CLOSE_INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
 
     def _violation(self) -> WebSocketProtocolError:
         proto = self.protocol
@@ -282,7 +301,7 @@ class FrameReader:
             try:  # fail fast (6.4): each fragment is checked as it comes
                 text = self._text.decode(data, fin)
             except UnicodeDecodeError as exc:
-                self._fail(_CLOSE_INVALID_DATA, f"invalid UTF-8 in a text message: {exc.reason}")
+                self._invalid_utf8(exc)
                 return
             if not self._dropping:
                 self._parts.append(text)
