@@ -161,7 +161,7 @@ def _node_available() -> bool:
 class JsClient:
     def __init__(self, server: VoxsigServer, *args: str) -> None:
         self.proc = subprocess.Popen(
-            ["node", "client.js", server.cable_url, server.http_url, *args], cwd=HERE / "voxsig_js",
+            ["node", "client.js", server.url, server.http_url, *args], cwd=HERE / "voxsig_js",
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: List[dict] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -198,12 +198,12 @@ def test_official_client_connects_receives_and_reconnects(local: VoxsigServer) -
         assert js.saw("identifier") == ['{"channel":"RoomChannel","pubsub_token":"good-user-token",'
                                         '"account_id":1,"user_id":1}']
         js.send("presence")
-        local.broadcast("account_1", "message.created", {"id": 5})
+        local.publish("account_1", "message.created", {"id": 5})
         assert wait_for(lambda: any(d.get("event") == "message.created" for d in js.saw("received")))
         assert wait_for(lambda: any(d.get("event") == "presence.update" for d in js.saw("received")))
         local.server_restart()  # the official client reconnects by its monitor (6-12 s) and resubscribes
         assert wait_for(lambda: any(d.get("reconnected") for d in js.saw("connected")), timeout=30)
-        local.broadcast("account_1", "message.created", {"id": 6})
+        local.publish("account_1", "message.created", {"id": 6})
         assert wait_for(lambda: any(d.get("data", {}).get("id") == 6 for d in js.saw("received")))
     finally:
         js.close()
