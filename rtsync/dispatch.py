@@ -111,7 +111,7 @@ class _Batches:
     released, so the thread it wakes finds the GIL free. A `SimpleQueue` wakes it while the
     reader still holds the GIL: the woken thread often preempts the reader on its core, finds
     the GIL taken and sleeps again. At 2,000 msg/s the eventfd cut context switches from about
-    6 to 2.5 per read, and CPU per event from 47 to 37 us (medians of six alternating runs).
+    5 to under 3 per read, and CPU per event from 47 to 37 us (medians of six alternating runs).
     Elsewhere the doorbell is a `SimpleQueue`.
 
     `put` and `close` are called under the dispatcher's `_put_lock`, `open` by `start`, and `get`
